@@ -1,0 +1,11 @@
+"""Every network of the paper, plus clearly labelled follow-ups, behind one registry."""
+
+from resnet.models.blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ZeroPadShortcut
+from resnet.models.cifar import CifarResNet
+from resnet.models.imagenet import ImageNetResNet
+from resnet.models.registry import ModelSpec, create_model, get_spec, list_models, model_family
+
+__all__ = [
+    "BasicBlock", "Bottleneck", "CifarResNet", "ImageNetResNet", "ModelSpec", "PreActBasicBlock",
+    "PreActBottleneck", "ZeroPadShortcut", "create_model", "get_spec", "list_models", "model_family",
+]
