@@ -1,0 +1,82 @@
+"""The HTML/Markdown report: numbers in its tables come from the runs, figures are embedded."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from resnet.errors import ResNetError
+from resnet.report import load_run, results_table, write_report
+
+
+def make_run(root: Path, name: str, model: str, val_errors: list[float]) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"model": model, "data": "cifar10", "iterations": 300}))
+    lines = []
+    for i, err in enumerate(val_errors, start=1):
+        lines.append({"kind": "train", "step": 100 * i, "epoch": i, "loss": 1.0, "train_error": err + 0.05,
+                      "lr": 0.1, "images_per_s": 500.0})
+        lines.append({"kind": "val", "step": 100 * i, "epoch": i, "val_error": err, "val_top5_error": 0.01,
+                      "val_loss": 1.0})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"torn": ')
+    (run / "summary.json").write_text(json.dumps({"params": 269722, "step": 300, "wall_time_s": 12.3,
+                                                  "images_per_s": 512.0}))
+    return run
+
+
+def test_results_table_holds_the_runs_numbers(tmp_path: Path) -> None:
+    runs = [load_run(make_run(tmp_path, "resnet20", "resnet20", [0.5, 0.3, 0.35])),
+            load_run(make_run(tmp_path, "plain20", "plain20", [0.6, 0.45, 0.4]))]
+    rows = results_table(runs)
+    assert rows[1][:6] == ["resnet20", "resnet20", "269,722", "300", "30.00", "35.00"]
+    assert rows[2][4:6] == ["40.00", "40.00"]
+    assert runs[1].is_plain and not runs[0].is_plain
+
+
+def test_report_is_self_contained_html_and_markdown(tmp_path: Path) -> None:
+    a = make_run(tmp_path / "runs", "resnet20", "resnet20", [0.5, 0.3])
+    b = make_run(tmp_path / "runs", "plain20", "plain20", [0.6, 0.5])
+    html_path, md_path = write_report([a, b], tmp_path / "report", title="Degradation")
+    page = html_path.read_text()
+    assert "<h1>Degradation</h1>" in page and "30.00" in page
+    uris = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert uris and base64.b64decode(uris[0])[:4] == b"\x89PNG"
+    assert "http://" not in page and "https://" not in page  # nothing to fetch when viewed
+    md = md_path.read_text()
+    assert "| resnet20 | resnet20 | 269,722 | 300 | 30.00 | 30.00 |" in md
+    assert (tmp_path / "report" / "curves.png").is_file()
+
+
+def test_report_errors_name_the_folder(tmp_path: Path) -> None:
+    with pytest.raises(ResNetError, match="no such directory"):
+        load_run(tmp_path / "missing")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(ResNetError, match=r"half: not a run folder \(metrics.jsonl is missing\)"):
+        load_run(tmp_path / "half")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package 'chromium')")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "runs", "resnet20", "resnet20", [0.5, 0.3])
+    html_path, _ = write_report([run], tmp_path / "report")
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
+                    f"--screenshot={shot}", html_path.as_uri()], check=True, capture_output=True, timeout=120)
+    from PIL import Image
+
+    with Image.open(shot) as img:
+        colours = img.convert("RGB").resize((60, 80)).getcolors(60 * 80)
+    assert colours is not None and len(colours) > 20  # a rendered page with a figure, not a blank one
