@@ -26,7 +26,7 @@ def make_run(root: Path, name: str, model: str, val_errors: list[float]) -> Path
         lines.append({"kind": "val", "step": 100 * i, "epoch": i, "val_error": err, "val_top5_error": 0.01,
                       "val_loss": 1.0})
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"torn": ')
-    (run / "summary.json").write_text(json.dumps({"params": 269722, "step": 300, "wall_time_s": 12.3,
+    (run / "summary.json").write_text(json.dumps({"params": 269722, "iterations": 300, "wall_time_s": 12.3,
                                                   "images_per_s": 512.0}))
     return run
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet.errors import ResNetError
+from resnet.markdown import markdown_table
 from resnet.train.metrics import read_metrics
 
 # Which settings a reader wants first; the whole resolved config is in a collapsible block below.
@@ -90,7 +91,7 @@ def results_table(runs: list[Run]) -> list[list[str]]:
              "test error (%)", "wall time (s)", "images/s"]]
     for run in runs:
         s = run.summary
-        steps = s.get("step") or (run.metrics[-1]["step"] if run.metrics else 0)
+        steps = s.get("iterations") or (run.metrics[-1]["step"] if run.metrics else 0)
         rows.append([run.name, str(run.config.get("model", "?")), f"{s['params']:,}" if "params" in s else "-",
                      str(steps), _pct(run.best_val_error), _pct(run.final_val_error),
                      _pct(s.get("test_error")), f"{s['wall_time_s']:.0f}" if "wall_time_s" in s else "-",
@@ -114,11 +115,6 @@ def curves_figure(runs: list[Run], path: Path) -> Path | None:
         return None
     ordered = {k: panels[k] for k in ("plain networks", "residual networks") if k in panels}
     return plot_error_curves(ordered, path)
-
-
-def _md_table(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(" --- " for _ in rows[0]) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
 
 def _html_table(rows: list[list[str]]) -> str:
@@ -158,11 +154,11 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "
     table = results_table(runs)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
-    md = [f"# {title}", "", f"Generated {stamp} from {len(runs)} run(s).", "", "## Results", "", _md_table(table)]
+    md = [f"# {title}", "", f"Generated {stamp} from {len(runs)} run(s).", "", "## Results", "", markdown_table(table)]
     body = [f"<h1>{html.escape(title)}</h1>", f"<p class='meta'>Generated {stamp} from {len(runs)} run(s).</p>",
             "<h2>Results</h2>", _html_table(table)]
     for heading, rows in (extra_tables or {}).items():
-        md += ["", f"## {heading}", "", _md_table(rows)]
+        md += ["", f"## {heading}", "", markdown_table(rows)]
         body += [f"<h2>{html.escape(heading)}</h2>", _html_table(rows)]
     if curves is not None:
         md += ["", "## Error curves", "", "Training error dashed, validation error bold.", "",
@@ -171,7 +167,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "
                  f"<img alt='error curves' src='{_data_uri(curves)}'>"]
     for run in runs:
         settings = [["setting", "value"]] + [[k, json.dumps(run.config[k])] for k in KEY_SETTINGS if k in run.config]
-        md += ["", f"## Run `{run.name}`", "", f"Folder: `{run.path}`", "", _md_table(settings)]
+        md += ["", f"## Run `{run.name}`", "", f"Folder: `{run.path}`", "", markdown_table(settings)]
         body += [f"<h2>Run {html.escape(run.name)}</h2>", f"<p class='meta'>Folder: {html.escape(str(run.path))}</p>",
                  _html_table(settings)]
         for fig in run.figures:

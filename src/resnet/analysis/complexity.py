@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from resnet.errors import ResNetError
+from resnet.markdown import markdown_table
 from resnet.models import create_model, get_spec, list_models
 
 
@@ -190,7 +191,7 @@ def table1() -> str:
         rows.append([stage, size] + [s.stages[i].layers for s in summaries])
     rows.append(["FLOPs", ""] + [f"{s.macs / 1e9:.1f}x10^9" for s in summaries])
     rows.append(["params", ""] + [f"{s.params / 1e6:.1f}M" for s in summaries])
-    return _markdown(rows)
+    return markdown_table(rows)
 
 
 def all_models_table(include_beyond_paper: bool = True) -> str:
@@ -204,13 +205,7 @@ def all_models_table(include_beyond_paper: bool = True) -> str:
         rows.append([f"`{name}`", spec.family, f"{spec.input_size}x{spec.input_size}", f"{s.params:,}",
                      f"{s.macs / 1e9:.3f}G" if s.macs >= 1e8 else f"{s.macs / 1e6:.1f}M",
                      ("beyond the paper: " if spec.beyond_paper else "") + spec.description])
-    return _markdown(rows)
-
-
-def _markdown(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(" --- " for _ in rows[0]) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def run_summary_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,204 @@
+"""The paper's experiments as commands: degradation (Fig. 6 + Table 6) and shortcut options (Table 3).
+
+Each experiment is a set of ordinary run folders under one output folder, trained with the paper's
+recipe through :func:`resnet.train.train`. Running the same command again continues where it
+stopped: finished runs are read back, interrupted ones resume from their last checkpoint, and only
+missing ones start. ``quick=True`` shortens the schedule (milestones scale with it) so the
+experiment fits a laptop CPU; the tables say which mode produced them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resnet.errors import ResNetError
+from resnet.markdown import markdown_table
+from resnet.models import get_spec, list_models, model_family
+
+logger = logging.getLogger(__name__)
+
+# Table 6: CIFAR-10 *test* error (%) of the paper's ResNets (110: best of 5 runs; mean 6.61).
+PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+# Table 3: ImageNet top-1 error (%), 10-crop, of ResNet-34 with options A/B/C.
+PAPER_TABLE3 = {"A": 25.03, "B": 24.52, "C": 24.19}
+
+# Quick mode: about 20 minutes on 2 CPU cores for plain/residual at depths 20 and 56 (the note in the
+# README says what it shows). The LR milestones of the recipe scale with the iterations.
+QUICK = {"iterations": 1200, "eval_every": 200, "log_every": 25}
+
+
+@dataclass
+class ExperimentResult:
+    out_dir: Path
+    runs: dict[str, Path]
+    table: list[list[str]]
+    figure: Path | None
+    report: Path | None
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file()
+
+
+def run_or_resume(options: dict[str, Any], run_dir: Path) -> Path:
+    """Train one run of an experiment, or continue it, or read it back if it already finished."""
+    from resnet.train import resolve, train
+    from resnet.train.checkpoint import LAST
+
+    if _finished(run_dir):
+        logger.info("%s: finished earlier, reusing it", run_dir)
+        return run_dir
+    if (run_dir / LAST).is_file():
+        logger.info("%s: resuming from its last checkpoint", run_dir)
+        train(resume=run_dir)
+        return run_dir
+    if run_dir.exists():
+        # Started but stopped before its first checkpoint: nothing worth keeping, start it again.
+        shutil.rmtree(run_dir)
+    logger.info("%s: training %s", run_dir, options.get("model"))
+    train(resolve({**options, "run_dir": str(run_dir)}))
+    return run_dir
+
+
+def _cifar_name(kind: str, depth: int) -> tuple[str, dict[str, Any]]:
+    """The registered name for a CIFAR depth, or the generic builder with ``depth``."""
+    name = f"{kind}{depth}"
+    if name in list_models("cifar"):
+        return name, {}
+    return f"cifar_{kind}", {"depth": depth}
+
+
+def _last(run: Any, kind: str, key: str) -> float | None:
+    _, values = run.curve(kind, key)
+    return values[-1] if values else None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _params(run_dir: Path) -> int:
+    from resnet.evaluate import model_from_checkpoint
+
+    model, _ = model_from_checkpoint(run_dir)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _save_table(out: Path, stem: str, rows: list[list[str]], note: str) -> None:
+    (out / f"{stem}.md").write_text(f"{note}\n\n{markdown_table(rows)}\n")
+    (out / f"{stem}.json").write_text(json.dumps({"note": note, "rows": rows}, indent=2) + "\n")
+
+
+def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | Path, *, quick: bool = False,
+                overrides: dict[str, Any] | None = None) -> ExperimentResult:
+    """Plain and residual CIFAR nets at each depth, the paper's CIFAR recipe; Figure 6 and Table 6."""
+    from resnet.models.cifar import blocks_per_stage
+    from resnet.plots import plot_error_curves
+    from resnet.report import load_run, write_report
+
+    if not depths:
+        raise ResNetError("--depths needs at least one depth, e.g. 20,56")
+    for depth in depths:
+        blocks_per_stage(depth, 2)  # a clear error for a depth that is not 6n+2
+    out = Path(out_dir)
+    base = {"recipe": "cifar-paper", **data_options, **(QUICK if quick else {}), **(overrides or {})}
+    runs: dict[str, Path] = {}
+    for depth in depths:
+        for kind in ("plain", "resnet"):
+            name, extra = _cifar_name(kind, depth)
+            runs[f"{kind}{depth}"] = run_or_resume({**base, "model": name, **extra}, out / f"{kind}{depth}")
+
+    loaded = {key: load_run(path) for key, path in runs.items()}
+    mode = "quick mode (shortened schedule)" if quick else "full schedule"
+    rows = [["depth", "params", "plain train err (%)", "plain val err (%)", "ResNet train err (%)",
+             "ResNet val err (%)", "paper ResNet test err (%)"]]
+    for depth in depths:
+        plain, res = loaded[f"plain{depth}"], loaded[f"resnet{depth}"]
+        rows.append([str(depth), f"{_params(runs[f'resnet{depth}']):,}",
+                     _pct(_last(plain, "train", "train_error")), _pct(_last(plain, "val", "val_error")),
+                     _pct(_last(res, "train", "train_error")), _pct(_last(res, "val", "val_error")),
+                     f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "-"])
+    iterations = next(iter(loaded.values())).summary.get("iterations", "?")
+    note = (f"Table 6 ({mode}, {iterations} iterations, {base.get('data')}): final training error (running "
+            f"average of the last log window) and validation error of our runs; the paper's column is CIFAR-10 "
+            f"test error after 64k iterations.")
+    _save_table(out, "table6", rows, note)
+    panels = {panel: {f"{label}-{d}": (*run.curve("train", "train_error"), *run.curve("val", "val_error"))
+                      for d in depths for run in [loaded[f"{kind}{d}"]]}
+              for panel, kind, label in (("plain", "plain", "plain"), ("ResNet", "resnet", "ResNet"))}
+    figure = plot_error_curves(panels, out / "figure6.png", title=f"Degradation on {base.get('data')} ({mode})")
+    report, _ = write_report(list(runs.values()), out / "report", title=f"Degradation experiment ({mode})",
+                             extra_tables={"Table 6": rows})
+    return ExperimentResult(out, runs, rows, figure, report)
+
+
+def shortcuts(model: str, options: list[str], data_options: dict[str, Any], out_dir: str | Path, *,
+              quick: bool = False, overrides: dict[str, Any] | None = None) -> ExperimentResult:
+    """One network with shortcut options A, B and C (the idea of the paper's Table 3)."""
+    from resnet.report import load_run, write_report
+
+    spec = get_spec(model)
+    if "shortcut" not in spec.options:
+        raise ResNetError(f"{model} has no shortcuts to vary; pick a residual network, e.g. resnet20 or resnet34")
+    bad = [o for o in options if o not in ("A", "B", "C")]
+    if bad or not options:
+        raise ResNetError(f"--options takes shortcut options from A, B, C (got {','.join(options) or 'none'})")
+    recipe = "cifar-paper" if model_family(model) == "cifar" else "imagenet-paper"
+    base = {"recipe": recipe, **data_options, **(QUICK if quick else {}), **(overrides or {}), "model": model}
+    out = Path(out_dir)
+    runs = {o: run_or_resume({**base, "shortcut": o}, out / f"{model}-{o}") for o in options}
+    loaded = {o: load_run(p) for o, p in runs.items()}
+    reference = model == "resnet34" and base.get("data") == "imagefolder"
+    rows = [["option", "params", "train err (%)", "val err (%)", "paper top-1 err (%)"]]
+    for o in options:
+        rows.append([o, f"{_params(runs[o]):,}", _pct(_last(loaded[o], "train", "train_error")),
+                     _pct(_last(loaded[o], "val", "val_error")),
+                     f"{PAPER_TABLE3[o]:.2f}" if reference else "-"])
+    mode = "quick mode (shortened schedule)" if quick else "full schedule"
+    _save_table(out, "shortcuts", rows, f"Shortcut options for {model} ({mode}); the paper's Table 3 "
+                "column applies only to ResNet-34 on ImageNet.")
+    report, _ = write_report(list(runs.values()), out / "report", title=f"Shortcut options: {model} ({mode})",
+                             extra_tables={"Shortcut options": rows})
+    return ExperimentResult(out, {f"{model}-{o}": p for o, p in runs.items()}, rows, out / "report" / "curves.png",
+                            report)
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs; values stay strings and are typed by the training config."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ResNetError(f"--set {item!r}: expected OPTION=VALUE, e.g. --set batch_size=64")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def run_experiment_command(args: Any) -> int:
+    """``resnet experiment degradation|shortcuts``."""
+    data = {"data": args.data, "device": args.device, "seed": args.seed, "quiet": args.quiet}
+    if args.data_dir:
+        data["data_dir"] = args.data_dir
+    overrides = _parse_sets(args.set)
+    if args.iterations is not None:
+        overrides["iterations"] = args.iterations
+    out = args.out or f"experiments/{args.experiment}"
+    if args.experiment == "degradation":
+        try:
+            depths = [int(d) for d in args.depths.split(",") if d.strip()]
+        except ValueError:
+            raise ResNetError(f"--depths {args.depths!r}: expected comma-separated integers, e.g. 20,32,44,56") from None
+        result = degradation(depths, data, out, quick=args.quick, overrides=overrides)
+    else:
+        options = [o.strip().upper() for o in args.options.split(",") if o.strip()]
+        result = shortcuts(args.model, options, data, out, quick=args.quick, overrides=overrides)
+    print(markdown_table(result.table))
+    print(f"report: {result.report}")
+    if result.figure is not None:
+        print(f"figure: {result.figure}")
+    return 0
