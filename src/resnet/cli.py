@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -10,8 +11,22 @@ from collections.abc import Callable, Sequence
 from resnet import __version__
 from resnet.errors import ResNetError
 
-# Each subcommand is a pair of functions: one adds its parser, one runs it.
-Command = tuple[str, Callable[[argparse._SubParsersAction], argparse.ArgumentParser]]
+
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """A subcommand's runner, imported only when it runs, so `resnet --help` stays instant."""
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), function)(args)
+
+    return run
+
+
+def _checkpoint_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint file (.safetensors) or run folder (its best checkpoint)")
+
+
+def _device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps (default: auto)")
 
 
 def _add_summary(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,18 +48,194 @@ def _add_summary(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--table1", action="store_true", help="the paper's Table 1 for the whole ImageNet family")
     p.add_argument("--all", action="store_true", help="a Markdown table of every network: parameters and multiply-adds")
-    p.set_defaults(func=_run_summary)
+    p.set_defaults(func=_lazy("resnet.analysis.complexity", "run_summary_command"))
     return p
 
 
-def _run_summary(args: argparse.Namespace) -> int:
-    from resnet.analysis import complexity
+def _add_train(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from resnet.train.command import add_train_arguments
 
-    return complexity.run_summary_command(args)
+    p = sub.add_parser(
+        "train",
+        help="train a network with the paper's recipes (no arguments: the embedded digits job)",
+        description="Train a network. With no arguments: ResNet-20 on the 1,797 scikit-learn digits "
+        "(about a minute on 2 CPU cores). Options resolve as: defaults -> --recipe -> --config FILE -> "
+        "flags. --batch-size is the global batch (summed over all processes of a DDP run, the LR is for "
+        "it); run many processes with --nproc N or `torchrun --nproc-per-node N -m resnet train ...`.",
+    )
+    add_train_arguments(p)
+    p.set_defaults(func=_lazy("resnet.train.command", "run_train"))
+    return p
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "eval",
+        help="top-1/top-5 error of a checkpoint",
+        description="Top-1 and top-5 error of a checkpoint (or a run folder: its best checkpoint) on a "
+        "dataset. The data, split and normalisation default to the ones it was trained with.",
+    )
+    _checkpoint_argument(p)
+    p.add_argument("--data", default=None, help="dataset (default: the one it was trained on)")
+    p.add_argument("--data-dir", default=None, help="dataset folder (default: the one it was trained on)")
+    p.add_argument("--split", choices=["val", "test", "train"], default="val",
+                   help="which split to evaluate (default: val; test where the source has one, e.g. CIFAR)")
+    views = p.add_mutually_exclusive_group()
+    views.add_argument("--ten-crop", action="store_true", help="average 10 crops: 4 corners, centre, and flips")
+    views.add_argument("--multi-scale", action="store_true",
+                       help="fully convolutional, scores averaged over shorter sides 224, 256, 384, 480, 640")
+    views.add_argument("--center", action="store_true", help="resize 256, centre 224 crop")
+    p.add_argument("--batch-size", type=int, default=100, help="images per forward pass (default: 100)")
+    _device_argument(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_lazy("resnet.evaluate", "run_eval_command"))
+    return p
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "predict",
+        help="top-5 classes of image files",
+        description="Classify image files with a checkpoint (or a run folder): the top classes with "
+        "their names and probabilities.",
+    )
+    _checkpoint_argument(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--top", type=int, default=5, help="classes to show per image (default: 5)")
+    _device_argument(p)
+    p.add_argument("--json", action="store_true", help="print JSON: one object per image")
+    p.set_defaults(func=_lazy("resnet.predict", "run_predict_command"))
+    return p
+
+
+def _data_arguments(p: argparse.ArgumentParser, default: str = "cifar10") -> None:
+    p.add_argument("--data", default=default, help=f"dataset: digits, cifar10, cifar100, imagefolder (default: {default})")
+    p.add_argument("--data-dir", default=None, help="dataset folder (not needed for digits)")
+    _device_argument(p)
+
+
+def _add_experiment(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("experiment", help="the paper's experiments: degradation (Fig. 6, Table 6), shortcut options",
+                       description="Train the runs of one of the paper's experiments (resumable: run the same "
+                       "command again to continue) and write its figures, tables and report into --out.")
+    kinds = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+    for name, help_text in (("degradation", "plain vs residual CIFAR nets at several depths: Figure 6, Table 6"),
+                            ("shortcuts", "shortcut options A, B, C on one network (the idea of Table 3)")):
+        e = kinds.add_parser(name, help=help_text, description=help_text)
+        _data_arguments(e)
+        if name == "degradation":
+            e.add_argument("--depths", default="20,56", help="comma-separated depths 6n+2 (default: 20,56; the "
+                           "paper: 20,32,44,56,110)")
+        else:
+            e.add_argument("--model", default="resnet20", help="residual network (default: resnet20)")
+            e.add_argument("--options", default="A,B,C", help="shortcut options to compare (default: A,B,C)")
+        e.add_argument("--quick", action="store_true", help="shortened schedule for a laptop CPU (see README)")
+        e.add_argument("--iterations", type=int, default=None, help="training length of every run (milestones scale)")
+        e.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
+        e.add_argument("--out", default=None, help=f"output folder (default: experiments/{name})")
+        e.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                       help="any `resnet train` option for every run, e.g. --set batch_size=64 (repeatable)")
+        e.add_argument("--quiet", action="store_true", help="no progress bars")
+        e.set_defaults(func=_lazy("resnet.experiments", "run_experiment_command"))
+    return p
+
+
+def _add_analyze(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("analyze", help="layer responses (Fig. 7) and gradient flow",
+                       description="Measure what the paper argues: layer responses of trained networks, and "
+                       "per-layer gradient norms of plain and residual networks.")
+    kinds = p.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
+    r = kinds.add_parser("responses", help="std of each 3x3 layer's output (after BN, before ReLU/addition)",
+                         description="The paper's Figure 7 for trained runs or checkpoints, on their validation "
+                         "images: in layer order and sorted by magnitude.")
+    r.add_argument("sources", nargs="+", metavar="RUN_OR_CHECKPOINT", help="run folders or checkpoint files")
+    r.add_argument("--data", default=None, help="dataset (default: the one each run was trained on)")
+    r.add_argument("--data-dir", default=None, help="dataset folder (default: the run's)")
+    r.add_argument("--split", choices=["val", "test", "train"], default="val", help="images to use (default: val)")
+    r.add_argument("--images", type=int, default=1000, help="how many images (default: 1000)")
+    r.add_argument("--batch-size", type=int, default=200, help="images per forward pass (default: 200)")
+    _device_argument(r)
+    r.add_argument("--out", default="analysis", help="output folder (default: analysis)")
+    r.set_defaults(func=_lazy("resnet.analysis.commands", "run_responses_command"))
+    g = kinds.add_parser("gradients", help="per-layer gradient norms at initialisation and after k steps",
+                         description="Gradient norm of each convolution weight, input to output, for each "
+                         "network, on one fixed validation batch: at initialisation and after --steps SGD steps.")
+    g.add_argument("models", nargs="+", metavar="MODEL", help="network names, e.g. plain20 resnet20 plain56 resnet56")
+    _data_arguments(g, default="digits")
+    g.add_argument("--val-split", type=float, default=0.2, help="held-out fraction or count (default: 0.2)")
+    g.add_argument("--steps", type=int, default=50, help="SGD steps before the second measurement (default: 50)")
+    g.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
+    g.add_argument("--lr", type=float, default=0.1, help="SGD learning rate of the steps (default: 0.1)")
+    g.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order (default: 0)")
+    g.add_argument("--out", default="analysis", help="output folder (default: analysis)")
+    g.set_defaults(func=_lazy("resnet.analysis.commands", "run_gradients_command"))
+    return p
+
+
+def _add_report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("report", help="one self-contained HTML page (and Markdown) for run folders",
+                       description="Config, curves, tables and final numbers of the given runs, as report.html "
+                       "(figures embedded, viewable offline) and report.md with PNGs beside it.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
+    p.add_argument("--out", default="report", help="output folder (default: report)")
+    p.add_argument("--title", default="ResNet runs", help="page title")
+    p.set_defaults(func=_run_report)
+    return p
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from resnet.report import write_report
+
+    html_path, md_path = write_report(args.runs, args.out, title=args.title)
+    print(f"report: {html_path}\nmarkdown: {md_path}")
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint to TorchScript or ONNX, checked against eager PyTorch",
+        description="Write a trained network (BatchNorm folded into the convolutions, any batch size) as "
+        "TorchScript or ONNX. The export is compared with eager PyTorch on random inputs and removed "
+        "again if they differ beyond float tolerance. ONNX needs `pip install 'resnet[export]'`.",
+    )
+    p.add_argument("checkpoint", help="a resnet checkpoint (.safetensors) or a run folder (its best, else last)")
+    p.add_argument("--format", choices=["torchscript", "onnx"], required=True, help="what to write")
+    p.add_argument("--output", default=None,
+                   help="file to write (default: beside the checkpoint, .pt for TorchScript, .onnx for ONNX)")
+    p.add_argument("--input-size", type=int, nargs="+", metavar="N", default=None,
+                   help="input height [width] used for the check (default: the checkpoint's image size)")
+    p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers separate in the export")
+    p.set_defaults(func=_lazy("resnet.export", "run_export_command"))
+    return p
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "bench",
+        help="training and inference images/s: this project's fast path vs an eager baseline, side by side",
+        description="Measure training and inference images/s of resnet20 (32x32) and resnet50 (224x224) on "
+        "this machine: the fast path against the same network in plain eager fp32 NCHW (and torchvision's "
+        "resnet50 with AMP, ONNX Runtime, where installed), interleaved in one run, medians after warm-up.",
+    )
+    from resnet.bench import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=_lazy("resnet.bench", "run_bench_command"))
+    return p
+
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = [
     _add_summary,
+    _add_train,
+    _add_eval,
+    _add_predict,
+    _add_experiment,
+    _add_analyze,
+    _add_report,
+    _add_export,
+    _add_bench,
 ]
 
 

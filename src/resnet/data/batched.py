@@ -1,0 +1,38 @@
+"""Crops and flips of a whole batch at once: one gather, no per-image Python loop, any device.
+
+For every image b the output is ``pad(x[b])[:, dy[b]:dy[b]+H, dx[b]:dx[b]+W]``, mirrored left-right
+where ``flip[b]``: exactly :func:`resnet.data.transforms.pad_crop_flip` applied image by image. The
+row and column indices of all crops are built with index arithmetic and read in one advanced-indexing
+gather, so the cost is one pass over the batch whatever its size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_crop_params(n: int, pad: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Offsets ``dy, dx`` uniform on 0..2*pad and flips with probability 1/2, drawn on the CPU."""
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return offsets[0], offsets[1], flip
+
+
+def pad_crop_flip_batch(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,
+                        pad: int = 4) -> torch.Tensor:
+    """Zero-pad ``x`` [B, C, H, W] by ``pad``, crop H x W at (dy, dx), mirror where ``flip``."""
+    b, c, h, w = x.shape
+    dev = x.device
+    padded = F.pad(x, (pad, pad, pad, pad)) if pad else x
+    rows = dy.to(dev)[:, None] + torch.arange(h, device=dev)  # [B, H]
+    cols = torch.arange(w, device=dev).expand(b, w)
+    cols = torch.where(flip.to(dev)[:, None], cols.flip(1), cols) + dx.to(dev)[:, None]  # [B, W]
+    batch = torch.arange(b, device=dev)[:, None, None, None]
+    chan = torch.arange(c, device=dev)[None, :, None, None]
+    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def flip_batch(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror the images of ``x`` [B, C, H, W] where ``flip`` [B] is true."""
+    return torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)

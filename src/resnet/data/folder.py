@@ -1,0 +1,70 @@
+"""Image folders: ``root/<class>/*.jpg`` or the ImageNet layout ``root/{train,val}/<class>/*``.
+
+Classes are the sorted names of the class folders. A ``val/`` folder must have exactly the classes
+of ``train/``. Empty class folders, unreadable images and files that are not images are errors
+naming the file; with ``skip_bad_images`` unreadable images are left out and listed instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from resnet.data.images import IMAGE_EXTENSIONS, is_image_name
+from resnet.errors import ResNetError
+
+logger = logging.getLogger(__name__)
+
+VAL_NAMES = ("val", "validation")
+
+
+@dataclass
+class FolderScan:
+    """One folder of class folders: sorted classes and (path, label) samples in a stable order."""
+
+    root: Path
+    classes: list[str]
+    samples: list[tuple[str, int]]
+    ignored: list[str] = field(default_factory=list)  # non-image names, reported, never decoded
+
+
+def scan_class_folders(root: Path) -> FolderScan:
+    if not root.is_dir():
+        raise ResNetError(f"{root}: image folder not found")
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise ResNetError(f"{root}: no class folders (expected {root}/<class>/<image>)")
+    samples: list[tuple[str, int]] = []
+    ignored: list[str] = []
+    for label, name in enumerate(classes):
+        folder = root / name
+        files = sorted(e.path for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+        images = [f for f in files if is_image_name(f)]
+        ignored += [f for f in files if not is_image_name(f)]
+        if not images:
+            raise ResNetError(f"{folder}: empty class folder (no files ending in {', '.join(IMAGE_EXTENSIONS)})")
+        samples += [(f, label) for f in images]
+    if ignored:
+        logger.warning("%s: ignored %d files that are not images by name, e.g. %s", root, len(ignored), ignored[0])
+    return FolderScan(root, classes, samples, ignored)
+
+
+def scan_image_root(root: str | Path) -> tuple[FolderScan, FolderScan | None]:
+    """The train scan and, where the root has one, the val scan with the same classes."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ResNetError(f"{root}: image folder not found")
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    val_dir = next((root / n for n in VAL_NAMES if (root / n).is_dir()), None) if train_dir != root else None
+    train = scan_class_folders(train_dir)
+    if val_dir is None:
+        return train, None
+    val = scan_class_folders(val_dir)
+    if val.classes != train.classes:
+        missing = sorted(set(train.classes) - set(val.classes))
+        extra = sorted(set(val.classes) - set(train.classes))
+        raise ResNetError(f"class folders differ between {train_dir} and {val_dir}: missing in val {missing}, "
+                          f"extra in val {extra}")
+    return train, val

@@ -1,0 +1,57 @@
+"""Decoding one image file with Pillow, at reduced size where JPEG allows it."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from resnet.errors import ResNetError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
+_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the header alone; ResNetError naming the file if it is not an image."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except _ERRORS as e:
+        raise ResNetError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def decode_rgb(path: str | Path, min_side: int | None = None) -> np.ndarray:
+    """The image as uint8 [H, W, 3].
+
+    With ``min_side``, a JPEG is decoded by Pillow's ``draft`` at the smallest power-of-two reduction
+    (1/2, 1/4, 1/8 in the DCT) whose shorter side is still at least ``min_side``: for a target much
+    smaller than the file this skips most of the decoding work, and the caller's resize finishes it.
+    A truncated or corrupt file raises ResNetError naming it.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if min_side is not None and im.format == "JPEG":
+                    w, h = im.size
+                    scale = min_side / min(w, h)
+                    if scale < 0.5:
+                        im.draft("RGB", (max(1, int(np.ceil(w * scale))), max(1, int(np.ceil(h * scale)))))
+                rgb = im.convert("RGB")
+                rgb.load()
+                return np.asarray(rgb)
+    except (*_ERRORS, Image.DecompressionBombWarning) as e:
+        raise ResNetError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
+
+
+def decode_tensor(path: str | Path, min_side: int | None = None) -> torch.Tensor:
+    """The image as uint8 [3, H, W]."""
+    return torch.from_numpy(decode_rgb(path, min_side).copy()).permute(2, 0, 1).contiguous()

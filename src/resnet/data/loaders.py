@@ -1,0 +1,281 @@
+"""Training and evaluation loaders: normalised float batches on the requested device.
+
+The order of a training epoch is a pure function of (seed, epoch): one global permutation, of which
+rank r of w takes every w-th entry (disjoint shards, reshuffled every epoch). The random numbers of
+batch i come from a generator seeded by (seed, epoch, rank, i), so ``start(epoch, i)`` resumes a run
+mid-epoch with exactly the batches it would have seen.
+
+- "tensor" data lives on the device as uint8; a batch is gathered, normalised and augmented there
+  in a few whole-batch operations (:mod:`resnet.data.batched`).
+- "files" data goes through a ``torch.utils.data.DataLoader`` whose workers decode and crop each
+  image (uint8, so little crosses between processes); normalisation and PCA lighting run on the batch.
+
+CIFAR augmentation pads with zeros after normalisation (zero = the mean pixel), as the paper's
+reference implementations do.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from resnet.data import transforms as T
+from resnet.data.batched import flip_batch, pad_crop_flip_batch, random_crop_params
+from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
+from resnet.data.images import decode_tensor
+from resnet.data.normalization import Normalization
+from resnet.errors import ResNetError
+
+logger = logging.getLogger(__name__)
+
+AUGMENTS = ("cifar", "imagenet", "flip", "none")
+PROTOCOLS = ("single", "center", "ten-crop", "multi-scale")
+CIFAR_PAD = 4
+
+
+def mix_seed(*values: int) -> int:
+    """One 63-bit seed from several integers (numpy's SeedSequence: no collisions between tuples)."""
+    return int(np.random.SeedSequence([int(v) for v in values]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+def generator(*values: int) -> torch.Generator:
+    return torch.Generator().manual_seed(mix_seed(*values))
+
+
+def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """This rank's indices for ``epoch``: every ``world_size``-th entry of one seeded permutation."""
+    perm = torch.randperm(n, generator=generator(seed, epoch))
+    usable = (n // world_size) * world_size  # equal shards, so every rank runs the same number of steps
+    return perm[rank:usable:world_size]
+
+
+class TrainLoader(ABC):
+    """Iterable of ``(images, labels)``; ``len()`` batches per epoch; ``set_epoch``/``start`` for resume."""
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, rank: int, world_size: int, drop_last: bool):
+        if batch_size < 1:
+            raise ResNetError(f"option 'batch-size': {batch_size} must be at least 1")
+        if not 0 <= rank < world_size:
+            raise ResNetError(f"rank {rank} is outside 0..{world_size - 1}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        per_rank = self.n // self.world_size
+        return per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batch_indices(self, epoch: int) -> list[torch.Tensor]:
+        order = epoch_order(self.n, self.seed, epoch, self.rank, self.world_size)
+        return list(order.split(self.batch_size))[:len(self)]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.start(self.epoch, 0)
+
+    def start(self, epoch: int, batch_index: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch`` from ``batch_index`` on (resuming mid-epoch)."""
+        self.epoch = epoch
+        return self._batches(epoch, batch_index)
+
+    @abstractmethod
+    def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches ``first``, ``first + 1``, ... of ``epoch``."""
+
+
+class TensorTrainLoader(TrainLoader):
+    """Batches of an in-memory split, augmented on ``device`` a whole batch at a time."""
+
+    def __init__(self, split: TensorSplit, batch_size: int, *, augment: str, normalization: Normalization,
+                 device: torch.device, **kw: Any):
+        super().__init__(len(split), batch_size, **kw)
+        if augment == "imagenet":
+            raise ResNetError("option 'augment': imagenet needs image files (kind 'files'); this dataset is in memory "
+                              f"at {tuple(split.images.shape[-2:])} px: use cifar, flip or none")
+        self.augment, self.normalization, self.device = augment, normalization, device
+        self.images = split.images.to(device)
+        self.labels = split.labels.to(device)
+
+    def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for i, idx in enumerate(self.batch_indices(epoch)[first:], start=first):
+            idx = idx.to(self.device)
+            x = self.normalization.apply(self.images[idx])
+            g = generator(self.seed, epoch, self.rank, i)
+            if self.augment == "cifar":
+                x = pad_crop_flip_batch(x, *random_crop_params(len(idx), CIFAR_PAD, g), pad=CIFAR_PAD)
+            elif self.augment == "flip":
+                x = flip_batch(x, torch.rand(len(idx), generator=g) < 0.5)
+            yield x, self.labels[idx]
+
+
+def _collate(items: list[tuple[Any, int, str | None]]) -> tuple[Any, torch.Tensor, list[str]]:
+    """Stack the decoded items; unreadable ones come back as error messages, not as images."""
+    good = [(x, y) for x, y, err in items if err is None]
+    errors = [err for _, _, err in items if err is not None]
+    labels = torch.tensor([y for _, y in good], dtype=torch.int64)
+    if not good:
+        return None, labels, errors
+    first = good[0][0]
+    if isinstance(first, list):  # multi-scale: one batch per scale
+        return [torch.stack([x[s] for x, _ in good]) for s in range(len(first))], labels, errors
+    return torch.stack([x for x, _ in good]), labels, errors
+
+
+class _FileTrainSet(Dataset):
+    """Item ``(index, item_seed)`` -> (uint8 augmented view, label, error or None)."""
+
+    def __init__(self, samples: list[tuple[str, int]], augment: str):
+        self.samples, self.augment = samples, augment
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, int, str | None]:
+        index, item_seed = key
+        path, label = self.samples[index]
+        g = torch.Generator().manual_seed(item_seed)
+        try:
+            if self.augment == "imagenet":
+                side = T.random_side(g)  # drawn first so the JPEG can be decoded at reduced size
+                return T.scale_augment(decode_tensor(path, min_side=side), g, side=side), label, None
+            x = decode_tensor(path, min_side=256)
+            if self.augment == "cifar":
+                top, left = (int(v) for v in torch.randint(0, 2 * CIFAR_PAD + 1, (2,), generator=g))
+                return T.pad_crop_flip(x, top, left, bool(torch.rand((), generator=g) < 0.5), CIFAR_PAD), label, None
+            x = T.center_view(x)
+            flip = self.augment == "flip" and bool(torch.rand((), generator=g) < 0.5)
+            return (T.hflip(x) if flip else x), label, None
+        except ResNetError as e:
+            return None, label, str(e)
+
+
+def _check_errors(errors: list[str], skip: bool, counter: list[int]) -> None:
+    if not errors:
+        return
+    if not skip:
+        raise ResNetError(f"{errors[0]} (pass --skip-bad-images to leave unreadable images out)")
+    counter[0] += len(errors)
+    logger.warning("skipped %d unreadable images so far (--skip-bad-images), latest: %s", counter[0], errors[-1])
+
+
+class FileTrainLoader(TrainLoader):
+    """Batches of image files decoded and augmented by DataLoader workers."""
+
+    def __init__(self, split: FileSplit, batch_size: int, *, augment: str, normalization: Normalization,
+                 device: torch.device, workers: int, **kw: Any):
+        super().__init__(len(split), batch_size, **kw)
+        self.split, self.augment, self.normalization = split, augment, normalization
+        self.device, self.workers = device, workers
+        self.skipped = [0]  # unreadable images met while training (with skip_bad_images)
+
+    def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        batches = self.batch_indices(epoch)[first:]
+        keyed = [[(int(j), mix_seed(self.seed, epoch, self.rank, int(j))) for j in b] for b in batches]
+        loader = DataLoader(_FileTrainSet(self.split.samples, self.augment), batch_sampler=keyed,
+                            num_workers=self.workers, collate_fn=_collate,
+                            pin_memory=self.device.type == "cuda")
+        for i, (x, y, errors) in enumerate(loader, start=first):
+            _check_errors(errors, self.split.skip_bad_images, self.skipped)
+            if x is None:
+                continue
+            x = x.to(self.device, non_blocking=True).float()
+            if self.augment == "imagenet":
+                x = T.lighting(x, generator(self.seed, epoch, self.rank, i))
+            yield self.normalization.apply(x), y.to(self.device, non_blocking=True)
+
+
+def make_train_loader(bundle: DataBundle, batch_size: int, *, augment: str, normalization: Normalization,
+                      device: str | torch.device = "cpu", seed: int = 0, rank: int = 0, world_size: int = 1,
+                      workers: int = 0, drop_last: bool = True) -> TrainLoader:
+    """A training loader over ``bundle.train``; ``batch_size`` is per rank. See the module docstring."""
+    if augment not in AUGMENTS:
+        raise ResNetError(f"option 'augment': unknown {augment!r}; choose from {', '.join(AUGMENTS)}")
+    kw = dict(augment=augment, normalization=normalization, device=torch.device(device), seed=seed, rank=rank,
+              world_size=world_size, drop_last=drop_last)
+    if isinstance(bundle.train, TensorSplit):
+        return TensorTrainLoader(bundle.train, batch_size, **kw)
+    return FileTrainLoader(bundle.train, batch_size, workers=workers, **kw)
+
+
+class _FileEvalSet(Dataset):
+    def __init__(self, samples: list[tuple[str, int]], protocol: str, square: bool):
+        self.samples, self.protocol, self.square = samples, protocol, square
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int, str | None]:
+        path, label = self.samples[index]
+        try:
+            if self.protocol == "multi-scale":
+                return T.multi_scale(decode_tensor(path), square=self.square), label, None
+            x = decode_tensor(path, min_side=256)
+            return (T.ten_crop(x) if self.protocol == "ten-crop" else T.center_view(x)), label, None
+        except ResNetError as e:
+            return None, label, str(e)
+
+
+class EvalLoader:
+    """Iterable of ``(views, labels)`` in the split's order, views normalised on ``device``:
+
+    ``single``/``center``: [B, C, H, W]; ``ten-crop``: [B, 10, C, 224, 224]; ``multi-scale``: a list of
+    five [B, C, H_s, W_s] batches (shorter sides 224..640) of the same images, to average scores over.
+    """
+
+    def __init__(self, split: TensorSplit | FileSplit, batch_size: int, protocol: str, normalization: Normalization,
+                 device: torch.device, workers: int):
+        if protocol not in PROTOCOLS:
+            raise ResNetError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+        self.split, self.batch_size, self.protocol = split, batch_size, protocol
+        self.normalization, self.device, self.workers = normalization, device, workers
+        self.skipped = [0]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.split) / self.batch_size)
+
+    def _views(self, x: torch.Tensor) -> Any:
+        if self.protocol == "center":
+            return T.center_view(x)
+        if self.protocol == "ten-crop":
+            return T.ten_crop(x)
+        if self.protocol == "multi-scale":
+            return T.multi_scale(x)
+        return x
+
+    def _normalize(self, x: Any) -> Any:
+        if isinstance(x, list):
+            return [self.normalization.apply(v.to(self.device, non_blocking=True)) for v in x]
+        return self.normalization.apply(x.to(self.device, non_blocking=True))
+
+    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        if isinstance(self.split, TensorSplit):
+            for start in range(0, len(self.split), self.batch_size):
+                x = self.split.images[start:start + self.batch_size].to(self.device)
+                y = self.split.labels[start:start + self.batch_size].to(self.device)
+                yield self._normalize(self._views(x)), y
+            return
+        # Images of different shapes share a batch only at one shape: "single" is the centre view for
+        # files, and multi-scale batches crop the longer side square (the whole image with batch_size 1).
+        protocol = "center" if self.protocol == "single" else self.protocol
+        dataset = _FileEvalSet(self.split.samples, protocol, square=self.batch_size > 1)
+        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate,
+                            pin_memory=self.device.type == "cuda")
+        for x, y, errors in loader:
+            _check_errors(errors, self.split.skip_bad_images, self.skipped)
+            if x is not None:
+                yield self._normalize(x), y.to(self.device)
+
+
+def make_eval_loader(split: TensorSplit | FileSplit, batch_size: int, *, protocol: str = "single",
+                     normalization: Normalization, device: str | torch.device = "cpu", workers: int = 0) -> EvalLoader:
+    """An evaluation loader over ``split`` in its order (see :class:`EvalLoader`)."""
+    return EvalLoader(split, batch_size, protocol, normalization, torch.device(device), workers)

@@ -1,0 +1,149 @@
+"""Top-1/top-5 error of a network on a dataset, for any of the paper's test protocols.
+
+Batches from :func:`resnet.data.make_eval_loader` are ``[B, C, H, W]`` (one view per image) or
+``[B, V, C, H, W]`` (V views per image: 10 crops); multi-scale loaders yield one batch per scale for
+the same images. Whatever the views, the softmax scores of an image are averaged, as the paper does.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnet.errors import ResNetError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    top1_error: float
+    top5_error: float
+    loss: float
+    images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _scores(model: nn.Module, x: torch.Tensor, speed: Any) -> torch.Tensor:
+    """Mean softmax over the views of each image: x is [B, C, H, W] or [B, V, C, H, W]."""
+    views = x.shape[1] if x.dim() == 5 else 1
+    flat = x.flatten(0, 1) if x.dim() == 5 else x
+    with speed.autocast() if speed is not None else nullcontext():
+        logits = model(speed.prepare(flat) if speed is not None else flat)
+    probs = logits.float().softmax(dim=1)
+    return probs.view(-1, views, probs.shape[1]).mean(dim=1)
+
+
+def class_scores(model: nn.Module, x: torch.Tensor | list[torch.Tensor], speed: Any = None) -> torch.Tensor:
+    """[B, classes] probabilities averaged over every view of each image (crops, flips, scales)."""
+    if isinstance(x, (list, tuple)):  # multi-scale: one tensor per scale, same images
+        return torch.stack([_scores(model, xs, speed) for xs in x]).mean(dim=0)
+    return _scores(model, x, speed)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Any, speed: Any = None) -> EvalResult:
+    """Evaluate in eval mode (BN running statistics); the model's training flag is restored after."""
+    was_training = model.training
+    model.eval()
+    errors1 = errors5 = 0
+    loss_sum, n = 0.0, 0
+    try:
+        for batch in loader:
+            x, y = batch[0], batch[1]
+            probs = class_scores(model, x, speed)
+            y = y.to(probs.device)
+            k = min(5, probs.shape[1])
+            top = probs.topk(k, dim=1).indices
+            errors1 += int((top[:, 0] != y).sum())
+            errors5 += int((top != y[:, None]).all(dim=1).sum())
+            loss_sum += float(F.nll_loss(probs.clamp_min(1e-12).log(), y, reduction="sum"))
+            n += len(y)
+    finally:
+        model.train(was_training)
+    if n == 0:
+        raise ResNetError("the evaluation set is empty")
+    return EvalResult(errors1 / n, errors5 / n, loss_sum / n, n)
+
+
+def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The network of a resnet checkpoint (or run folder), weights loaded, in eval mode, and its meta."""
+    from resnet import create_model
+    from resnet.train.checkpoint import load_checkpoint, load_weights
+
+    ckpt = load_checkpoint(path)
+    meta = ckpt.meta
+    model = create_model(meta["model"], **meta["model_options"])
+    load_weights(model, ckpt.inference_weights(), name=meta["model"])
+    return model.to(device).eval(), meta
+
+
+def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = None,
+                     data_dir: str | None = None, source: str | Path = "the checkpoint") -> Any:
+    """The ``split`` ("val", "test" or "train") of the data a checkpoint was trained on, or of ``data``.
+
+    On the training data the held-out split is rebuilt from the recorded fraction and seed, so "val" is
+    exactly the images the run validated on and never ones it trained on.
+    """
+    from resnet.data import load_dataset
+
+    trained_on = meta["data"]
+    name = data or trained_on["name"]
+    same_data = name == trained_on["name"]
+    data_dir = data_dir or (trained_on["data_dir"] if same_data else None)
+    val_split = trained_on["val_split"] if same_data else None
+    if val_split is not None and val_split >= 1:
+        val_split = int(val_split)
+    bundle = load_dataset(name, data_dir, val_split=val_split, split_seed=trained_on["split_seed"],
+                          cache_dir=trained_on.get("cache_dir"))
+    if bundle.num_classes != len(meta["classes"]):
+        raise ResNetError(f"--data {name} has {bundle.num_classes} classes but {source} was trained on "
+                          f"{len(meta['classes'])}")
+    chosen = {"val": bundle.val, "test": bundle.test, "train": bundle.train}[split]
+    if chosen is None:
+        raise ResNetError(f"--split {split}: {name} has no {split} split here")
+    return chosen
+
+
+def _protocol(args: Any, meta: dict[str, Any]) -> str:
+    if args.ten_crop:
+        return "ten-crop"
+    if args.multi_scale:
+        return "multi-scale"
+    if args.center:
+        return "center"
+    return meta.get("val_protocol", "single")
+
+
+def run_eval_command(args: Any) -> int:
+    """``resnet eval``: load the checkpoint and its data, print top-1/top-5 error."""
+    import json
+
+    from resnet.data import Normalization, make_eval_loader
+    from resnet.train.device import Speed, resolve_device
+
+    device = resolve_device(args.device)
+    model, meta = model_from_checkpoint(args.checkpoint, device)
+    split = checkpoint_split(meta, args.split, data=args.data, data_dir=args.data_dir, source=args.checkpoint)
+    name = args.data or meta["data"]["name"]
+    protocol = _protocol(args, meta)
+    speed = Speed(device, "fp32", device.type == "cuda", False)
+    loader = make_eval_loader(split, args.batch_size, protocol=protocol,
+                              normalization=Normalization.from_dict(meta["normalization"]), device=device)
+    result = evaluate(model, loader, speed)
+    if args.json:
+        print(json.dumps({"checkpoint": str(args.checkpoint), "model": meta["model"], "data": name,
+                          "split": args.split, "protocol": protocol, **result.to_dict()}))
+    else:
+        print(f"{meta['model']} on {name} {args.split} ({result.images} images, {protocol}): "
+              f"top-1 error {100 * result.top1_error:.2f}%, top-5 error {100 * result.top5_error:.2f}%")
+    return 0

@@ -1,0 +1,188 @@
+"""Export a trained network to TorchScript or ONNX, checked against eager PyTorch at export time.
+
+The exported graph is the inference form (BatchNorm folded into the convolutions, see
+:mod:`resnet.inference`), with a free batch dimension. Before the file is kept, its outputs on
+random inputs at two batch sizes are compared with the eager, unfolded network; a mismatch beyond
+float tolerance removes the file and raises :class:`~resnet.errors.ResNetError`.
+
+ONNX needs the optional ``onnx``, ``onnxscript`` and ``onnxruntime`` packages (``pip install
+resnet[export]``); ONNX Runtime both checks the export and serves as a CPU inference backend
+(:class:`OnnxRuntimeModel`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from resnet.errors import ResNetError
+from resnet.inference import fold_batchnorm
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("torchscript", "onnx")
+SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
+# float32 through a few hundred layers: folding and a different kernel order move logits by ~1e-5.
+RTOL, ATOL = 1e-3, 1e-4
+CHECK_BATCHES = (1, 3)  # two sizes, so a batch dimension baked into the graph is caught
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str
+    max_abs_diff: float  # largest |exported - eager| over the check inputs
+
+
+def _require_onnx() -> None:
+    missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if not _importable(m)]
+    if missing:
+        raise ResNetError(f"--format onnx needs {', '.join(missing)} (pip install 'resnet[export]')")
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporters print progress and deprecation notes to stdout/warnings; keep library output clean."""
+    noisy = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in noisy]
+    try:
+        for lg in noisy:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(noisy, levels):
+            lg.setLevel(level)
+
+
+class OnnxRuntimeModel:
+    """An ONNX file run by ONNX Runtime on the CPU, called like the PyTorch network (tensor in, tensor out)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        if not _importable("onnxruntime"):
+            raise ResNetError("the ONNX Runtime backend needs onnxruntime (pip install 'resnet[export]')")
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable files
+            raise ResNetError(f"cannot load ONNX model {path}: {str(e).splitlines()[0]}") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().to("cpu", torch.float32).contiguous()
+        return torch.from_numpy(self.session.run(None, {self.input_name: x.numpy()})[0])
+
+
+def _export_torchscript(net: nn.Module, example: torch.Tensor, path: Path) -> nn.Module:
+    with _quiet(), torch.no_grad():
+        # Tracing, not scripting: the forward code is plain tensor ops; freezing inlines the weights
+        # and lets the JIT fuse conv+add+relu for inference.
+        scripted = torch.jit.freeze(torch.jit.trace(net, example).eval())
+        torch.jit.save(scripted, str(path))
+        return torch.jit.load(str(path))
+
+
+def _export_onnx(net: nn.Module, example: torch.Tensor, path: Path) -> OnnxRuntimeModel:
+    _require_onnx()
+    batch = torch.export.Dim("batch")
+    with _quiet():
+        program = torch.onnx.export(net, (example,), dynamo=True, input_names=["images"],
+                                    output_names=["logits"], dynamic_shapes=({0: batch},),
+                                    external_data=False, verbose=False)
+        program.save(str(path))
+    return OnnxRuntimeModel(path)
+
+
+def check_against_eager(exported: object, eager: nn.Module, input_shape: tuple[int, int, int]) -> float:
+    """Largest absolute difference over random inputs at each of CHECK_BATCHES; raises if beyond tolerance."""
+    worst = 0.0
+    gen = torch.Generator().manual_seed(0)
+    for batch in CHECK_BATCHES:
+        x = torch.randn(batch, *input_shape, generator=gen)
+        with torch.no_grad():
+            want = eager(x)
+            got = torch.as_tensor(exported(x))  # type: ignore[operator]
+        if got.shape != want.shape:
+            raise ResNetError(f"exported model gives shape {tuple(got.shape)} for batch {batch}, "
+                              f"eager gives {tuple(want.shape)}")
+        worst = max(worst, (got - want).abs().max().item())
+        if not torch.allclose(got, want, rtol=RTOL, atol=ATOL):
+            raise ResNetError(f"exported model differs from eager by {worst:.3g} at batch {batch} "
+                              f"(tolerance rtol={RTOL}, atol={ATOL})")
+    return worst
+
+
+def export_model(model: nn.Module, path: str | Path, format: str, input_shape: tuple[int, int, int],
+                 *, fold_bn: bool = True) -> ExportResult:
+    """Write ``model`` (eval mode, CPU, float32) as ``format`` to ``path`` and check it against eager.
+
+    ``input_shape`` is (channels, height, width) of one image. The file is removed again if the check fails.
+    """
+    if format not in FORMATS:
+        raise ResNetError(f"--format must be one of {', '.join(FORMATS)} (got {format!r})")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ResNetError(f"--output {path}: folder {path.parent} does not exist")
+    eager = model.to("cpu", torch.float32).eval()
+    net = fold_batchnorm(eager) if fold_bn else eager
+    example = torch.randn(2, *input_shape)
+    try:
+        exported = (_export_torchscript if format == "torchscript" else _export_onnx)(net, example, path)
+        diff = check_against_eager(exported, eager, input_shape)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    logger.info("exported %s to %s (max |diff| vs eager %.2e)", format, path, diff)
+    return ExportResult(path, format, diff)
+
+
+def input_shape_from_meta(meta: dict, model_name: str) -> tuple[int, int, int]:
+    """(C, H, W) a checkpoint's network was trained on: its data's image size, else the family's."""
+    from resnet.models import get_spec
+
+    channels = int(meta.get("model_options", {}).get("in_channels", 3))
+    size = meta.get("image_size")
+    if size:
+        return channels, int(size[0]), int(size[1])
+    side = get_spec(model_name).input_size
+    return channels, side, side
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    """``resnet export CHECKPOINT --format onnx|torchscript [--output PATH]``."""
+    from resnet.evaluate import model_from_checkpoint
+
+    model, meta = model_from_checkpoint(args.checkpoint)
+    output = args.output
+    if output is None:  # beside the checkpoint: run/best.safetensors -> run/best.onnx, run/ -> run/model.onnx
+        source = Path(args.checkpoint)
+        output = source / f"model{SUFFIXES[args.format]}" if source.is_dir() else source.with_suffix(SUFFIXES[args.format])
+    shape = input_shape_from_meta(meta, meta["model"])
+    if args.input_size:
+        h, w = (args.input_size * 2)[:2]
+        shape = (shape[0], h, w)
+    result = export_model(model, output, args.format, shape, fold_bn=not args.no_fold_bn)
+    print(f"{result.format}: {result.path} (checked against eager PyTorch: max |diff| {result.max_abs_diff:.2e}, "
+          f"input {shape[0]}x{shape[1]}x{shape[2]}, any batch size)")
+    return 0

@@ -1,0 +1,11 @@
+"""Training with the paper's recipes.
+
+``train(TrainConfig(...))`` runs one training job (``resnet train``); ``train(resume=run_dir)`` continues
+one. Recipes are presets of :class:`TrainConfig` (``RECIPES``); ``resolve`` merges a recipe, a TOML file
+and command-line values into one config.
+"""
+
+from resnet.train.config import RECIPES, TrainConfig, resolve
+from resnet.train.trainer import RunResult, Trainer, train
+
+__all__ = ["RECIPES", "TrainConfig", "resolve", "RunResult", "Trainer", "train"]

@@ -1,0 +1,240 @@
+"""The one checkpoint format: a single safetensors file, written atomically.
+
+A checkpoint holds the model weights (``model.*``), optionally the EMA weights (``ema.*``), and for
+the ``last`` checkpoint of a run the whole training state: every tensor of it (optimizer buffers,
+RNG states) under ``state.*`` and everything else as JSON in the safetensors header. Loading it
+never executes code. The header's ``meta`` (model name and options, class names, normalisation,
+data and split) is all ``resnet eval`` and ``resnet predict`` need.
+
+Files of other tools (a torchvision ``.pth`` state dict, ``{"state_dict": ...}`` / ``{"model": ...}``
+wrappers, ``module.`` prefixes from DataParallel/DDP) load through ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from resnet.errors import ResNetError
+
+FORMAT = "resnet-checkpoint/1"
+LAST, BEST = "last.safetensors", "best.safetensors"
+
+
+@dataclass
+class Checkpoint:
+    meta: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] | None = None
+    state: dict[str, Any] | None = None
+
+    def inference_weights(self) -> dict[str, torch.Tensor]:
+        """The weights meant for evaluation: the EMA when the run kept one, else the model's."""
+        return self.ema if self.ema is not None and self.meta.get("eval_weights") == "ema" else self.model
+
+
+# -- atomic files ----------------------------------------------------------------------------------
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that any crash leaves either the old file or the new one.
+
+    Temp file in the same folder, fsync, ``os.replace``, fsync of the folder. On failure (full disk,
+    unwritable folder) the temp file is removed, the old file is untouched and a ResNetError is raised.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        why = "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+        kept = "; the previous file is kept" if path.exists() else ""
+        raise ResNetError(f"cannot write {path}: {why}{kept}") from None
+
+
+# -- packing nested training state into tensors + JSON ---------------------------------------------
+
+def _pack(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """JSON-able form of ``obj``; tensors move to ``tensors`` and are referenced by key.
+
+    Tuples and dicts with non-string keys (optimizer state is keyed by int) are tagged so that
+    unpacking gives back exactly the same structure.
+    """
+    if isinstance(obj, torch.Tensor):
+        key = f"state.{len(tensors)}"
+        tensors[key] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_pack(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_pack(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _pack(v, tensors) for k, v in obj.items()}
+        return {"__items__": [[_pack(k, tensors), _pack(v, tensors)] for k, v in obj.items()]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def _unpack(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_unpack(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__tuple__" in obj:
+            return tuple(_unpack(v, tensors) for v in obj["__tuple__"])
+        if "__items__" in obj:
+            return {_unpack(k, tensors): _unpack(v, tensors) for k, v in obj["__items__"]}
+        return {k: _unpack(v, tensors) for k, v in obj.items()}
+    return obj
+
+
+# -- our format -------------------------------------------------------------------------------------
+
+def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, torch.Tensor],
+                    ema: dict[str, torch.Tensor] | None = None, state: dict[str, Any] | None = None) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, weights in (("model.", model), ("ema.", ema or {})):
+        for k, v in weights.items():
+            tensors[prefix + k] = v.detach().cpu().contiguous().clone()
+    header = {"format": FORMAT, "meta": json.dumps(meta)}
+    if state is not None:
+        header["state"] = json.dumps(_pack(state, tensors))
+    atomic_write(path, safetensors_bytes(tensors, metadata=header))
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format") == FORMAT
+    except (SafetensorError, OSError, ValueError):
+        return False
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read one of our checkpoints (a file, or a run folder: its best, else its last)."""
+    path = resolve_path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ResNetError(f"{path} is not a readable safetensors checkpoint: {e}") from None
+    if header.get("format") != FORMAT:
+        raise ResNetError(f"{path} is a plain safetensors file, not a resnet checkpoint (no model name or "
+                          "classes in it); load its weights with load_weights(model, path)")
+    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")} or None
+    state_tensors = {k: v for k, v in tensors.items() if k.startswith("state.")}
+    state = _unpack(json.loads(header["state"]), state_tensors) if "state" in header else None
+    return Checkpoint(json.loads(header["meta"]), model, ema, state)
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder -> its ``best`` checkpoint, else its ``last``."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (BEST, LAST):
+            if (path / name).is_file():
+                return path / name
+        raise ResNetError(f"{path} holds no checkpoint ({BEST} or {LAST})")
+    if not path.is_file():
+        raise ResNetError(f"checkpoint {path} does not exist")
+    return path
+
+
+# -- weights from anywhere --------------------------------------------------------------------------
+
+_WRAPPERS = ("state_dict", "model_state_dict", "model", "module", "net")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Model weights from our checkpoints, plain safetensors files or ``torch.save`` files of other tools."""
+    path = resolve_path(path)
+    if is_checkpoint(path):
+        return load_checkpoint(path).inference_weights()
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as f:
+                obj: Any = {k: f.get_tensor(k) for k in f.keys()}
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, SafetensorError, EOFError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ResNetError(f"cannot load weights from {path} (only tensors are accepted, no pickled code): "
+                          f"{first}") from None
+    while isinstance(obj, dict) and not _is_tensor_dict(obj):
+        inner = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
+        if inner is None:
+            raise ResNetError(f"{path} holds no state dict (top-level keys: {', '.join(map(str, obj))})")
+        obj = inner
+    if not isinstance(obj, dict) or not obj:
+        raise ResNetError(f"{path} holds no state dict")
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in obj):
+            obj = {k[len(prefix):]: v for k, v in obj.items()}
+    return obj
+
+
+def _is_tensor_dict(d: dict) -> bool:
+    return bool(d) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in d.items())
+
+
+def _listed(keys: list[str], limit: int = 6) -> str:
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def load_weights(model: nn.Module, source: str | Path | dict[str, torch.Tensor], name: str = "the model") -> None:
+    """Load weights strictly; a mismatch raises one line listing the missing and unexpected keys."""
+    state = read_state_dict(source) if not isinstance(source, dict) else source
+    where = source if not isinstance(source, dict) else "the checkpoint"
+    expected = model.state_dict()
+    # Old files (torchvision's among them) lack BN's num_batches_tracked; BN fills it in itself.
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_listed(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_listed(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches (file vs model): {_listed(shapes, 3)}")
+        raise ResNetError(f"weights in {where} do not fit {name}: {'; '.join(parts)}")
+    model.load_state_dict(state, strict=False)

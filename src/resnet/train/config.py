@@ -1,0 +1,389 @@
+"""One typed config object per training run, the paper's recipes as presets, TOML files, CLI flags.
+
+Resolution order (later wins): :class:`TrainConfig` defaults (the ``digits`` recipe, the embedded
+main job) -> the named recipe -> a TOML config file -> command-line flags. The resolved config is
+saved as JSON in every run folder, so a run can be repeated or resumed from the folder alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from resnet.errors import ResNetError
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, group: str = "") -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "group": group})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of a training run, with its default and help text (shown by ``resnet train --help``)."""
+
+    recipe: str = _opt("digits", "named preset the other defaults come from", group="recipe")
+
+    # model
+    model: str = _opt("resnet20", "network name (see `resnet summary`); the generic cifar_resnet/cifar_plain need --depth", group="model")
+    depth: int | None = _opt(None, "depth of the generic cifar_resnet/cifar_plain (6n+2)", group="model")
+    shortcut: str | None = _opt(None, "shortcut option (default: the family's: A for CIFAR nets, B for ImageNet nets)",
+                                ("A", "B", "C"), group="model")
+    stride_on: str | None = _opt(None, "where a downsampling bottleneck puts its stride (default: the model's)",
+                                 ("1x1", "3x3"), group="model")
+    zero_init_residual: bool = _opt(False, "zero-init the last BN gamma of each residual branch "
+                                    "(Goyal et al. 2017; beyond the paper)", group="model")
+
+    # data
+    data: str = _opt("digits", "dataset", ("digits", "cifar10", "cifar100", "imagefolder"), group="data")
+    data_dir: str | None = _opt(None, "dataset folder (not needed for digits)", group="data")
+    val_split: float | None = _opt(0.2, "validation images held out of the training set: a count (>= 1) or "
+                                   "a fraction; none: the source's own validation split", group="data")
+    split_seed: int = _opt(0, "seed of the train/validation split", group="data")
+    cache_dir: str | None = _opt(None, "where decoded datasets are cached (default: the data module's)", group="data")
+    skip_bad_images: bool = _opt(False, "skip unreadable images instead of stopping", group="data")
+    download: bool = _opt(False, "download the dataset if it is missing", group="data")
+    augment: str = _opt("none", "training augmentation: cifar = pad 4 + random crop + flip; imagenet = "
+                        "scale [256,480] + 224 crop + flip + PCA lighting", ("cifar", "imagenet", "flip", "none"),
+                        group="data")
+    normalization: str = _opt("pixel-mean", "input normalisation: pixel-mean = the paper's per-pixel mean "
+                              "image subtracted; channel = per-channel mean/std", ("pixel-mean", "channel"),
+                              group="data")
+    val_protocol: str = _opt("single", "evaluation protocol during training",
+                             ("single", "center", "ten-crop", "multi-scale"), group="data")
+    final_protocol: str = _opt("single", "evaluation protocol of the final evaluation",
+                               ("single", "center", "ten-crop", "multi-scale"), group="data")
+    workers: int = _opt(0, "data loading worker processes (for image files)", group="data")
+
+    # optimisation
+    iterations: int | None = _opt(None, "training length in iterations (optimizer steps); the LR milestones "
+                                  "scale with it", group="optimisation")
+    epochs: float | None = _opt(15.0, "training length in epochs, used when --iterations is not set",
+                                group="optimisation")
+    batch_size: int = _opt(64, "global batch size: images per optimizer step summed over all processes "
+                           "(the LR is for this batch)", group="optimisation")
+    micro_batch: int | None = _opt(None, "images per forward pass and process; smaller than the per-process "
+                                   "batch means gradient accumulation", group="optimisation")
+    lr: float = _opt(0.1, "base learning rate (SGD)", group="optimisation")
+    momentum: float = _opt(0.9, "SGD momentum", group="optimisation")
+    weight_decay: float = _opt(1e-4, "L2 weight decay", group="optimisation")
+    wd_bn_bias: bool = _opt(True, "apply weight decay to BN parameters and biases too (the paper does)",
+                            group="optimisation")
+    label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss (beyond the paper)",
+                                  group="optimisation")
+    ema_decay: float = _opt(0.0, "exponential moving average of the weights, evaluated and saved as best "
+                            "(0 = off; beyond the paper)", group="optimisation")
+    schedule: str = _opt("multistep", "LR schedule", ("multistep", "plateau", "cosine", "constant"),
+                         group="optimisation")
+    milestones: tuple[float, ...] = _opt((0.5, 0.75), "multistep: fractions of the training length at which "
+                                         "the LR is multiplied by --gamma", group="optimisation")
+    gamma: float = _opt(0.1, "LR factor at each milestone or plateau", group="optimisation")
+    warmup_iterations: int = _opt(0, "linear LR warm-up from 0 over this many iterations (beyond the paper)",
+                                  group="optimisation")
+    plateau_patience: int = _opt(3, "plateau: evaluations without improvement before the LR drops",
+                                 group="optimisation")
+    plateau_threshold: float = _opt(0.001, "plateau: smallest drop in validation error that counts",
+                                    group="optimisation")
+    warm_rule: str = _opt("auto", "the paper's ResNet-110 rule: LR --warm-lr until the training error falls "
+                          "below --warm-until-error; auto = on for depth >= 110", ("auto", "on", "off"),
+                          group="optimisation")
+    warm_lr: float = _opt(0.01, "LR while the warm rule holds", group="optimisation")
+    warm_until_error: float = _opt(0.8, "training error (fraction) below which the warm rule ends",
+                                   group="optimisation")
+
+    # evaluation, logging, checkpoints
+    eval_every: int = _opt(0, "validate every N iterations (0 = once per epoch)", group="run")
+    checkpoint_every: int = _opt(0, "save the 'last' checkpoint every N iterations (0 = at each validation)",
+                                 group="run")
+    log_every: int = _opt(20, "iterations per metrics record (loss, error, LR, images/s)", group="run")
+    seed: int = _opt(0, "seed of initialisation, data order and augmentation", group="run")
+    run_dir: str | None = _opt(None, "run folder (default: <runs-root>/<model>-<data>-<timestamp>)", group="run")
+    runs_root: str = _opt("runs", "parent of the default run folders", group="run")
+    quiet: bool = _opt(False, "no progress bar: one log line per validation", group="run")
+    tensorboard: bool = _opt(True, "also write TensorBoard event files (when tensorboard is installed)", group="run")
+
+    # speed (no effect on the maths beyond float rounding)
+    device: str = _opt("auto", "cpu, cuda, cuda:N or mps (auto: cuda if available)", group="speed")
+    precision: str = _opt("auto", "autocast precision (auto: bf16 on CUDA where supported, else fp32)",
+                          ("auto", "fp32", "bf16", "fp16"), group="speed")
+    channels_last: str = _opt("auto", "channels-last memory format (auto: on for CUDA)", ("auto", "on", "off"),
+                              group="speed")
+    compile: str = _opt("auto", "torch.compile the model (auto: off; compiling takes minutes)",
+                        ("auto", "on", "off"), group="speed")
+    sync_bn: bool = _opt(False, "synchronise BN statistics across processes (DDP)", group="speed")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return _build(self.to_dict(), changes, source="option")
+
+    @property
+    def uses_warm_rule(self) -> bool:
+        if self.warm_rule == "auto":
+            return model_depth(self) >= 110
+        return self.warm_rule == "on"
+
+
+# The recipes: what each changes from the defaults above (the ``digits`` recipe).
+RECIPES: dict[str, dict[str, Any]] = {
+    # The embedded main job: 1,797 8x8 digits, ~1 minute on 2 CPU cores.
+    "digits": {},
+    # Section 4.2: 64k iterations of batch 128, LR 0.1 / 10 at 32k and 48k, 45k/5k split.
+    "cifar-paper": dict(
+        data="cifar10", val_split=5000.0, augment="cifar", normalization="pixel-mean",
+        iterations=64000, epochs=None, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
+        schedule="multistep", milestones=(0.5, 0.75), gamma=0.1, warm_rule="auto",
+        val_protocol="single", final_protocol="single", log_every=50,
+    ),
+    # Section 3.4: batch 256, LR 0.1 / 10 on validation plateau, up to 60e4 iterations, 10-crop test.
+    "imagenet-paper": dict(
+        model="resnet18", data="imagefolder", val_split=None, augment="imagenet", normalization="pixel-mean",
+        iterations=600000, epochs=None, batch_size=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
+        schedule="plateau", plateau_patience=3, gamma=0.1, warm_rule="off",
+        val_protocol="center", final_protocol="ten-crop", log_every=100,
+    ),
+}
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def model_depth(cfg: TrainConfig) -> int:
+    """The depth written in the model name (resnet110 -> 110) or given by --depth; 0 if unknown."""
+    if cfg.depth is not None:
+        return cfg.depth
+    digits = "".join(ch for ch in cfg.model.split("_")[0] if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def _base_type(name: str) -> type:
+    """The non-None type of a field (``int | None`` -> int; ``tuple[float, ...]`` -> tuple)."""
+    hint = _HINTS[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        return tuple
+    return args[0] if args else hint
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    hint = _HINTS[name]
+    optional = type(None) in typing.get_args(hint)
+    kind = _base_type(name)
+    where = f"{source} '{name.replace('_', '-')}'" if source == "option" else f"{source}: '{name}'"
+    if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
+        if optional:
+            return None
+        raise ResNetError(f"{where} cannot be empty")
+    try:
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "on", "off", "1", "0"):
+                return value.lower() in ("true", "on", "1")
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if kind is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(float(v) for v in items if str(v).strip())
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    except (TypeError, ValueError):
+        raise ResNetError(f"{where} must be {_type_name(name)}, got {value!r}") from None
+
+
+def _type_name(name: str) -> str:
+    kind = _base_type(name)
+    return {bool: "true or false", tuple: "a list of numbers", int: "an integer", float: "a number"}.get(
+        kind, "a string")
+
+
+def _validate(cfg: TrainConfig, source: str, final: bool) -> None:
+    def bad(name: str, why: str) -> ResNetError:
+        return ResNetError(f"{source} '{name.replace('_', '-')}': {why}")
+
+    for f in fields(TrainConfig):
+        choices = f.metadata["choices"]
+        value = getattr(cfg, f.name)
+        if choices and value is not None and value not in choices:
+            raise bad(f.name, f"invalid choice {value!r} (choose from {', '.join(choices)})")
+    if cfg.recipe not in RECIPES:
+        raise bad("recipe", f"invalid choice {cfg.recipe!r} (choose from {', '.join(RECIPES)})")
+    for name in ("batch_size", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise bad(name, "must be at least 1")
+    for name in ("micro_batch", "iterations"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            raise bad(name, "must be at least 1")
+    if cfg.iterations is None and (cfg.epochs is None or cfg.epochs <= 0):
+        raise bad("iterations", "set --iterations or a positive --epochs")
+    for name in ("eval_every", "checkpoint_every", "warmup_iterations", "workers", "plateau_patience"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "must not be negative")
+    for name in ("lr", "weight_decay", "momentum", "warm_lr", "plateau_threshold"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "must not be negative")
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise bad("label_smoothing", "must be in [0, 1)")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise bad("ema_decay", "must be in [0, 1) (0 = off)")
+    if not 0.0 < cfg.gamma <= 1.0:
+        raise bad("gamma", "must be in (0, 1]")
+    if any(not 0.0 < m < 1.0 for m in cfg.milestones) or list(cfg.milestones) != sorted(cfg.milestones):
+        raise bad("milestones", "must be increasing fractions of the training length, each in (0, 1)")
+    if cfg.val_split is not None and (cfg.val_split < 0 or (1 <= cfg.val_split and not cfg.val_split.is_integer())):
+        raise bad("val_split", "must be a fraction in [0, 1) or a whole count of images")
+    if not final:  # the checks below involve several options; a later stage may still set the others
+        return
+    if cfg.data != "digits" and not cfg.data_dir and not cfg.download:
+        raise bad("data_dir", f"--data {cfg.data} needs --data-dir DIR (or --download)")
+    from resnet.models.registry import get_spec
+
+    try:
+        spec = get_spec(cfg.model)
+    except ResNetError as e:
+        raise bad("model", str(e)) from None
+    if "depth" in spec.options and cfg.depth is None:
+        raise bad("depth", f"--model {cfg.model} needs --depth (6n+2, e.g. 20)")
+    if cfg.micro_batch is not None and cfg.micro_batch > cfg.batch_size:
+        raise bad("micro_batch", f"{cfg.micro_batch} is larger than --batch-size {cfg.batch_size}")
+
+
+def _build(base: dict[str, Any], changes: dict[str, Any], source: str, final: bool = True) -> TrainConfig:
+    valid = field_names()
+    merged = dict(base)
+    for key, value in changes.items():
+        name = key.replace("-", "_")
+        if name not in valid:
+            raise ResNetError(f"{source}: unknown option '{key}' (valid: {', '.join(valid)})")
+        merged[name] = _coerce(name, value, source)
+    merged = {k: _coerce(k, v, source) for k, v in merged.items()}
+    cfg = TrainConfig(**merged)
+    _validate(cfg, source, final)
+    return cfg
+
+
+def recipe_defaults(recipe: str) -> dict[str, Any]:
+    if recipe not in RECIPES:
+        raise ResNetError(f"unknown recipe {recipe!r} (choose from {', '.join(RECIPES)})")
+    d = TrainConfig().to_dict()
+    d.update(RECIPES[recipe])
+    d["recipe"] = recipe
+    return d
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Options from a TOML file: top-level keys named like the options (``batch_size`` or ``batch-size``)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ResNetError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ResNetError(f"config file {path} is not valid TOML: {e}") from None
+    # Sections are only for readability: [optimisation] lr = 0.1 is the same as lr = 0.1.
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def resolve(cli: dict[str, Any] | None = None, config_file: str | Path | None = None) -> TrainConfig:
+    """Defaults -> recipe -> TOML file -> CLI values (only the options actually given)."""
+    cli = {k.replace("-", "_"): v for k, v in (cli or {}).items()}
+    from_file = {k.replace("-", "_"): v for k, v in read_toml(config_file).items()} if config_file else {}
+    recipe = cli.get("recipe") or from_file.get("recipe") or "digits"
+    base = recipe_defaults(recipe)
+    source = f"config file {config_file}" if config_file else "option"
+    cfg = _build(base, from_file, source, final=False)
+    return _build(cfg.to_dict(), cli, "option")
+
+
+def load_json(path: str | Path) -> TrainConfig:
+    """The resolved config saved in a run folder."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ResNetError(f"cannot read run config {path}: {e}") from None
+    d.pop("resolved", None)
+    return _build(recipe_defaults(d.get("recipe", "digits")), d, f"run config {path}")
+
+
+def _default_text(name: str) -> str:
+    base = TrainConfig().to_dict()[name]
+
+    def show(v: Any) -> str:
+        if isinstance(v, (list, tuple)):
+            return ",".join(f"{x:g}" for x in v)
+        return "none" if v is None else str(v)
+
+    parts = [f"default: {show(base)}"]
+    for recipe, changes in RECIPES.items():
+        if name in changes and show(changes[name]) != show(base):
+            parts.append(f"{recipe}: {show(changes[name])}")
+    return "; ".join(parts)
+
+
+_METAVARS = {"model": "NAME", "data_dir": "DIR", "cache_dir": "DIR", "run_dir": "DIR", "runs_root": "DIR",
+             "device": "DEVICE"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--option`` per config field; unset flags stay absent so recipes and files can fill them."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in fields(TrainConfig):
+        group_name = f.metadata["group"]
+        if group_name not in groups:
+            groups[group_name] = parser.add_argument_group(f"{group_name} options")
+        g = groups[group_name]
+        flag = "--" + f.name.replace("_", "-")
+        help = f"{f.metadata['help']} ({_default_text(f.name)})".replace("%", "%%")
+        kind = _base_type(f.name)
+        kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=help, dest=f.name)
+        if f.name == "recipe":
+            kw["choices"] = list(RECIPES)
+        elif f.metadata["choices"]:
+            kw["choices"] = list(f.metadata["choices"])
+        if kind is bool:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif kind is tuple:
+            g.add_argument(flag, metavar="F,F,...", **kw)
+        else:
+            metavar = None if kw.get("choices") else _METAVARS.get(f.name) or {int: "N", float: "X"}.get(kind, "VALUE")
+            g.add_argument(flag, metavar=metavar, **kw)
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The config options present on the command line."""
+    names = set(field_names())
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def save_json(cfg: TrainConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+    d = cfg.to_dict()
+    if extra:
+        d["resolved"] = extra
+    Path(path).write_text(json.dumps(d, indent=2) + "\n")

@@ -1,0 +1,72 @@
+"""The device and the options that only change speed, with per-device defaults.
+
+On CPU everything is off (float32, contiguous NCHW, eager); on CUDA ``auto`` means bf16 autocast
+(fp16 where bf16 is unsupported) and channels-last. ``torch.compile`` stays off unless asked for,
+since compiling a deep network takes minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from resnet.errors import ResNetError
+from resnet.train.config import TrainConfig
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Speed:
+    device: torch.device
+    precision: str  # "fp32", "bf16" or "fp16"
+    channels_last: bool
+    compile: bool
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        if self.precision == "fp32":
+            yield
+        else:
+            with torch.autocast(self.device.type, dtype=_DTYPES[self.precision]):
+                yield
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def describe(self) -> str:
+        return (f"device {self.device}, autocast {self.precision}, channels_last "
+                f"{'on' if self.channels_last else 'off'}, compile {'on' if self.compile else 'off'}")
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ResNetError(f"option 'device': unknown device {name!r} (choose from auto, cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ResNetError("option 'device': CUDA is not available on this machine (use --device cpu)")
+        return torch.device("cuda", device.index if device.index is not None else local_rank)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ResNetError("option 'device': MPS is not available on this machine (use --device cpu)")
+    return device
+
+
+def resolve_speed(cfg: TrainConfig, local_rank: int = 0) -> Speed:
+    device = resolve_device(cfg.device, local_rank)
+    cuda = device.type == "cuda"
+    precision = cfg.precision
+    if precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    if precision == "fp16" and not cuda:
+        raise ResNetError(f"option 'precision': fp16 needs a CUDA device (on {device.type} use bf16 or fp32)")
+    channels_last = cuda if cfg.channels_last == "auto" else cfg.channels_last == "on"
+    return Speed(device, precision, channels_last, cfg.compile == "on")

@@ -1,0 +1,138 @@
+"""The one metrics stream of a run: JSON lines in ``metrics.jsonl``, read by every display.
+
+Each record is a flat dict with ``kind`` ("train" or "val"), ``step`` and ``epoch``; train records add
+``loss``, ``train_error``, ``lr`` and ``images_per_s`` (averages since the previous record), val
+records add ``val_error``, ``val_top5_error`` and ``val_loss``. The progress bar, the log file and
+TensorBoard are sinks fed from the same records, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+
+def format_record(r: dict[str, Any], total: int | None = None) -> str:
+    step = f"step {r['step']}" + (f"/{total}" if total else "")
+    parts = [step, f"epoch {r['epoch']:.2f}"]
+    if r["kind"] == "train":
+        parts += [f"loss {r['loss']:.4f}", f"train err {100 * r['train_error']:.2f}%", f"lr {r['lr']:.4g}",
+                  f"{r['images_per_s']:.0f} img/s"]
+    else:
+        parts += [f"val err {100 * r['val_error']:.2f}%", f"top-5 {100 * r['val_top5_error']:.2f}%",
+                  f"val loss {r['val_loss']:.4f}"]
+    return "  ".join(parts)
+
+
+class Sink(Protocol):
+    def write(self, record: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+class ProgressBar:
+    """tqdm bar with ETA, loss, error, images/s; in quiet mode one log line per validation instead."""
+
+    def __init__(self, total: int, initial: int = 0, quiet: bool = False) -> None:
+        self.total, self.quiet, self.bar = total, quiet, None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, leave=True)
+
+    def write(self, r: dict[str, Any]) -> None:
+        if self.bar is None:
+            if r["kind"] == "val":
+                logger.info(format_record(r, self.total))
+            return
+        self.bar.update(r["step"] - self.bar.n)
+        if r["kind"] == "train":
+            self.bar.set_postfix(loss=f"{r['loss']:.3f}", err=f"{100 * r['train_error']:.1f}%",
+                                 lr=f"{r['lr']:.3g}", ips=f"{r['images_per_s']:.0f}", refresh=False)
+        else:
+            self.bar.write(format_record(r, self.total))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class LogFile:
+    """Human-readable lines in the run folder's ``train.log``."""
+
+    def __init__(self, path: Path, total: int) -> None:
+        self.file, self.total = path.open("a"), total
+
+    def write(self, r: dict[str, Any]) -> None:
+        self.file.write(format_record(r, self.total) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class TensorBoard:
+    """Scalars for TensorBoard (only when the optional ``tensorboard`` package is installed)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(log_dir))
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def write(self, r: dict[str, Any]) -> None:
+        for k, v in r.items():
+            if k not in ("kind", "step") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.writer.add_scalar(f"{r['kind']}/{k}", v, r["step"])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class MetricsStream:
+    """Appends records to ``metrics.jsonl`` (if a path is given) and hands them to the sinks."""
+
+    def __init__(self, path: Path | None, sinks: list[Sink]) -> None:
+        self.file = path.open("a") if path is not None else None
+        self.sinks = sinks
+
+    def emit(self, record: dict[str, Any]) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        for sink in self.sinks:
+            sink.write(record)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        for sink in self.sinks:
+            sink.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All complete records of a metrics file (a torn last line from a crash is skipped)."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Drop records past ``step``: a resumed run redoes those steps and writes them again."""
+    if path.exists():
+        kept = [r for r in read_metrics(path) if r["step"] <= step]
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))

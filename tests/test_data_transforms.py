@@ -1,0 +1,134 @@
+"""The paper's transforms: the batched path equals the per-image one, and its randomness is uniform."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnet.data import Normalization, TensorSplit, fit_normalization
+from resnet.data import transforms as T
+from resnet.data.batched import flip_batch, pad_crop_flip_batch, random_crop_params
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_batched_crop_flip_equals_per_image(dtype):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 32, 32), generator=g).to(dtype)
+    dy, dx, flip = random_crop_params(64, 4, g)
+    assert flip.any() and (~flip).any() and dy.min() == 0 and dy.max() == 8
+    out = pad_crop_flip_batch(x, dy, dx, flip, pad=4)
+    ref = torch.stack([T.pad_crop_flip(x[i], int(dy[i]), int(dx[i]), bool(flip[i]), 4) for i in range(64)])
+    assert out.dtype == dtype and torch.equal(out, ref)
+
+
+def test_pad_crop_reference_semantics():
+    x = torch.arange(1, 17, dtype=torch.uint8).view(1, 4, 4)
+    assert torch.equal(T.pad_crop_flip(x, 4, 4, False), x)  # offset (pad, pad) is the original
+    shifted = T.pad_crop_flip(x, 0, 0, False)  # top-left: 4 rows and columns of zero padding
+    assert shifted.sum() == 0
+    one = T.pad_crop_flip(x, 3, 5, True)
+    assert torch.equal(one, torch.flip(torch.nn.functional.pad(x, (4, 4, 4, 4))[:, 3:7, 5:9], dims=[2]))
+
+
+def test_offsets_uniform_and_flip_rate_half():
+    n = 90_000
+    dy, dx, flip = random_crop_params(n, 4, torch.Generator().manual_seed(123))
+    for offsets in (dy, dx):
+        counts = torch.bincount(offsets, minlength=9).double()
+        assert len(counts) == 9  # nothing outside 0..8
+        chi2 = float(((counts - n / 9) ** 2 / (n / 9)).sum())
+        assert chi2 < 26.12  # chi-square, 8 degrees of freedom, p = 0.001
+    # Binomial(n, 1/2): 4 standard deviations either side.
+    assert abs(int(flip.sum()) - n / 2) < 4 * (n / 4) ** 0.5
+    # dy and dx are independent: the joint 81 cells are uniform too (80 dof, p = 0.001 -> 124.8).
+    joint = torch.bincount(dy * 9 + dx, minlength=81).double()
+    assert float(((joint - n / 81) ** 2 / (n / 81)).sum()) < 124.8
+
+
+def test_flip_batch():
+    x = torch.arange(24.0).view(2, 1, 3, 4)
+    out = flip_batch(x, torch.tensor([True, False]))
+    assert torch.equal(out[0], x[0].flip(-1)) and torch.equal(out[1], x[1])
+
+
+def test_scale_augment_sides_and_crops():
+    g = torch.Generator().manual_seed(0)
+    sides = [T.random_side(g) for _ in range(4000)]
+    assert min(sides) == 256 and max(sides) == 480  # both ends reachable
+    assert abs(np.mean(sides) - 368) < 4  # uniform: mean (256 + 480) / 2
+    img = torch.randint(0, 256, (3, 300, 400), dtype=torch.uint8)
+    out = T.scale_augment(img, g, side=256)
+    assert out.shape == (3, 224, 224) and out.dtype == torch.uint8
+    # With the same generator state, the view is a crop of the resized image (or its mirror).
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    view = T.scale_augment(img, g1, side=300)
+    big = T.resize_shorter(img, 300)
+    assert big.shape == (3, 300, 400)
+    top, left = int(torch.randint(0, 77, (), generator=g2)), int(torch.randint(0, 177, (), generator=g2))
+    crop = big[:, top:top + 224, left:left + 224]
+    assert torch.equal(view, crop) or torch.equal(view, crop.flip(-1))
+
+
+def test_lighting_is_alexnet_pca_noise():
+    x = torch.zeros(20_000, 3, 1, 1)
+    out = T.lighting(x, torch.Generator().manual_seed(0), std=0.1)
+    offsets = out[:, :, 0, 0] / 255.0
+    # The offsets lie in the span of the eigenvectors with variance (0.1 * eigval)^2 along each.
+    coords = offsets @ T.PCA_EIGVEC  # eigvec columns are the principal directions
+    assert torch.allclose(coords.std(0), 0.1 * T.PCA_EIGVAL, rtol=0.05)
+    assert torch.equal(T.lighting(x, torch.Generator().manual_seed(0), std=0.1), out)  # seeded
+    # Each image gets one RGB offset for all its pixels.
+    wide = T.lighting(torch.zeros(2, 3, 4, 4), torch.Generator().manual_seed(1))
+    assert torch.equal(wide, wide[:, :, :1, :1].expand(-1, -1, 4, 4)) and wide.abs().sum() > 0
+
+
+def test_eval_views():
+    img = torch.randint(0, 256, (3, 256, 320), dtype=torch.uint8)
+    centre = T.center_view(img)
+    assert torch.equal(centre, img[:, 16:240, 48:272])
+    ten = T.ten_crop(img)
+    assert ten.shape == (10, 3, 224, 224)
+    assert torch.equal(ten[0], img[:, :224, :224]) and torch.equal(ten[3], img[:, 32:, 96:])
+    assert torch.equal(ten[4], centre) and torch.equal(ten[9], centre.flip(-1))
+    scales = T.multi_scale(img)
+    assert [tuple(v.shape[-2:]) for v in scales] == [(224, 280), (256, 320), (384, 480), (480, 600), (640, 800)]
+    assert all(v.shape[-2] == v.shape[-1] for v in T.multi_scale(img, square=True))
+    batch = torch.stack([img, img])
+    assert torch.equal(T.ten_crop(batch)[1], ten)  # batched views are the same views
+
+
+def test_pixel_mean_normalization_round_trip():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (50, 3, 8, 8), generator=g, dtype=torch.uint8)
+    split = TensorSplit(images, torch.zeros(50, dtype=torch.int64))
+    norm = fit_normalization(split, "pixel-mean")
+    out = norm.apply(images)
+    assert out.dtype == torch.float32 and out.mean(0).abs().max() < 1e-5  # every pixel's mean removed
+    assert torch.allclose(out, (images.float() - images.double().mean(0).float()) / 255, atol=1e-6)
+    back = Normalization.from_dict(json.loads(json.dumps(norm.to_dict())))
+    assert torch.equal(back.apply(images), out)
+    assert norm.apply(torch.zeros(1, 3, 16, 16)).shape == (1, 3, 16, 16)  # other sizes: resized mean
+
+
+def test_channel_normalization():
+    images = torch.randint(0, 256, (40, 3, 6, 6), dtype=torch.uint8)
+    norm = fit_normalization(TensorSplit(images, torch.zeros(40, dtype=torch.int64)), "channel")
+    out = norm.apply(images)
+    assert torch.allclose(out.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(out.std(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)
+    assert torch.equal(Normalization.from_dict(norm.to_dict()).apply(images), out)
+
+
+def test_load_image_for_predict(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "x.png")
+    none = Normalization("none")
+    x = T.load_image(tmp_path / "x.png", none, image_size=(40, 50))
+    assert x.shape == (1, 3, 40, 50) and torch.allclose(x[0], torch.from_numpy(pixels).permute(2, 0, 1) / 255)
+    assert T.load_image(tmp_path / "x.png", none, image_size=(8, 8), in_channels=1).shape == (1, 1, 8, 8)
+    assert T.load_image(tmp_path / "x.png", none, protocol="ten-crop").shape == (1, 10, 3, 224, 224)
+    assert [v.shape[-2] for v in T.load_image(tmp_path / "x.png", none, protocol="multi-scale")] == list(T.SCALES)

@@ -1,0 +1,37 @@
+"""DDP on CPU with gloo: 2 processes x batch B with synchronised BN == 1 process x batch 2B."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from conftest import tiny_train_args
+from resnet.cli import main
+from resnet.train.checkpoint import load_checkpoint
+from resnet.train.metrics import read_metrics
+
+# No augmentation, so both runs see exactly the same global batches in the same order.
+OPTS = {"iterations": 4, "batch_size": 32, "augment": "none", "log_every": 2, "eval_every": 4}
+
+
+def test_two_processes_equal_one_with_the_global_batch(tmp_path):
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "resnet", *tiny_train_args(ddp, **OPTS, sync_bn=True),
+                           "--nproc", "2"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "global batch 32 = 2 process(es) x 16" in done.stderr
+    assert done.stdout.count("run folder:") == 1  # rank 0 alone reports, logs and saves
+    assert main(tiny_train_args(single, **OPTS)) == 0
+
+    a, b = load_checkpoint(ddp / "last.safetensors"), load_checkpoint(single / "last.safetensors")
+    assert a.model.keys() == b.model.keys()
+    for k in a.model:
+        assert torch.allclose(a.model[k].double(), b.model[k].double(), atol=1e-5, rtol=1e-4), k
+    # The logged training loss is the global one, the same in both runs.
+    la = [r["loss"] for r in read_metrics(ddp / "metrics.jsonl") if r["kind"] == "train"]
+    lb = [r["loss"] for r in read_metrics(single / "metrics.jsonl") if r["kind"] == "train"]
+    assert torch.allclose(torch.tensor(la), torch.tensor(lb), atol=1e-5)

@@ -1,0 +1,102 @@
+"""The training loop on the embedded digits: run folder, metrics, stops, options."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from conftest import TINY_TRAIN
+from resnet import create_model
+from resnet.errors import ResNetError
+from resnet.train import resolve, train
+from resnet.train.checkpoint import load_checkpoint
+from resnet.train.ema import EMA
+from resnet.train.metrics import read_metrics
+from resnet.train.trainer import Interrupted, Trainer, param_groups
+
+
+def test_run_folder_holds_everything(trained_run):
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["model"] == "cifar_resnet" and config["resolved"]["iterations"] == 40
+    assert json.loads((trained_run / "classes.json").read_text()) == [str(i) for i in range(10)]
+    assert (trained_run / "normalization.json").is_file() and (trained_run / "split.json").is_file()
+    records = read_metrics(trained_run / "metrics.jsonl")
+    assert [r["step"] for r in records if r["kind"] == "train"] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert [r["step"] for r in records if r["kind"] == "val"] == [20, 40]
+    assert set(records[0]) == {"kind", "step", "epoch", "loss", "train_error", "lr", "images_per_s"}
+    summary = json.loads((trained_run / "summary.json").read_text())
+    # 40 steps of 32 digits already learn most of the task: training actually works.
+    assert summary["final"]["top1_error"] < 0.5 and summary["final"]["images"] == 359
+    assert records[-1]["val_error"] == summary["final"]["top1_error"]
+    last = load_checkpoint(trained_run / "last.safetensors")
+    assert last.meta["step"] == 40 and last.state["step"] == 40
+    assert load_checkpoint(trained_run / "best.safetensors").state is None  # weights only
+    assert (trained_run / "train.log").read_text().count("val err") == 2
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = resolve({**TINY_TRAIN, "run_dir": str(tmp_path), "lr": 1e12, "checkpoint_every": 1, "log_every": 1})
+    with pytest.raises(ResNetError, match=r"became NaN or infinite at step \d+ .*last good checkpoint .*step") as e:
+        train(cfg)
+    bad_step = int(e.value.args[0].split("at step ")[1].split()[0])
+    good = load_checkpoint(tmp_path / "last.safetensors")
+    assert good.meta["step"] == bad_step - 1 and f"(step {bad_step - 1})" in e.value.args[0]
+    assert all(torch.isfinite(v).all() for v in good.model.values() if v.is_floating_point())
+
+
+def test_sigint_saves_a_checkpoint_and_gives_a_resume_hint(tmp_path, monkeypatch):
+    trainer = Trainer(resolve({**TINY_TRAIN, "run_dir": str(tmp_path)}), tmp_path)
+    step = trainer._train_step
+
+    def step_then_signal(batches):
+        step(batches)
+        if trainer.step == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(trainer, "_train_step", step_then_signal)
+    with pytest.raises(Interrupted, match=f"resnet train --resume {tmp_path}"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "last.safetensors").state["step"] == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_no_weight_decay_on_bn_and_bias():
+    model = create_model("cifar_resnet", depth=8)
+    groups = param_groups(model, resolve({"wd_bn_bias": False}))
+    assert all(p.ndim > 1 for p in groups[0]["params"]) and groups[1]["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert len(param_groups(model, resolve({}))) == 1
+
+
+def test_ema_is_a_moving_average_of_parameters_only():
+    model = torch.nn.BatchNorm1d(2)
+    ema = EMA(model, decay=0.75)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+        model.running_mean.fill_(5.0)
+    ema.update(model)
+    assert torch.allclose(ema.state["weight"], torch.full((2,), 1.5))  # 0.75 * 1 + 0.25 * 3
+    assert torch.equal(ema.state["running_mean"], torch.full((2,), 5.0))
+
+
+def test_gradient_accumulation_keeps_the_global_batch(tmp_path, caplog):
+    cfg = resolve({**TINY_TRAIN, "run_dir": str(tmp_path), "micro_batch": 8, "iterations": 4, "eval_every": 4})
+    with caplog.at_level("INFO"):
+        result = train(cfg)
+    resolved = json.loads((tmp_path / "config.json").read_text())["resolved"]
+    assert (resolved["accumulation_steps"], resolved["micro_batch"], resolved["steps_per_epoch"]) == (4, 8, 1438 // 32)
+    assert "gradient accumulation over 4 micro-batches of 8" in caplog.text
+    assert result.summary["iterations"] == 4
+
+
+def test_label_smoothing_and_ema_run(tmp_path):
+    result = train(resolve({**TINY_TRAIN, "run_dir": str(tmp_path), "label_smoothing": 0.1, "ema_decay": 0.9,
+                            "iterations": 10, "eval_every": 10}))
+    last = load_checkpoint(tmp_path / "last.safetensors")
+    assert last.ema is not None and last.meta["eval_weights"] == "ema"
+    assert not all(torch.equal(last.ema[k], last.model[k]) for k in last.model)
+    assert result.summary["best"]["step"] == 10
