@@ -82,11 +82,8 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def _params(run_dir: Path) -> int:
-    from resnet.evaluate import model_from_checkpoint
-
-    model, _ = model_from_checkpoint(run_dir)
-    return sum(p.numel() for p in model.parameters())
+def _params(run: Any) -> str:
+    return f"{run.summary['params']:,}" if "params" in run.summary else "-"
 
 
 def _save_table(out: Path, stem: str, rows: list[list[str]], note: str) -> None:
@@ -119,7 +116,7 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
              "ResNet val err (%)", "paper ResNet test err (%)"]]
     for depth in depths:
         plain, res = loaded[f"plain{depth}"], loaded[f"resnet{depth}"]
-        rows.append([str(depth), f"{_params(runs[f'resnet{depth}']):,}",
+        rows.append([str(depth), _params(res),
                      _pct(_last(plain, "train", "train_error")), _pct(_last(plain, "val", "val_error")),
                      _pct(_last(res, "train", "train_error")), _pct(_last(res, "val", "val_error")),
                      f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "-"])
@@ -132,6 +129,10 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
                       for d in depths for run in [loaded[f"{kind}{d}"]]}
               for panel, kind, label in (("plain", "plain", "plain"), ("ResNet", "resnet", "ResNet"))}
     figure = plot_error_curves(panels, out / "figure6.png", title=f"Degradation on {base.get('data')} ({mode})")
+    # The plotted numbers beside the picture, for anyone re-plotting or checking it.
+    (out / "figure6.json").write_text(json.dumps(
+        {panel: {label: dict(zip(("train_steps", "train_error", "val_steps", "val_error"), map(list, curve)))
+                 for label, curve in curves.items()} for panel, curves in panels.items()}, indent=1) + "\n")
     report, _ = write_report(list(runs.values()), out / "report", title=f"Degradation experiment ({mode})",
                              extra_tables={"Table 6": rows})
     return ExperimentResult(out, runs, rows, figure, report)
@@ -156,7 +157,7 @@ def shortcuts(model: str, options: list[str], data_options: dict[str, Any], out_
     reference = model == "resnet34" and base.get("data") == "imagefolder"
     rows = [["option", "params", "train err (%)", "val err (%)", "paper top-1 err (%)"]]
     for o in options:
-        rows.append([o, f"{_params(runs[o]):,}", _pct(_last(loaded[o], "train", "train_error")),
+        rows.append([o, _params(loaded[o]), _pct(_last(loaded[o], "train", "train_error")),
                      _pct(_last(loaded[o], "val", "val_error")),
                      f"{PAPER_TABLE3[o]:.2f}" if reference else "-"])
     mode = "quick mode (shortened schedule)" if quick else "full schedule"

@@ -498,6 +498,7 @@ class Trainer:
             final = evaluate(self._eval_net(), loader, self.speed)
         summary = {
             "run_dir": str(self.run_dir), "model": self.cfg.model, "data": self.cfg.data,
+            "params": sum(p.numel() for p in self.model.parameters()),
             "iterations": self.total, "epochs": self.total / self.steps_per_epoch,
             "wall_time_s": wall, "images_per_s": steps * self.cfg.batch_size / wall if wall > 0 else None,
             "final": {"protocol": self.cfg.final_protocol, **final.to_dict()} if final else None,

@@ -1,0 +1,148 @@
+"""Experiments and analyses end to end on the embedded digits: tables, figure data, continuation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet import create_model
+from resnet.cli import main
+from resnet.errors import ResNetError
+from resnet.experiments import PAPER_TABLE6, degradation
+from resnet.report import load_run
+from resnet.train.metrics import read_metrics
+
+TINY = ["--data", "digits", "--quiet", "--set", "iterations=20", "--set", "eval_every=10", "--set", "log_every=5",
+        "--set", "batch_size=32", "--set", "val_split=0.2"]
+
+
+@pytest.fixture(scope="module")
+def degradation_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("degradation")
+    assert main(["experiment", "degradation", "--depths", "8,20", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def _val_errors(run_dir: Path) -> list[float]:
+    return [r["val_error"] for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "val"]
+
+
+def test_degradation_trains_plain_and_residual_at_each_depth(degradation_dir: Path) -> None:
+    for name in ("plain8", "resnet8", "plain20", "resnet20"):
+        config = json.loads((degradation_dir / name / "config.json").read_text())
+        # --set values arrive typed, and the recipe is the paper's apart from what was overridden.
+        assert config["batch_size"] == 32 and config["iterations"] == 20 and config["recipe"] == "cifar-paper"
+        assert config["momentum"] == 0.9 and config["weight_decay"] == 1e-4
+        assert config["model"] in ("cifar_plain", "cifar_resnet", "plain20", "resnet20")
+    assert json.loads((degradation_dir / "plain8" / "config.json").read_text())["model"] == "cifar_plain"
+
+
+def test_table6_holds_each_runs_numbers(degradation_dir: Path) -> None:
+    rows = json.loads((degradation_dir / "table6.json").read_text())["rows"]
+    assert [r[0] for r in rows[1:]] == ["8", "20"]
+    for row in rows[1:]:
+        depth = int(row[0])
+        params = sum(p.numel() for p in create_model("cifar_resnet", depth=depth, num_classes=10,
+                                                     in_channels=1).parameters())
+        assert row[1] == f"{params:,}"
+        assert row[3] == f"{100 * _val_errors(degradation_dir / f'plain{depth}')[-1]:.2f}"
+        assert row[5] == f"{100 * _val_errors(degradation_dir / f'resnet{depth}')[-1]:.2f}"
+        train = [r["train_error"] for r in read_metrics(degradation_dir / f"resnet{depth}" / "metrics.jsonl")
+                 if r["kind"] == "train"]
+        assert row[4] == f"{100 * train[-1]:.2f}"
+        assert row[6] == (f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "-")
+    assert "| 20 |" in (degradation_dir / "table6.md").read_text()
+
+
+def test_figure6_data_are_the_runs_curves(degradation_dir: Path) -> None:
+    data = json.loads((degradation_dir / "figure6.json").read_text())
+    assert set(data) == {"plain", "ResNet"}
+    assert set(data["plain"]) == {"plain-8", "plain-20"} and set(data["ResNet"]) == {"ResNet-8", "ResNet-20"}
+    curve = data["ResNet"]["ResNet-20"]
+    assert curve["val_steps"] == [10, 20] and curve["val_error"] == _val_errors(degradation_dir / "resnet20")
+    assert curve["train_steps"] == [5, 10, 15, 20]
+    assert (degradation_dir / "figure6.png").stat().st_size > 10_000
+    html = (degradation_dir / "report" / "report.html").read_text()
+    assert "Table 6" in html and "plain20" in html
+
+
+def test_an_interrupted_experiment_continues_and_finished_runs_are_kept(degradation_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "again"
+    shutil.copytree(degradation_dir, out)
+    kept = (out / "resnet8" / "summary.json").stat().st_mtime_ns
+    # plain20 "was killed" after its last checkpoint but before its summary; plain8 before starting.
+    (out / "plain20" / "summary.json").unlink()
+    shutil.rmtree(out / "plain8")
+    assert main(["experiment", "degradation", "--depths", "8,20", "--out", str(out), *TINY]) == 0
+    assert (out / "resnet8" / "summary.json").stat().st_mtime_ns == kept
+    assert (out / "plain20" / "summary.json").is_file() and (out / "plain8" / "summary.json").is_file()
+    # The resumed run did not train again from scratch: its validation records are not duplicated.
+    assert _val_errors(out / "plain20") == _val_errors(degradation_dir / "plain20")
+    # Same seed, same data: the restarted run reproduces the original exactly.
+    assert _val_errors(out / "plain8") == _val_errors(degradation_dir / "plain8")
+
+
+def test_shortcut_options_have_their_parameter_counts(tmp_path: Path) -> None:
+    out = tmp_path / "shortcuts"
+    assert main(["experiment", "shortcuts", "--model", "resnet20", "--out", str(out), *TINY]) == 0
+    rows = json.loads((out / "shortcuts.json").read_text())["rows"]
+    assert [r[0] for r in rows[1:]] == ["A", "B", "C"]
+    counts = {r[0]: int(r[1].replace(",", "")) for r in rows[1:]}
+    for option, count in counts.items():
+        model = create_model("resnet20", shortcut=option, num_classes=10, in_channels=1)
+        assert count == sum(p.numel() for p in model.parameters())
+    assert counts["A"] < counts["B"] < counts["C"]
+    for option in "ABC":
+        assert load_run(out / f"resnet20-{option}").config["shortcut"] == option
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--depths", "21"], "6n+2"),
+    (["--depths", "20,x"], "--depths"),
+    (["--set", "nonsense"], "OPTION=VALUE"),
+    (["--set", "no_such_option=1"], "no_such_option"),
+])
+def test_bad_experiment_options_are_one_line_errors(tmp_path, capsys, argv, message) -> None:
+    assert main(["experiment", "degradation", "--data", "digits", "--out", str(tmp_path / "x"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("resnet: error:") and message in err and "\n" not in err
+
+
+def test_degradation_needs_a_depth() -> None:
+    with pytest.raises(ResNetError, match="at least one depth"):
+        degradation([], {"data": "digits"}, "unused")
+
+
+def test_analyze_responses_cli_measures_the_runs_validation_images(degradation_dir: Path, tmp_path: Path) -> None:
+    from resnet.analysis.responses import layer_responses
+    from resnet.data import Normalization, make_eval_loader
+    from resnet.evaluate import checkpoint_split, model_from_checkpoint
+
+    runs = [str(degradation_dir / "plain20"), str(degradation_dir / "resnet20")]
+    assert main(["analyze", "responses", *runs, "--images", "100", "--batch-size", "50", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "responses.json").read_text())
+    assert set(saved) == {"plain20", "resnet20"}
+    model, meta = model_from_checkpoint(runs[1])
+    split = checkpoint_split(meta, "val")
+    loader = make_eval_loader(split, 50, protocol="single", normalization=Normalization.from_dict(meta["normalization"]))
+    batches = [b for _, b in zip(range(2), loader)]
+    direct = layer_responses(model, batches)
+    assert len(saved["resnet20"]) == 19  # conv1 and the 18 3x3 layers of the blocks
+    assert [r["std"] for r in saved["resnet20"]] == pytest.approx([r.std for r in direct], rel=1e-5)
+    assert (tmp_path / "responses.png").is_file() and "resnet20" in (tmp_path / "responses.md").read_text()
+
+
+def test_analyze_gradients_cli_writes_a_profile_per_model_and_step(tmp_path: Path) -> None:
+    argv = ["analyze", "gradients", "plain20", "resnet20", "--steps", "2", "--batch-size", "32", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    profiles = json.loads((tmp_path / "gradients.json").read_text())
+    assert [(p["model"], p["step"]) for p in profiles] == [("plain20", 0), ("plain20", 2), ("resnet20", 0),
+                                                            ("resnet20", 2)]
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in create_model("resnet20").modules())
+    assert all(len(p["norms"]) == convs and all(n > 0 for n in p["norms"]) for p in profiles)
+    assert (tmp_path / "gradients.png").is_file()
