@@ -58,7 +58,6 @@ def test_unwritable_run_folder_is_a_clear_error(tmp_path, capsys):
     assert err.startswith("resnet: error: ") and str(blocker) in err and err.count("\n") == 1
 
 
-@pytest.mark.slow
 def test_default_main_job_reaches_97_percent(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--quiet"]) == 0

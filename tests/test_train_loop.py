@@ -29,7 +29,7 @@ def test_run_folder_holds_everything(trained_run):
     assert [r["step"] for r in records if r["kind"] == "val"] == [20, 40]
     assert set(records[0]) == {"kind", "step", "epoch", "loss", "train_error", "lr", "images_per_s"}
     summary = json.loads((trained_run / "summary.json").read_text())
-    assert summary["params"] == sum(p.numel() for p in create_model("cifar_resnet", depth=8).parameters())
+    assert summary["params"] == sum(p.numel() for p in create_model("cifar_resnet", depth=8, in_channels=1).parameters())
     # 40 steps of 32 digits already learn most of the task: training actually works.
     assert summary["final"]["top1_error"] < 0.5 and summary["final"]["images"] == 359
     assert records[-1]["val_error"] == summary["final"]["top1_error"]

@@ -105,14 +105,14 @@ def _fast_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Settings)
     """The trainer's step (resnet.train.trainer.Trainer._train_step) with its speed options on."""
     from resnet.train.config import TrainConfig
     from resnet.train.device import resolve_speed
-    from resnet.train.trainer import param_groups
+    from resnet.train.trainer import make_optimizer
 
     cfg = TrainConfig().replace(device=str(s.device), channels_last="on", compile="on" if s.compile else "off",
                                 lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     speed = resolve_speed(cfg)
     model = model.to(memory_format=torch.channels_last) if speed.channels_last else model
     forward = _compile(model, s)
-    opt = torch.optim.SGD(param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum)
+    opt = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(s.device.type) if speed.precision == "fp16" else None
     loss_fn = nn.CrossEntropyLoss()
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from resnet.errors import ResNetError
 from resnet.evaluate import class_scores, model_from_checkpoint
+from resnet.inference import prepare_for_inference
 
 
 @torch.no_grad()
@@ -48,7 +49,7 @@ def run_predict_command(args: Any) -> int:
 
     device = resolve_device(args.device)
     model, meta = model_from_checkpoint(args.checkpoint, device)
-    results = predict(model, meta, args.images, args.top, device)
+    results = predict(prepare_for_inference(model, device, precision="fp32"), meta, args.images, args.top, device)
     if args.json:
         for r in results:
             print(json.dumps(r))
