@@ -113,7 +113,7 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
             runs[f"{kind}{depth}"] = run_or_resume({**base, "model": name, **extra}, out / f"{kind}{depth}")
 
     loaded = {key: load_run(path) for key, path in runs.items()}
-    mode = "quick mode (shortened schedule)" if quick else "full schedule"
+    mode = "quick mode, shortened schedule" if quick else "full schedule"
     rows = [["depth", "params", "plain train err (%)", "plain val err (%)", "ResNet train err (%)",
              "ResNet val err (%)", "paper ResNet test err (%)"]]
     for depth in depths:
@@ -162,7 +162,7 @@ def shortcuts(model: str, options: list[str], data_options: dict[str, Any], out_
         rows.append([o, _params(loaded[o]), _pct(_last(loaded[o], "train", "train_error")),
                      _pct(_last(loaded[o], "val", "val_error")),
                      f"{PAPER_TABLE3[o]:.2f}" if reference else "-"])
-    mode = "quick mode (shortened schedule)" if quick else "full schedule"
+    mode = "quick mode, shortened schedule" if quick else "full schedule"
     _save_table(out, "shortcuts", rows, f"Shortcut options for {model} ({mode}); the paper's Table 3 "
                 "column applies only to ResNet-34 on ImageNet.")
     report, _ = write_report(list(runs.values()), out / "report", title=f"Shortcut options: {model} ({mode})",
