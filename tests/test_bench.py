@@ -37,6 +37,9 @@ def test_quick_json_has_every_row(quick_result):
     assert "onnxruntime" in infer50
     fast20 = next(r for r in rows if r["model"] == "resnet20" and r["task"] == "infer" and r["implementation"] == "fast")
     assert fast20["extra"]["max_abs_diff"] < 1e-3  # the fast path computes the same logits
+    for row in rows:  # present only on CPUs with native bf16
+        if row["implementation"] == "fast-bf16":
+            assert "bf16" in row["note"] and row["images_per_s"] > 0
 
 
 def test_table_has_a_line_per_row_and_ratio_last(quick_result):
@@ -49,3 +52,10 @@ def test_table_has_a_line_per_row_and_ratio_last(quick_result):
 def test_unknown_model_is_a_user_error(capsys):
     assert main(["bench", "--quick", "--models", "resnet18"]) == 2
     assert "--models" in capsys.readouterr().err
+
+
+def test_groups_can_share_one_process(capsys):
+    assert main(["bench", "--quick", "--json", "--isolate", "off", "--models", "resnet20", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["settings"]["isolate"] is False
+    assert {(r["task"], r["implementation"]) for r in result["rows"]} >= {("train", "fast"), ("infer", "fast")}

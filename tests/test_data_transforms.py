@@ -11,7 +11,7 @@ from PIL import Image
 
 from resnet.data import Normalization, TensorSplit, fit_normalization
 from resnet.data import transforms as T
-from resnet.data.batched import flip_batch, pad_crop_flip_batch, random_crop_params
+from resnet.data.batched import PadCropFlipNormalize, flip_batch, pad_crop_flip_batch, random_crop_params
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
@@ -23,6 +23,21 @@ def test_batched_crop_flip_equals_per_image(dtype):
     out = pad_crop_flip_batch(x, dy, dx, flip, pad=4)
     ref = torch.stack([T.pad_crop_flip(x[i], int(dy[i]), int(dx[i]), bool(flip[i]), 4) for i in range(64)])
     assert out.dtype == dtype and torch.equal(out, ref)
+
+
+@pytest.mark.parametrize("mode", ["pixel-mean", "channel", "none"])
+def test_fused_crop_normalize_equals_normalize_then_crop(mode):
+    """The loader's fast path: bit-identical to normalising, zero-padding, cropping and flipping."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (200, 3, 32, 32), generator=g, dtype=torch.uint8)
+    norm = fit_normalization(TensorSplit(x, torch.zeros(200, dtype=torch.long)), mode)
+    dy, dx, flip = random_crop_params(200, 4, g)
+    fused = PadCropFlipNormalize(*norm.shift_divisor(3, 32, 32, torch.device("cpu")), pad=4)
+    out = fused(x, dy, dx, flip)
+    ref = pad_crop_flip_batch(norm.apply(x), dy, dx, flip, pad=4)
+    assert out.dtype == torch.float32 and torch.equal(out, ref)
+    corner = (dy == 0) & (dx == 0)  # top-left crops: 4 rows of padding, exactly zero after normalising
+    assert corner.any() and out[corner][:, :, :4].abs().sum() == 0
 
 
 def test_pad_crop_reference_semantics():

@@ -12,7 +12,7 @@ from resnet.bench import _baseline_train, _fast_train, settings_from_args
 
 def _settings():
     args = argparse.Namespace(device="cpu", models=["resnet20"], compile="off", compile_mode=None,
-                              train_batch=None, infer_batch=None, warmup=0, rounds=1, iters=1, quick=True)
+                              train_batch=None, infer_batch=None, warmup=0, rounds=1, iters=1, quick=True, isolate="off")
     return settings_from_args(args)
 
 

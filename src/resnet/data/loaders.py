@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from resnet.data import transforms as T
-from resnet.data.batched import flip_batch, pad_crop_flip_batch, random_crop_params
+from resnet.data.batched import PadCropFlipNormalize, flip_batch, random_crop_params
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.images import decode_tensor
 from resnet.data.normalization import Normalization
@@ -104,16 +104,20 @@ class TensorTrainLoader(TrainLoader):
         self.augment, self.normalization, self.device = augment, normalization, device
         self.images = split.images.to(device)
         self.labels = split.labels.to(device)
+        if augment == "cifar":
+            self._crop = PadCropFlipNormalize(*normalization.shift_divisor(*self.images.shape[1:], device=device),
+                                              pad=CIFAR_PAD)
 
     def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for i, idx in enumerate(self.batch_indices(epoch)[first:], start=first):
             idx = idx.to(self.device)
-            x = self.normalization.apply(self.images[idx])
             g = generator(self.seed, epoch, self.rank, i)
             if self.augment == "cifar":
-                x = pad_crop_flip_batch(x, *random_crop_params(len(idx), CIFAR_PAD, g), pad=CIFAR_PAD)
-            elif self.augment == "flip":
-                x = flip_batch(x, torch.rand(len(idx), generator=g) < 0.5)
+                x = self._crop(self.images[idx], *random_crop_params(len(idx), CIFAR_PAD, g))
+            else:
+                x = self.normalization.apply(self.images[idx])
+                if self.augment == "flip":
+                    x = flip_batch(x, torch.rand(len(idx), generator=g) < 0.5)
             yield x, self.labels[idx]
 
 

@@ -57,6 +57,21 @@ class Normalization:
             self._resized[key] = m
         return self._resized[key]
 
+    def shift_divisor(self, channels: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(shift, divisor)`` as [C, H, W] float tensors with ``apply(x) == (x.float() - shift) / divisor``.
+
+        Exactly the operations of :meth:`apply`, so transforms that fold the normalisation into a
+        gather (:class:`resnet.data.batched.PadCropFlipNormalize`) give bit-identical results.
+        """
+        shape = (channels, h, w)
+        if self.mode == "pixel-mean":
+            return self._mean_for(h, w, device).expand(shape), torch.full(shape, 255.0, device=device)
+        if self.mode == "channel":
+            assert self.mean is not None and self.std is not None
+            return (self.mean.to(device)[:, None, None].expand(shape).float(),
+                    self.std.to(device)[:, None, None].expand(shape).float())
+        return torch.zeros(shape, device=device), torch.full(shape, 255.0, device=device)
+
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Float32 normalised copy of ``x`` (uint8 or float on 0..255, [..., C, H, W])."""
         x = x.float()

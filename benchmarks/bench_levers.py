@@ -1,0 +1,92 @@
+"""Each speed lever of the training step on its own: which ones pay on this machine?
+
+`resnet bench` compares the baseline with everything on; this script switches the levers on one at a
+time (channels_last, foreach SGD, torch.compile, bf16 autocast) for one network's training step, all
+variants built from the same weights and timed in interleaved rounds in one process (median of the
+rounds), and prints images/s with the ratio to the eager fp32 NCHW baseline.
+
+    python benchmarks/bench_levers.py                       # resnet20, batch 128, 32x32
+    python benchmarks/bench_levers.py --model resnet50 --batch 16 --side 224
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from resnet import create_model
+
+# name -> (channels_last, foreach, compile, bf16)
+VARIANTS = {
+    "eager fp32 NCHW (baseline)": (False, False, False, False),
+    "+ foreach SGD": (False, True, False, False),
+    "+ channels_last": (True, True, False, False),
+    "+ torch.compile": (True, True, True, False),
+    "compile without channels_last": (False, True, True, False),
+    "+ bf16 autocast (all on)": (True, True, True, True),
+    "eager + bf16 autocast": (False, True, False, True),
+}
+
+
+def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool, foreach: bool,
+              compile_: bool, bf16: bool) -> Callable[[], None]:
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compile_ else model
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, foreach=foreach)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(forward(x).float(), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--side", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--iters", type=int, default=3)
+    args = p.parse_args()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, args.side, args.side, generator=gen)
+    torch.manual_seed(0)
+    reference = create_model(args.model)
+    y = torch.randint(0, reference.fc.out_features, (args.batch,), generator=gen)
+    steps = {}
+    for name, levers in VARIANTS.items():
+        model = create_model(args.model)
+        model.load_state_dict(reference.state_dict())
+        steps[name] = make_step(model.train(), x, y, *levers)
+        for _ in range(3):  # warm-up, compiling included
+            steps[name]()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            t = time.perf_counter()
+            for _ in range(args.iters):
+                step()
+            times[name].append((time.perf_counter() - t) / args.iters)
+    base = statistics.median(times[next(iter(VARIANTS))])
+    print(f"\n{args.model} training step, batch {args.batch}, {args.side}x{args.side}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}; median of {args.rounds} rounds\n")
+    print("| variant | images/s | vs baseline |\n| --- | ---: | ---: |")
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        print(f"| {name} | {args.batch / t:,.1f} | {base / t:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
