@@ -32,9 +32,10 @@ def test_fused_crop_normalize_equals_normalize_then_crop(mode):
     x = torch.randint(0, 256, (200, 3, 32, 32), generator=g, dtype=torch.uint8)
     norm = fit_normalization(TensorSplit(x, torch.zeros(200, dtype=torch.long)), mode)
     dy, dx, flip = random_crop_params(200, 4, g)
-    fused = PadCropFlipNormalize(*norm.shift_divisor(3, 32, 32, torch.device("cpu")), pad=4)
-    out = fused(x, dy, dx, flip)
-    ref = pad_crop_flip_batch(norm.apply(x), dy, dx, flip, pad=4)
+    fused = PadCropFlipNormalize(x, *norm.shift_divisor(3, 32, 32, torch.device("cpu")), pad=4)
+    idx = torch.randperm(200, generator=g)
+    out = fused(idx, dy, dx, flip)
+    ref = pad_crop_flip_batch(norm.apply(x[idx]), dy, dx, flip, pad=4)
     assert out.dtype == torch.float32 and torch.equal(out, ref)
     corner = (dy == 0) & (dx == 0)  # top-left crops: 4 rows of padding, exactly zero after normalising
     assert corner.any() and out[corner][:, :, :4].abs().sum() == 0

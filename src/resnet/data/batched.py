@@ -41,35 +41,36 @@ def flip_batch(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
 
 
 class PadCropFlipNormalize:
-    """``pad_crop_flip_batch(normalization.apply(x), dy, dx, flip)`` for a uint8 batch, bit for bit, faster.
+    """``pad_crop_flip_batch(normalization.apply(images[idx]), dy, dx, flip)``, bit for bit, faster.
 
-    The reference normalises the whole batch in float32 and then gathers the crops element by element
-    with four index tensors. Here the crops are gathered from the uint8 batch (a quarter of the bytes)
-    through a zero-copy view of all ``(2 pad + 1)^2`` windows, indexed along batch and offsets only;
-    the normalisation follows on the crop, with its shift and divisor cropped the same way from tables
+    The reference normalises a batch in float32 and then gathers its crops element by element with
+    four index tensors. Here the uint8 images are zero-padded once, for the whole split, and every
+    batch is one gather from a zero-copy view of all ``(2 pad + 1)^2`` crop windows of every image,
+    indexed by image and offsets: a quarter of the bytes and no per-batch copy or padding. The
+    normalisation follows on the crops, with its shift and divisor cropped the same way from tables
     built once (zero shift and unit divisor in the padding, so the padding is exactly 0, as in the
-    reference, where zeros are padded after normalising). Flips come last, on the flipped images only.
+    reference, which pads with zeros after normalising). Flips come last, on the flipped images only.
+    Costs the padded copy of the split (1.56x its size for 32x32 images with pad 4).
     """
 
-    def __init__(self, shift: torch.Tensor, divisor: torch.Tensor, pad: int):
-        self.pad = pad
+    def __init__(self, images: torch.Tensor, shift: torch.Tensor, divisor: torch.Tensor, pad: int):
+        n, c, h, w = images.shape
         span = 2 * pad + 1
-        c, h, w = shift.shape
+        self.span = span
+        self.windows = F.pad(images, (pad,) * 4).unfold(2, h, 1).unfold(3, w, 1)  # [N, C, span, span, H, W]
 
         def crops(t: torch.Tensor, fill: float) -> torch.Tensor:
-            padded = F.pad(t, (pad, pad, pad, pad), value=fill)
+            padded = F.pad(t.float().to(images.device), (pad,) * 4, value=fill)
             return torch.stack([padded[:, dy:dy + h, dx:dx + w] for dy, dx in itertools.product(range(span), repeat=2)])
 
-        self.shifts = crops(shift.float(), 0.0)  # [span * span, C, H, W]
-        self.divisors = crops(divisor.float(), 1.0)
+        self.shifts = crops(shift, 0.0)  # [span * span, C, H, W]
+        self.divisors = crops(divisor, 1.0)
 
-    def __call__(self, x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        dev = x.device
-        dy, dx, flip = dy.to(dev), dx.to(dev), flip.to(dev)
-        windows = F.pad(x, (self.pad,) * 4).unfold(2, h, 1).unfold(3, w, 1)  # [B, C, span, span, H, W], a view
-        crops = windows[torch.arange(b, device=dev), :, dy, dx]  # [B, C, H, W]
-        k = dy * (2 * self.pad + 1) + dx
-        out = (crops.float() - self.shifts.index_select(0, k)) / self.divisors.index_select(0, k)
-        out[flip] = out[flip].flip(3)
-        return out
+    def __call__(self, idx: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        dev = self.windows.device
+        idx, dy, dx, flip = idx.to(dev), dy.to(dev), dx.to(dev), flip.to(dev)
+        k = dy * self.span + dx
+        out = torch.sub(self.windows[idx, :, dy, dx], self.shifts.index_select(0, k))  # uint8 - float: float32
+        out.div_(self.divisors.index_select(0, k))
+        flipped = flip.nonzero().squeeze(1)
+        return out.index_copy_(0, flipped, out.index_select(0, flipped).flip(3))

@@ -105,15 +105,15 @@ class TensorTrainLoader(TrainLoader):
         self.images = split.images.to(device)
         self.labels = split.labels.to(device)
         if augment == "cifar":
-            self._crop = PadCropFlipNormalize(*normalization.shift_divisor(*self.images.shape[1:], device=device),
-                                              pad=CIFAR_PAD)
+            self._crop = PadCropFlipNormalize(self.images, *normalization.shift_divisor(*self.images.shape[1:],
+                                                                                        device=device), pad=CIFAR_PAD)
 
     def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for i, idx in enumerate(self.batch_indices(epoch)[first:], start=first):
             idx = idx.to(self.device)
             g = generator(self.seed, epoch, self.rank, i)
             if self.augment == "cifar":
-                x = self._crop(self.images[idx], *random_crop_params(len(idx), CIFAR_PAD, g))
+                x = self._crop(idx, *random_crop_params(len(idx), CIFAR_PAD, g))
             else:
                 x = self.normalization.apply(self.images[idx])
                 if self.augment == "flip":
