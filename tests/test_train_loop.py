@@ -39,6 +39,21 @@ def test_run_folder_holds_everything(trained_run):
     assert (trained_run / "train.log").read_text().count("val err") == 2
 
 
+def test_tensorboard_events_carry_the_metrics_stream(trained_run):
+    """The event files hold the very numbers of metrics.jsonl (skipped where tensorboard is absent)."""
+    pytest.importorskip("tensorboard", reason="the optional tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(trained_run / "tensorboard"))
+    events.Reload()
+    records = read_metrics(trained_run / "metrics.jsonl")
+    for kind, key in (("train", "loss"), ("train", "lr"), ("val", "val_error")):
+        want = [(r["step"], r[key]) for r in records if r["kind"] == kind]
+        got = [(e.step, e.value) for e in events.Scalars(f"{kind}/{key}")]
+        assert [s for s, _ in got] == [s for s, _ in want]
+        assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6)  # stored as float32
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_last_good_checkpoint(tmp_path):
     cfg = resolve({**TINY_TRAIN, "run_dir": str(tmp_path), "lr": 1e12, "checkpoint_every": 1, "log_every": 1})
     with pytest.raises(ResNetError, match=r"became NaN or infinite at step \d+ .*last good checkpoint .*step") as e:
