@@ -229,15 +229,16 @@ def _bench_one(name: str, task: str, s: Settings, tmp: Path) -> list[Row]:
     steps: dict[str, Step] = {}
     logger.info("%s %s, batch %d:", name, task, batch)
     if task == "train":
+        initial = {k: v.clone() for k, v in model.state_dict().items()}  # every variant starts from these
         baseline = create_model(name).to(dev)
-        baseline.load_state_dict(model.state_dict())
+        baseline.load_state_dict(initial)
         steps["baseline"] = _warm("baseline", _baseline_train(baseline.train(), x, y), s)
         fast, described = _fast_train(model.train(), x, y, s)
         rows["fast"].note = f"trainer's step: {described}"
         steps["fast"] = _warm("fast", fast, s)
         if cpu_bf16:
             twin = create_model(name).to(dev)
-            twin.load_state_dict(baseline.state_dict())
+            twin.load_state_dict(initial)
             fast16, described = _fast_train(twin.train(), x, y, s, precision="bf16")
             rows["fast-bf16"].note = f"trainer's step with --precision bf16: {described}"
             steps["fast-bf16"] = _warm("fast-bf16", fast16, s)
