@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from resnet.errors import ResNetError
+from resnet import files
 from resnet.train import checkpoint as ck
 
 
@@ -55,7 +56,7 @@ def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ck.os, "write", full)
+    monkeypatch.setattr(files.os, "write", full)
     with pytest.raises(ResNetError, match="last.safetensors: disk full; the previous file is kept"):
         ck.save_checkpoint(path, {"step": 2}, net.state_dict())
     monkeypatch.undo()

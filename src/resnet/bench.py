@@ -83,14 +83,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _cpu_has_bf16() -> bool:
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    try:
-        return bool(check and check())
-    except RuntimeError:  # a build without oneDNN
-        return False
-
-
 def _compile(module: nn.Module, s: Settings) -> nn.Module:
     from resnet.inference import CompileFallback
 
@@ -211,7 +203,7 @@ def _warm(name: str, step: Step, s: Settings) -> Step:
 
 def _bench_one(name: str, task: str, s: Settings, tmp: Path) -> list[Row]:
     from resnet import create_model
-    from resnet.inference import prepare_for_inference
+    from resnet.inference import cpu_has_native_bf16, prepare_for_inference
 
     side = MODELS[name]
     batch = s.batches[name][0 if task == "train" else 1]
@@ -224,7 +216,7 @@ def _bench_one(name: str, task: str, s: Settings, tmp: Path) -> list[Row]:
     rows = {k: Row(name, side, task, batch, k) for k in ("baseline", "fast", "fast-bf16", "torchvision", "onnxruntime")}
     # On a CPU with native bf16 (AVX512-BF16/AMX) the bf16 path is worth showing beside the exact one;
     # it is what --precision bf16 does, and not "the same results within float32 tolerance".
-    cpu_bf16 = dev.type == "cpu" and _cpu_has_bf16()
+    cpu_bf16 = dev.type == "cpu" and cpu_has_native_bf16()
     rows["baseline"].note = "eager fp32 NCHW, " + ("textbook SGD loop" if task == "train" else "no_grad")
     steps: dict[str, Step] = {}
     logger.info("%s %s, batch %d:", name, task, batch)
@@ -274,7 +266,9 @@ def _bench_one(name: str, task: str, s: Settings, tmp: Path) -> list[Row]:
             rows["torchvision"].note = "torchvision resnet50, eager fp32, no_grad"
             steps["torchvision"] = _warm("torchvision", _no_grad(tv, x), s)
     if task == "infer" and dev.type == "cpu":
-        if all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime")):
+        from resnet.export import missing_onnx_packages
+
+        if not missing_onnx_packages():
             rows["onnxruntime"].note = "exported ONNX (BN folded), ONNX Runtime CPU"
             steps["onnxruntime"] = _warm("onnxruntime", _onnx_runtime(model, x.cpu(), tmp), s)
         else:

@@ -22,7 +22,7 @@ def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _checkpoint_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="checkpoint file (.safetensors) or run folder (its best checkpoint)")
+    p.add_argument("checkpoint", help="checkpoint file (.safetensors) or run folder (its best checkpoint, else its last)")
 
 
 def _device_argument(p: argparse.ArgumentParser) -> None:
@@ -179,16 +179,8 @@ def _add_report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
     p.add_argument("--out", default="report", help="output folder (default: report)")
     p.add_argument("--title", default="ResNet runs", help="page title")
-    p.set_defaults(func=_run_report)
+    p.set_defaults(func=_lazy("resnet.report", "run_report_command"))
     return p
-
-
-def _run_report(args: argparse.Namespace) -> int:
-    from resnet.report import write_report
-
-    html_path, md_path = write_report(args.runs, args.out, title=args.title)
-    print(f"report: {html_path}\nmarkdown: {md_path}")
-    return 0
 
 
 def _add_export(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -199,7 +191,7 @@ def _add_export(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "TorchScript or ONNX. The export is compared with eager PyTorch on random inputs and removed "
         "again if they differ beyond float tolerance. ONNX needs `pip install 'resnet[export]'`.",
     )
-    p.add_argument("checkpoint", help="a resnet checkpoint (.safetensors) or a run folder (its best, else last)")
+    _checkpoint_argument(p)
     p.add_argument("--format", choices=["torchscript", "onnx"], required=True, help="what to write")
     p.add_argument("--output", default=None,
                    help="file to write (default: beside the checkpoint, .pt for TorchScript, .onnx for ONNX)")

@@ -27,7 +27,7 @@ PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 # Table 3: ImageNet top-1 error (%), 10-crop, of ResNet-34 with options A/B/C.
 PAPER_TABLE3 = {"A": 25.03, "B": 24.52, "C": 24.19}
 
-# Quick mode: about 20 minutes on 2 CPU cores for plain/residual at depths 20 and 56. Every run, plain
+# Quick mode: about 25 minutes on 2 CPU cores for plain/residual at depths 20 and 56. Every run, plain
 # and residual alike, starts with the paper's own remedy for deep nets (Section 4.2, ResNet-110: LR
 # 0.01 until training error < 80%): at LR 0.1 from the first step ResNet-56 diverges in its first
 # iterations, and 500 iterations are too few to recover before the scaled milestones cut the LR.

@@ -43,8 +43,13 @@ class ExportResult:
     max_abs_diff: float  # largest |exported - eager| over the check inputs
 
 
+def missing_onnx_packages() -> list[str]:
+    """Which of the ``export`` extra's packages (onnx, onnxscript, onnxruntime) are not installed."""
+    return [m for m in ("onnx", "onnxscript", "onnxruntime") if not _importable(m)]
+
+
 def _require_onnx() -> None:
-    missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if not _importable(m)]
+    missing = missing_onnx_packages()
     if missing:
         raise ResNetError(f"--format onnx needs {', '.join(missing)} (pip install 'resnet[export]')")
 

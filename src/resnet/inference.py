@@ -24,7 +24,7 @@ from resnet.errors import ResNetError
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -92,17 +92,32 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return folded
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """``auto``: bf16 on CUDA where supported, else fp16 on CUDA; fp32 elsewhere (exact CPU results)."""
+def precision_name(precision: str, device: torch.device) -> str:
+    """The precision to run at: ``auto`` is bf16 on CUDA where supported, else fp16 on CUDA, and fp32
+    elsewhere (exact CPU results); fp16 is refused off CUDA. Training (autocast) and inference share it."""
     if precision not in PRECISIONS:
-        raise ResNetError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+        raise ResNetError(f"option 'precision': {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if precision == "fp16" and device.type != "cuda":
-        raise ResNetError(f"precision fp16 needs a CUDA device (on {device.type} use bf16 or fp32)")
-    return _DTYPES[precision]
+        raise ResNetError(f"option 'precision': fp16 needs a CUDA device (on {device.type} use bf16 or fp32)")
+    return precision
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of :func:`precision_name`."""
+    return DTYPES[precision_name(precision, device)]
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where ``--precision bf16`` pays."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check and check())
+    except RuntimeError:  # a build without oneDNN
+        return False
 
 
 class CompileFallback(nn.Module):

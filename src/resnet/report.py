@@ -183,3 +183,10 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "
     html_path.write_text(page)
     md_path.write_text("\n".join(md) + "\n")
     return html_path, md_path
+
+
+def run_report_command(args: Any) -> int:
+    """``resnet report RUN_DIR... [--out DIR] [--title TEXT]``."""
+    html_path, md_path = write_report(args.runs, args.out, title=args.title)
+    print(f"report: {html_path}\nmarkdown: {md_path}")
+    return 0

@@ -14,8 +14,7 @@ import json
 import logging
 import multiprocessing
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from resnet.data.images import decode_rgb
 from resnet.errors import ResNetError
+from resnet.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -43,21 +43,6 @@ def files_key(paths: Iterable[str], extra: str = "") -> str:
         st = os.stat(path)
         digest.update(f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
-
-
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _decode_or_error(path: str) -> tuple[np.ndarray | None, str | None]:
@@ -112,7 +97,7 @@ def build_cache(key: str, cache_dir: Path, paths: Sequence[str], size: tuple[int
     images = images[:n]
     meta = {"version": _VERSION, "count": n, "size": [h, w], "skipped": skipped}
     # The sidecar goes first: an entry counts only once its .npy exists too.
-    atomic_write(cache_dir / f"images-{key}.json", lambda f: f.write(json.dumps(meta).encode()))
+    atomic_write(cache_dir / f"images-{key}.json", json.dumps(meta).encode())
     atomic_write(cache_dir / f"images-{key}.npy", lambda f: np.save(f, images))
     logger.info("decoded %d images into %s", n, cache_dir / f"images-{key}.npy")
     return np.load(cache_dir / f"images-{key}.npy", mmap_mode="r"), meta

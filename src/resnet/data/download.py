@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from resnet.errors import ResNetError
+from resnet.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -29,17 +30,6 @@ def md5sum(path: Path) -> str:
         for block in iter(lambda: f.read(_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def download(url: str, dest: str | Path, md5: str, *, timeout: float = 20.0, manual_hint: str = "") -> Path:
@@ -96,5 +86,5 @@ def download(url: str, dest: str | Path, md5: str, *, timeout: float = 20.0, man
         part.unlink()
         raise ResNetError(f"download of {url} is corrupt: MD5 {got}, expected {md5}; deleted it, run again{hint}")
     os.replace(part, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return dest

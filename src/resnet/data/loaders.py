@@ -31,12 +31,12 @@ from resnet.data.batched import PadCropFlipNormalize, flip_batch, random_crop_pa
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.images import decode_tensor
 from resnet.data.normalization import Normalization
+from resnet.data.transforms import PROTOCOLS
 from resnet.errors import ResNetError
 
 logger = logging.getLogger(__name__)
 
 AUGMENTS = ("cifar", "imagenet", "flip", "none")
-PROTOCOLS = ("single", "center", "ten-crop", "multi-scale")
 CIFAR_PAD = 4
 
 
@@ -135,18 +135,22 @@ def _collate(items: list[tuple[Any, int, str | None]]) -> tuple[Any, torch.Tenso
 
 
 class _FileTrainSet(Dataset):
-    """Item ``(index, item_seed)`` -> (uint8 augmented view, label, error or None)."""
+    """Item ``(index, epoch)`` -> (uint8 augmented view, label, error or None).
 
-    def __init__(self, samples: list[tuple[str, int]], augment: str):
-        self.samples, self.augment = samples, augment
+    The item's generator is seeded by (seed, epoch, rank, index) here, in the worker: seeding costs
+    about 13 us an image, which the main process should not spend on a whole epoch up front.
+    """
+
+    def __init__(self, samples: list[tuple[str, int]], augment: str, seed: int, rank: int):
+        self.samples, self.augment, self.seed, self.rank = samples, augment, seed, rank
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor | None, int, str | None]:
-        index, item_seed = key
+        index, epoch = key
         path, label = self.samples[index]
-        g = torch.Generator().manual_seed(item_seed)
+        g = generator(self.seed, epoch, self.rank, index)
         try:
             if self.augment == "imagenet":
                 side = T.random_side(g)  # drawn first so the JPEG can be decoded at reduced size
@@ -183,8 +187,8 @@ class FileTrainLoader(TrainLoader):
 
     def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         batches = self.batch_indices(epoch)[first:]
-        keyed = [[(int(j), mix_seed(self.seed, epoch, self.rank, int(j))) for j in b] for b in batches]
-        loader = DataLoader(_FileTrainSet(self.split.samples, self.augment), batch_sampler=keyed,
+        keyed = [[(j, epoch) for j in b.tolist()] for b in batches]
+        loader = DataLoader(_FileTrainSet(self.split.samples, self.augment, self.seed, self.rank), batch_sampler=keyed,
                             num_workers=self.workers, collate_fn=_collate,
                             pin_memory=self.device.type == "cuda")
         for i, (x, y, errors) in enumerate(loader, start=first):
@@ -220,10 +224,8 @@ class _FileEvalSet(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, int, str | None]:
         path, label = self.samples[index]
         try:
-            if self.protocol == "multi-scale":
-                return T.multi_scale(decode_tensor(path), square=self.square), label, None
-            x = decode_tensor(path, min_side=256)
-            return (T.ten_crop(x) if self.protocol == "ten-crop" else T.center_view(x)), label, None
+            x = decode_tensor(path, min_side=None if self.protocol == "multi-scale" else 256)
+            return T.test_views(x, self.protocol, square=self.square), label, None
         except ResNetError as e:
             return None, label, str(e)
 
@@ -246,15 +248,6 @@ class EvalLoader:
     def __len__(self) -> int:
         return math.ceil(len(self.split) / self.batch_size)
 
-    def _views(self, x: torch.Tensor) -> Any:
-        if self.protocol == "center":
-            return T.center_view(x)
-        if self.protocol == "ten-crop":
-            return T.ten_crop(x)
-        if self.protocol == "multi-scale":
-            return T.multi_scale(x)
-        return x
-
     def _normalize(self, x: Any) -> Any:
         if isinstance(x, list):
             return [self.normalization.apply(v.to(self.device, non_blocking=True)) for v in x]
@@ -265,7 +258,7 @@ class EvalLoader:
             for start in range(0, len(self.split), self.batch_size):
                 x = self.split.images[start:start + self.batch_size].to(self.device)
                 y = self.split.labels[start:start + self.batch_size].to(self.device)
-                yield self._normalize(self._views(x)), y
+                yield self._normalize(T.test_views(x, self.protocol)), y
             return
         # Images of different shapes share a batch only at one shape: "single" is the centre view for
         # files, and multi-scale batches crop the longer side square (the whole image with batch_size 1).

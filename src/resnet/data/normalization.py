@@ -29,6 +29,7 @@ from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.images import decode_tensor
 from resnet.data.transforms import center_view
 from resnet.errors import ResNetError
+from resnet.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -57,32 +58,29 @@ class Normalization:
             self._resized[key] = m
         return self._resized[key]
 
+    def _shift_divisor(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        """``apply(x) == (x.float() - shift) / divisor``, both broadcastable to [C, H, W]."""
+        if self.mode == "pixel-mean":
+            return self._mean_for(h, w, device), 255.0
+        if self.mode == "channel":
+            assert self.mean is not None and self.std is not None
+            return self.mean.to(device)[:, None, None], self.std.to(device)[:, None, None]
+        return 0.0, 255.0
+
     def shift_divisor(self, channels: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """``(shift, divisor)`` as [C, H, W] float tensors with ``apply(x) == (x.float() - shift) / divisor``.
 
-        Exactly the operations of :meth:`apply`, so transforms that fold the normalisation into a
-        gather (:class:`resnet.data.batched.PadCropFlipNormalize`) give bit-identical results.
+        The very numbers :meth:`apply` uses, so transforms that fold the normalisation into a gather
+        (:class:`resnet.data.batched.PadCropFlipNormalize`) give bit-identical results.
         """
         shape = (channels, h, w)
-        if self.mode == "pixel-mean":
-            return self._mean_for(h, w, device).expand(shape), torch.full(shape, 255.0, device=device)
-        if self.mode == "channel":
-            assert self.mean is not None and self.std is not None
-            return (self.mean.to(device)[:, None, None].expand(shape).float(),
-                    self.std.to(device)[:, None, None].expand(shape).float())
-        return torch.zeros(shape, device=device), torch.full(shape, 255.0, device=device)
+        return tuple(torch.as_tensor(v, dtype=torch.float32, device=device).expand(shape)  # type: ignore[return-value]
+                     for v in self._shift_divisor(h, w, device))
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Float32 normalised copy of ``x`` (uint8 or float on 0..255, [..., C, H, W])."""
-        x = x.float()
-        if self.mode == "pixel-mean":
-            return (x - self._mean_for(x.shape[-2], x.shape[-1], x.device)) / 255.0
-        if self.mode == "channel":
-            assert self.mean is not None and self.std is not None
-            mean = self.mean.to(x.device)[:, None, None]
-            std = self.std.to(x.device)[:, None, None]
-            return (x - mean) / std
-        return x / 255.0
+        shift, divisor = self._shift_divisor(x.shape[-2], x.shape[-1], x.device)
+        return (x.float() - shift) / divisor
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"mode": self.mode}
@@ -161,7 +159,7 @@ def file_statistics(split: FileSplit, cache_dir: Path, workers: int | None = Non
         n = sum(p[2] for p in parts)
         buf = io.BytesIO()
         np.savez(buf, total=total, sq=sq, n=n)
-        cache_mod.atomic_write(path, lambda f: f.write(buf.getvalue()))
+        atomic_write(path, buf.getvalue())
     pixel_mean = torch.from_numpy(np.asarray(total)) / n
     count = n * MEAN_SIZE * MEAN_SIZE
     ch_mean = pixel_mean.sum(dim=(1, 2)) * (MEAN_SIZE * MEAN_SIZE) / count

@@ -24,6 +24,7 @@ from resnet.data.images import decode_tensor
 from resnet.errors import ResNetError
 
 SCALES = (224, 256, 384, 480, 640)
+PROTOCOLS = ("single", "center", "ten-crop", "multi-scale")
 # AlexNet's PCA of ImageNet RGB pixels on the 0..1 scale (as in fb.resnet.torch's transforms.lua).
 PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
 PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
@@ -126,6 +127,20 @@ def multi_scale(x: torch.Tensor, scales: tuple[int, ...] = SCALES, square: bool 
     return [center_crop(v, min(v.shape[-2:])) for v in views] if square else views
 
 
+def test_views(x: torch.Tensor, protocol: str, *, square: bool = False) -> torch.Tensor | list[torch.Tensor]:
+    """The views a test protocol scores: ``single`` the image as it is, ``center`` :func:`center_view`,
+    ``ten-crop`` :func:`ten_crop`, ``multi-scale`` :func:`multi_scale` (a list, one view per scale)."""
+    if protocol == "single":
+        return x
+    if protocol == "center":
+        return center_view(x)
+    if protocol == "ten-crop":
+        return ten_crop(x)
+    if protocol == "multi-scale":
+        return multi_scale(x, square=square)
+    raise ResNetError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+
+
 def load_image(path: str | Path, normalization, *, protocol: str = "single",
                image_size: tuple[int, int] | None = None, in_channels: int = 3) -> torch.Tensor | list[torch.Tensor]:
     """One image file as the model's input: ``[1, C, H, W]``, ``[1, 10, C, H, W]`` (ten-crop) or a
@@ -141,13 +156,9 @@ def load_image(path: str | Path, normalization, *, protocol: str = "single",
     if in_channels == 1:
         # ITU-R 601 luma, as Pillow's convert("L")
         x = (x.float() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0, keepdim=True).round().to(torch.uint8)
-    if protocol == "single":
-        x = resize(x, image_size) if image_size is not None else x
-        return normalization.apply(x[None])
-    if protocol == "center":
-        return normalization.apply(center_view(x)[None])
-    if protocol == "ten-crop":
-        return normalization.apply(ten_crop(x)[None])
-    if protocol == "multi-scale":
-        return [normalization.apply(v[None]) for v in multi_scale(x)]
-    raise ResNetError(f"unknown protocol {protocol!r}; choose from single, center, ten-crop, multi-scale")
+    if protocol == "single" and image_size is not None:
+        x = resize(x, image_size)
+    views = test_views(x, protocol)
+    if isinstance(views, list):
+        return [normalization.apply(v[None]) for v in views]
+    return normalization.apply(views[None])

@@ -12,9 +12,7 @@ wrappers, ``module.`` prefixes from DataParallel/DDP) load through ``torch.load(
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from resnet.errors import ResNetError
+from resnet.files import atomic_write
 
 FORMAT = "resnet-checkpoint/1"
 LAST, BEST = "last.safetensors", "best.safetensors"
@@ -41,45 +40,6 @@ class Checkpoint:
     def inference_weights(self) -> dict[str, torch.Tensor]:
         """The weights meant for evaluation: the EMA when the run kept one, else the model's."""
         return self.ema if self.ema is not None and self.meta.get("eval_weights") == "ema" else self.model
-
-
-# -- atomic files ----------------------------------------------------------------------------------
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that any crash leaves either the old file or the new one.
-
-    Temp file in the same folder, fsync, ``os.replace``, fsync of the folder. On failure (full disk,
-    unwritable folder) the temp file is removed, the old file is untouched and a ResNetError is raised.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        why = "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
-        kept = "; the previous file is kept" if path.exists() else ""
-        raise ResNetError(f"cannot write {path}: {why}{kept}") from None
 
 
 # -- packing nested training state into tensors + JSON ---------------------------------------------

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from resnet.data.loaders import AUGMENTS
+from resnet.data.sources import DATASETS
+from resnet.data.transforms import PROTOCOLS
 from resnet.errors import ResNetError
+from resnet.files import atomic_write
+from resnet.inference import PRECISIONS
 
 
 def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, group: str = "") -> Any:
@@ -40,7 +45,7 @@ class TrainConfig:
                                     "(Goyal et al. 2017; beyond the paper)", group="model")
 
     # data
-    data: str = _opt("digits", "dataset", ("digits", "cifar10", "cifar100", "imagefolder"), group="data")
+    data: str = _opt("digits", "dataset", DATASETS, group="data")
     data_dir: str | None = _opt(None, "dataset folder (not needed for digits)", group="data")
     val_split: float | None = _opt(0.2, "validation images held out of the training set: a count (>= 1) or "
                                    "a fraction; none: the source's own validation split", group="data")
@@ -49,15 +54,12 @@ class TrainConfig:
     skip_bad_images: bool = _opt(False, "skip unreadable images instead of stopping", group="data")
     download: bool = _opt(False, "download the dataset if it is missing", group="data")
     augment: str = _opt("none", "training augmentation: cifar = pad 4 + random crop + flip; imagenet = "
-                        "scale [256,480] + 224 crop + flip + PCA lighting", ("cifar", "imagenet", "flip", "none"),
-                        group="data")
+                        "scale [256,480] + 224 crop + flip + PCA lighting", AUGMENTS, group="data")
     normalization: str = _opt("pixel-mean", "input normalisation: pixel-mean = the paper's per-pixel mean "
                               "image subtracted; channel = per-channel mean/std", ("pixel-mean", "channel"),
                               group="data")
-    val_protocol: str = _opt("single", "evaluation protocol during training",
-                             ("single", "center", "ten-crop", "multi-scale"), group="data")
-    final_protocol: str = _opt("single", "evaluation protocol of the final evaluation",
-                               ("single", "center", "ten-crop", "multi-scale"), group="data")
+    val_protocol: str = _opt("single", "evaluation protocol during training", PROTOCOLS, group="data")
+    final_protocol: str = _opt("single", "evaluation protocol of the final evaluation", PROTOCOLS, group="data")
     workers: int = _opt(0, "data loading worker processes (for image files)", group="data")
 
     # optimisation
@@ -110,7 +112,7 @@ class TrainConfig:
     # speed (no effect on the maths beyond float rounding)
     device: str = _opt("auto", "cpu, cuda, cuda:N or mps (auto: cuda if available)", group="speed")
     precision: str = _opt("auto", "autocast precision (auto: bf16 on CUDA where supported, else fp32)",
-                          ("auto", "fp32", "bf16", "fp16"), group="speed")
+                          PRECISIONS, group="speed")
     channels_last: str = _opt("auto", "channels-last memory format (auto: on for CUDA)", ("auto", "on", "off"),
                               group="speed")
     compile: str = _opt("auto", "torch.compile the model (auto: off; compiling takes minutes)",
@@ -275,7 +277,7 @@ def _build(base: dict[str, Any], changes: dict[str, Any], source: str, final: bo
         name = key.replace("-", "_")
         if name not in valid:
             raise ResNetError(f"{source}: unknown option '{key}' (valid: {', '.join(valid)})")
-        merged[name] = _coerce(name, value, source)
+        merged[name] = value
     merged = {k: _coerce(k, v, source) for k, v in merged.items()}
     cfg = TrainConfig(**merged)
     _validate(cfg, source, final)
@@ -322,14 +324,19 @@ def resolve(cli: dict[str, Any] | None = None, config_file: str | Path | None = 
     return _build(cfg.to_dict(), cli, "option")
 
 
-def load_json(path: str | Path) -> TrainConfig:
-    """The resolved config saved in a run folder."""
+def read_run_config(path: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
+    """The config saved in a run folder, and what the run resolved from it (its ``resolved`` dict)."""
     try:
         d = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ResNetError(f"cannot read run config {path}: {e}") from None
-    d.pop("resolved", None)
-    return _build(recipe_defaults(d.get("recipe", "digits")), d, f"run config {path}")
+    resolved = d.pop("resolved", None) or {}
+    return _build(recipe_defaults(d.get("recipe", "digits")), d, f"run config {path}"), resolved
+
+
+def load_json(path: str | Path) -> TrainConfig:
+    """The config saved in a run folder."""
+    return read_run_config(path)[0]
 
 
 def _default_text(name: str) -> str:
@@ -392,4 +399,4 @@ def save_json(cfg: TrainConfig, path: str | Path, extra: dict[str, Any] | None =
     d = cfg.to_dict()
     if extra:
         d["resolved"] = extra
-    Path(path).write_text(json.dumps(d, indent=2) + "\n")
+    atomic_write(path, (json.dumps(d, indent=2) + "\n").encode())

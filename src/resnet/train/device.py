@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from resnet.errors import ResNetError
+from resnet.inference import DTYPES, precision_name
 from resnet.train.config import TrainConfig
-
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Speed:
         if self.precision == "fp32":
             yield
         else:
-            with torch.autocast(self.device.type, dtype=_DTYPES[self.precision]):
+            with torch.autocast(self.device.type, dtype=DTYPES[self.precision]):
                 yield
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,11 +61,5 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 def resolve_speed(cfg: TrainConfig, local_rank: int = 0) -> Speed:
     device = resolve_device(cfg.device, local_rank)
-    cuda = device.type == "cuda"
-    precision = cfg.precision
-    if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
-    if precision == "fp16" and not cuda:
-        raise ResNetError(f"option 'precision': fp16 needs a CUDA device (on {device.type} use bf16 or fp32)")
-    channels_last = cuda if cfg.channels_last == "auto" else cfg.channels_last == "on"
-    return Speed(device, precision, channels_last, cfg.compile == "on")
+    channels_last = device.type == "cuda" if cfg.channels_last == "auto" else cfg.channels_last == "on"
+    return Speed(device, precision_name(cfg.precision, device), channels_last, cfg.compile == "on")

@@ -26,6 +26,7 @@ from torch import nn
 
 from resnet.errors import ResNetError
 from resnet.evaluate import EvalResult, evaluate
+from resnet.files import atomic_write
 from resnet.train import checkpoint as ck
 from resnet.train import config as config_mod
 from resnet.train import distributed
@@ -124,7 +125,7 @@ def stop_signals() -> Iterator[dict[str, bool]]:
 
 
 def _json_write(path: Path, obj: Any) -> None:
-    ck.atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
+    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -203,6 +204,7 @@ class Trainer:
 
         self.step = 0
         self.best: dict[str, Any] | None = None
+        self.last_val: tuple[int, EvalResult] | None = None  # (step, result) of the latest validation
         self.window = self._empty_window()
         self.first_bad = torch.tensor(-1, device=device)
         self.last_saved_step: int | None = None
@@ -220,8 +222,8 @@ class Trainer:
             raise ResNetError(f"--resume {run_dir}: not a run folder (no config.json)")
         if not (run_dir / ck.LAST).is_file():
             raise ResNetError(f"--resume {run_dir}: no {ck.LAST} to resume from (the run saved no checkpoint yet)")
-        cfg = config_mod.load_json(run_dir / "config.json")
-        saved_world = json.loads((run_dir / "config.json").read_text()).get("resolved", {}).get("world_size", 1)
+        cfg, resolved = config_mod.read_run_config(run_dir / "config.json")
+        saved_world = resolved.get("world_size", 1)
         if saved_world != distributed.from_env().world_size:
             raise ResNetError(f"--resume {run_dir}: the run used {saved_world} process(es); resume it with "
                               f"--nproc {saved_world} so every process sees the same data")
@@ -395,6 +397,7 @@ class Trainer:
         if stream is not None:
             stream.emit({"kind": "val", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
                          "val_error": result.top1_error, "val_top5_error": result.top5_error, "val_loss": result.loss})
+        self.last_val = (self.step, result)
         if self.best is None or result.top1_error < self.best["val_error"]:
             self.best = {"val_error": result.top1_error, "step": self.step}
             if self.dist.is_main:
@@ -496,12 +499,15 @@ class Trainer:
         if self.val_loader is not None:
             from resnet.data import make_eval_loader
 
-            loader = self.val_loader
             if self.cfg.final_protocol != self.cfg.val_protocol:
                 loader = make_eval_loader(self.bundle.val, self.micro, protocol=self.cfg.final_protocol,
                                           normalization=self.normalization, device=self.speed.device,
                                           workers=self.cfg.workers)
-            final = evaluate(self._eval_net(), loader, self.speed)
+                final = evaluate(self._eval_net(), loader, self.speed)
+            elif self.last_val is not None and self.last_val[0] == self.step:
+                final = self.last_val[1]  # the same weights, images and protocol were just validated
+            else:
+                final = evaluate(self._eval_net(), self.val_loader, self.speed)
         summary = {
             "run_dir": str(self.run_dir), "model": self.cfg.model, "data": self.cfg.data,
             "params": sum(p.numel() for p in self.model.parameters()),
