@@ -7,6 +7,7 @@ rounds), and prints images/s with the ratio to the eager fp32 NCHW baseline.
 
     python benchmarks/bench_levers.py                       # resnet20, batch 128, 32x32
     python benchmarks/bench_levers.py --model resnet50 --batch 16 --side 224
+    python benchmarks/bench_levers.py --profile "+ torch.compile"   # where that variant's time goes
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def main() -> None:
     p.add_argument("--side", type=int, default=32)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--profile", metavar="VARIANT", choices=list(VARIANTS), default=None,
+                   help="also print torch.profiler's table of the most expensive operators of one variant")
     args = p.parse_args()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, args.side, args.side, generator=gen)
@@ -86,6 +89,14 @@ def main() -> None:
     for name, ts in times.items():
         t = statistics.median(ts)
         print(f"| {name} | {args.batch / t:,.1f} | {base / t:.2f}x |")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.iters):
+                steps[args.profile]()
+        print(f"\n{args.profile}: {args.iters} steps under torch.profiler\n")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
 
 
 if __name__ == "__main__":

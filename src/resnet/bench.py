@@ -291,10 +291,11 @@ def run_bench(s: Settings) -> dict:
     """Every (network, task) group, each in its own fresh process (unless ``s.isolate`` is off).
 
     Why: eager CPU speed depends on the C allocator's state, which earlier groups change. Measured
-    here, eager ResNet-50 inference at batch 16 ran at 12 images/s in a fresh process and at 18 after
-    the training group had run in the same process. A fresh process per group makes each row
-    independent of the order of the groups; inside a group the implementations still share one
-    process and are interleaved, so they see the same conditions.
+    on 2 cores (benchmarks/RESULTS.md), eager ResNet-50 inference at batch 16 ran at 12.2 images/s in
+    a fresh process and at 19.8 in a run where the other groups had gone before it in the same
+    process. A fresh process per group makes each row independent of the order of the groups;
+    inside a group the implementations share one process and are interleaved, so they see the same
+    conditions.
     """
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
