@@ -234,13 +234,15 @@ def _add_weights(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="torchvision's published ImageNet weights for this project's networks: "
                        "accuracy, file, size and whether they are cached. `resnet weights download NAME` "
                        "fetches one (resumable, checked against the SHA-256 prefix in its file name).")
-    p.add_argument("--cache-dir", default=None,
-                   help="cache root (default: $RESNET_CACHE, else ~/.cache/resnet); files go to its weights/")
+    cache_help = "cache root (default: $RESNET_CACHE, else ~/.cache/resnet); files go to its weights/"
+    p.add_argument("--cache-dir", default=None, help=cache_help)
     p.add_argument("--json", action="store_true", help="list as JSON, one object per line")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.add_parser("list", help="what is published and what is cached (the default)")
     d = actions.add_parser("download", help="download one file into the cache")
     d.add_argument("name", metavar="NAME", help="MODEL.WEIGHTS as listed, e.g. resnet50.torchvision-v2")
+    # SUPPRESS: given before or after ACTION, without the subcommand's default hiding the other.
+    d.add_argument("--cache-dir", default=argparse.SUPPRESS, help=cache_help)
     p.set_defaults(func=_lazy("resnet.weights.command", "run_weights_command"), action="list")
     return p
 

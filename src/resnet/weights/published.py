@@ -114,10 +114,10 @@ def find_published(model: str, tag: str) -> PublishedWeights:
     if not tags:
         models = ", ".join(dict.fromkeys(w.model for w in PUBLISHED))
         raise ResNetError(f"no published weights for {model}; published: {models} ({', '.join(TAGS)}), {files}")
-    close = difflib.get_close_matches(tag, tags, n=1) or difflib.get_close_matches(tag, TAGS, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
     if tag in TAGS:
         raise ResNetError(f"{model} has no {tag} weights; valid for {model}: {', '.join(tags)}, {files}")
+    close = difflib.get_close_matches(tag, tags, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
     raise ResNetError(f"unknown weights {tag!r} for {model}{hint}; valid: {', '.join(tags)}, {files}")
 
 
