@@ -25,6 +25,13 @@ def _checkpoint_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint file (.safetensors) or run folder (its best checkpoint, else its last)")
 
 
+def _weights_argument(p: argparse.ArgumentParser, positional: str = "") -> None:
+    then = f"; {positional} is then a model name, e.g. resnet50" if positional else ""
+    p.add_argument("--weights", default=None, metavar="WEIGHTS",
+                   help="pretrained weights: torchvision, torchvision-v2 (published ImageNet weights, downloaded "
+                   f"once; see `resnet weights`) or a .pth/.safetensors file{then}")
+
+
 def _device_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps (default: auto)")
 
@@ -45,6 +52,7 @@ def _add_summary(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="where a downsampling bottleneck puts its stride (default: 1x1, the paper's)")
     p.add_argument("--depth", type=int, default=None, help="depth, for the generic builders cifar_resnet/cifar_plain (6n+2)")
     p.add_argument("--in-channels", type=int, default=None, help="input channels (default: 3)")
+    _weights_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--table1", action="store_true", help="the paper's Table 1 for the whole ImageNet family")
     p.add_argument("--all", action="store_true", help="a Markdown table of every network: parameters and multiply-adds")
@@ -102,6 +110,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     _checkpoint_argument(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=int, default=5, help="classes to show per image (default: 5)")
+    _weights_argument(p, "CHECKPOINT")
     _device_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON: one object per image")
     p.set_defaults(func=_lazy("resnet.predict", "run_predict_command"))
@@ -194,10 +203,12 @@ def _add_export(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     _checkpoint_argument(p)
     p.add_argument("--format", choices=["torchscript", "onnx"], required=True, help="what to write")
     p.add_argument("--output", default=None,
-                   help="file to write (default: beside the checkpoint, .pt for TorchScript, .onnx for ONNX)")
+                   help="file to write (default: beside the checkpoint, .pt for TorchScript, .onnx for ONNX; "
+                   "with --weights: MODEL.WEIGHTS.pt/.onnx here)")
     p.add_argument("--input-size", type=int, nargs="+", metavar="N", default=None,
                    help="input height [width] used for the check (default: the checkpoint's image size)")
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers separate in the export")
+    _weights_argument(p, "CHECKPOINT")
     p.set_defaults(func=_lazy("resnet.export", "run_export_command"))
     return p
 
@@ -218,6 +229,24 @@ def _add_bench(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 
+def _add_weights(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("weights", help="published pretrained weights: list them, download one",
+                       description="torchvision's published ImageNet weights for this project's networks: "
+                       "accuracy, file, size and whether they are cached. `resnet weights download NAME` "
+                       "fetches one (resumable, checked against the SHA-256 prefix in its file name).")
+    cache_help = "cache root (default: $RESNET_CACHE, else ~/.cache/resnet); files go to its weights/"
+    p.add_argument("--cache-dir", default=None, help=cache_help)
+    p.add_argument("--json", action="store_true", help="list as JSON, one object per line")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.add_parser("list", help="what is published and what is cached (the default)")
+    d = actions.add_parser("download", help="download one file into the cache")
+    d.add_argument("name", metavar="NAME", help="MODEL.WEIGHTS as listed, e.g. resnet50.torchvision-v2")
+    # SUPPRESS: given before or after ACTION, without the subcommand's default hiding the other.
+    d.add_argument("--cache-dir", default=argparse.SUPPRESS, help=cache_help)
+    p.set_defaults(func=_lazy("resnet.weights.command", "run_weights_command"), action="list")
+    return p
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] = [
     _add_summary,
     _add_train,
@@ -228,6 +257,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] 
     _add_report,
     _add_export,
     _add_bench,
+    _add_weights,
 ]
 
 

@@ -178,8 +178,14 @@ def run_export_command(args: argparse.Namespace) -> int:
     """``resnet export CHECKPOINT --format onnx|torchscript [--output PATH]``."""
     from resnet.evaluate import model_from_checkpoint
 
-    model, meta = model_from_checkpoint(args.checkpoint)
     output = args.output
+    if args.weights:  # CHECKPOINT is a model name; default output: ./resnet50.torchvision.onnx
+        from resnet.weights import model_from_weights
+
+        model, meta = model_from_weights(args.checkpoint, args.weights)
+        output = output or f"{meta['weights']}{SUFFIXES[args.format]}"
+    else:
+        model, meta = model_from_checkpoint(args.checkpoint)
     if output is None:  # beside the checkpoint: run/best.safetensors -> run/best.onnx, run/ -> run/model.onnx
         source = Path(args.checkpoint)
         output = source / f"model{SUFFIXES[args.format]}" if source.is_dir() else source.with_suffix(SUFFIXES[args.format])

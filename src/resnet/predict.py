@@ -48,7 +48,13 @@ def run_predict_command(args: Any) -> int:
     from resnet.train.device import resolve_device
 
     device = resolve_device(args.device)
-    model, meta = model_from_checkpoint(args.checkpoint, device)
+    if args.weights:  # CHECKPOINT is a model name
+        from resnet.weights import model_from_weights
+
+        model, meta = model_from_weights(args.checkpoint, args.weights)
+        model = model.to(device)
+    else:
+        model, meta = model_from_checkpoint(args.checkpoint, device)
     results = predict(prepare_for_inference(model, device, precision="fp32"), meta, args.images, args.top, device)
     if args.json:
         for r in results:

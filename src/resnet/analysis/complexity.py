@@ -226,6 +226,13 @@ def run_summary_command(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("num_classes", args.num_classes), ("shortcut", args.shortcut),
                                  ("stride_on", args.stride_on), ("depth", args.depth),
                                  ("in_channels", args.in_channels)) if v is not None}
-    summary = model_summary(args.model, size, **options)
+    if args.weights:  # the network the weights need (e.g. stride on the 3x3), built for real and loaded
+        from resnet.weights import model_from_weights
+
+        model, meta = model_from_weights(args.model, args.weights, **options)
+        summary = summarize(model, size or (get_spec(args.model).input_size,) * 2, name=meta["weights"],
+                            in_channels=int(meta["model_options"].get("in_channels", 3)))
+    else:
+        summary = model_summary(args.model, size, **options)
     print(json.dumps(summary.to_dict()) if args.json else format_table(summary))
     return 0

@@ -9,6 +9,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -163,13 +164,21 @@ def _check_options(spec: ModelSpec, options: dict[str, Any]) -> None:
         raise ResNetError(f"{spec.name} needs depth=... (6n+2, e.g. 20, 56, 164)")
 
 
-def create_model(name: str, **options: Any) -> nn.Module:
+def create_model(name: str, *, weights: str | Path | None = None, **options: Any) -> nn.Module:
     """Build a network by name with the paper's defaults, overridden by ``options``.
 
     Options: ``num_classes``, ``in_channels``, ``shortcut`` ("A", "B", "C"), ``stride_on``
     ("1x1", "3x3"), ``zero_init_residual``; the generic ``cifar_*`` builders also take ``depth`` and
     ``block``. A wrong name or option raises :class:`~resnet.errors.ResNetError` listing valid choices.
+
+    ``weights``: ``"torchvision"`` / ``"torchvision-v2"`` (published ImageNet weights, downloaded
+    once into the cache), a ``.pth`` / ``.safetensors`` file or a checkpoint: the network is built
+    as the weights need it (torchvision's bottleneck nets: ``stride_on="3x3"``), see :mod:`resnet.weights`.
     """
+    if weights is not None:
+        from resnet.weights import create_pretrained  # lazy: it builds its networks through this function
+
+        return create_pretrained(name, weights, **options)
     spec = get_spec(name)
     _check_options(spec, options)
     return spec.build(**{**spec.defaults, **options})

@@ -178,10 +178,14 @@ def _listed(keys: list[str], limit: int = 6) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def load_weights(model: nn.Module, source: str | Path | dict[str, torch.Tensor], name: str = "the model") -> None:
-    """Load weights strictly; a mismatch raises one line listing the missing and unexpected keys."""
+def load_weights(model: nn.Module, source: str | Path | dict[str, torch.Tensor], name: str = "the model",
+                 where: str | None = None) -> None:
+    """Load weights strictly; a mismatch raises one line listing the missing and unexpected keys.
+
+    ``where`` names the weights in that line (default: the file, or "the checkpoint" for a dict).
+    """
     state = read_state_dict(source) if not isinstance(source, dict) else source
-    where = source if not isinstance(source, dict) else "the checkpoint"
+    where = where or (source if not isinstance(source, dict) else "the checkpoint")
     expected = model.state_dict()
     # Old files (torchvision's among them) lack BN's num_batches_tracked; BN fills it in itself.
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]

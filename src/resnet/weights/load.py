@@ -1,0 +1,206 @@
+"""Pretrained weights into networks: published names, other tools' weight files, our checkpoints.
+
+``weights`` is one of
+
+- a published name: ``"torchvision"`` / ``"torchvision-v2"`` (or ``"resnet50.torchvision"``), see
+  :mod:`resnet.weights.published`; the file comes from the cache or is downloaded;
+- a ``.pth`` / ``.safetensors`` file of torchvision's or timm's ResNets (same key names), or a copy
+  of a published file downloaded by hand (recognised by its name and checked against its hash);
+- one of this project's checkpoints (or run folders): its own model options, classes and normalisation.
+
+Files are read without unpickling code (``torch.load(weights_only=True)`` or safetensors). Every
+load is strict: a file for another network is one line naming the keys and shapes that differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnet.data.normalization import Normalization
+from resnet.errors import ResNetError
+from resnet.models.registry import create_model, get_spec
+from resnet.train.checkpoint import is_checkpoint, load_checkpoint, load_weights, read_state_dict, resolve_path
+from resnet.weights.fetch import fetch, verify
+from resnet.weights.imagenet_classes import IMAGENET_CLASSES
+from resnet.weights.published import TAGS, PublishedWeights, find_by_file, find_published
+
+logger = logging.getLogger(__name__)
+
+# torchvision's normalisation, on the 0..1 scale: (x / 255 - mean) / std.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SIZE = 224
+
+FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+
+
+def imagenet_normalization() -> Normalization:
+    """torchvision's normalisation as the project's ``channel`` mode, whose statistics are on 0..255.
+
+    ``(x / 255 - m) / s == (x - 255 m) / (255 s)``, so both are scaled by 255.
+    """
+    return Normalization("channel", torch.tensor(IMAGENET_MEAN) * 255, torch.tensor(IMAGENET_STD) * 255)
+
+
+@dataclass
+class WeightsInfo:
+    """What a network needs besides its weights: how to build it, its classes, its input normalisation."""
+
+    name: str  # "resnet50.torchvision", or "<model>.<file stem>" for a file
+    model: str
+    model_options: dict[str, Any]  # create_model options the weights need, e.g. {"stride_on": "3x3"}
+    classes: list[str] | None  # None: a file of another tool whose classes are unknown
+    normalization: Normalization
+    source: Path  # the file the weights were read from
+    image_size: tuple[int, int] | None = (IMAGE_SIZE, IMAGE_SIZE)
+    protocol: str = "center"  # the evaluation view it was measured with (see resnet.data.transforms)
+    published: PublishedWeights | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # a checkpoint's whole meta
+    guessed: bool = False  # model_options guessed from another tool's file: the caller's options win
+
+    @property
+    def stride_on(self) -> str | None:
+        """Where a downsampling bottleneck puts its stride: "3x3" for torchvision's; None: no bottlenecks."""
+        return self.model_options.get("stride_on")
+
+    def checkpoint_meta(self, model_options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The meta of a checkpoint of these weights: what ``resnet predict`` and ``export`` read."""
+        options = {**self.model_options, **(model_options or {})}
+        num_classes = options.get("num_classes") or get_spec(self.model).defaults.get("num_classes", 1000)
+        classes = self.classes or [f"class {i}" for i in range(num_classes)]
+        return {**self.extra, "model": self.model, "model_options": options, "classes": list(classes),
+                "normalization": self.normalization.to_dict(), "image_size": list(self.image_size or ()) or None,
+                "val_protocol": self.protocol, "weights": self.name}
+
+
+def is_published_name(weights: str | Path) -> bool:
+    """True for a name to look up in the table, False for a file (an existing path or a weights suffix)."""
+    text = str(weights)
+    if isinstance(weights, Path) or "/" in text or "\\" in text or text.endswith(FILE_SUFFIXES):
+        return False
+    return text.split(".")[-1] in TAGS or not Path(text).exists()
+
+
+def _published_info(entry: PublishedWeights, path: Path) -> WeightsInfo:
+    return WeightsInfo(entry.name, entry.model, dict(entry.options), list(IMAGENET_CLASSES), imagenet_normalization(),
+                       path, published=entry)
+
+
+def _file_info(path: Path, model_name: str, state: dict[str, torch.Tensor]) -> WeightsInfo:
+    """For another tool's file: torchvision and timm put a bottleneck's stride on the 3x3, and a
+    1000-way classifier is ImageNet-1k's, normalised as torchvision does (timm's defaults are the same)."""
+    options: dict[str, Any] = {}
+    if any(k.endswith(".conv3.weight") for k in state):  # bottleneck blocks
+        options["stride_on"] = "3x3"
+    fc = state.get("fc.weight")
+    outputs = int(fc.shape[0]) if fc is not None and fc.ndim == 2 else None
+    if outputs is not None and outputs != get_spec(model_name).defaults.get("num_classes"):
+        options["num_classes"] = outputs
+    classes = list(IMAGENET_CLASSES) if outputs == len(IMAGENET_CLASSES) else None
+    logger.info("%s: not a published file or a resnet checkpoint; assuming torchvision's layout (%s), "
+                "%s and torchvision's normalisation", path, "stride on the 3x3" if options.get("stride_on") else
+                "basic blocks", "ImageNet-1k classes" if classes else f"{outputs} unnamed classes")
+    return WeightsInfo(f"{model_name}.{path.stem}", model_name, options, classes, imagenet_normalization(), path,
+                       guessed=True)
+
+
+def _load_file(path: Path, model_name: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+    if not path.exists():
+        raise ResNetError(f"weights file {path} does not exist")
+    if path.is_dir() or is_checkpoint(path):
+        path = resolve_path(path)
+        ckpt = load_checkpoint(path)
+        meta = ckpt.meta
+        if meta["model"] != model_name:
+            raise ResNetError(f"{path} is a {meta['model']} checkpoint, not {model_name}")
+        info = WeightsInfo(f"{model_name}.{path.stem}", model_name, dict(meta.get("model_options", {})),
+                           list(meta["classes"]), Normalization.from_dict(meta["normalization"]), path,
+                           tuple(meta["image_size"]) if meta.get("image_size") else None,
+                           meta.get("val_protocol", "single"), extra=dict(meta))
+        return ckpt.inference_weights(), info
+    entry = find_by_file(path.name)
+    if entry is not None:  # a published file downloaded by hand: checked like a download
+        if entry.model != model_name:
+            raise ResNetError(f"{path} is {entry.name}'s file, not {model_name}'s")
+        verify(path, entry)
+        return read_state_dict(path), _published_info(entry, path)
+    state = read_state_dict(path)
+    return state, _file_info(path, model_name, state)
+
+
+def load_published(name: str | Path, model_name: str, *, cache_dir: str | Path | None = None,
+                   progress: bool = True) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+    """The state dict of ``name`` for ``model_name`` and what it needs: ``(state_dict, info)``.
+
+    ``name``: ``"torchvision"``, ``"torchvision-v2"``, ``"resnet50.torchvision"``, or a file (see
+    the module doc). Build the matching network with ``create_model(model_name, **info.model_options)``.
+    A published file is taken from the cache, else downloaded (``progress``: a progress bar on a
+    terminal). Errors are one-line :class:`ResNetError`\\ s.
+    """
+    get_spec(model_name)  # an unknown network fails here, with its did-you-mean
+    if not is_published_name(name):
+        return _load_file(Path(name), model_name)
+    entry = find_published(model_name, str(name))
+    path = fetch(entry, cache_dir, progress=progress)
+    return read_state_dict(path), _published_info(entry, path)
+
+
+def _hint(state: dict[str, torch.Tensor], model: nn.Module) -> str:
+    """Why a file cannot load, where its keys say so: a ResNet variant's stem, another classifier size."""
+    if "conv1.0.weight" in state:
+        return ("; its conv1.0/conv1.1/... keys are a deep 3-convolution stem (timm's resnet*c/d/s/t and "
+                "similar), which is not the paper's 7x7 stem this project builds")
+    fc, ours = state.get("fc.weight"), model.state_dict().get("fc.weight")
+    if fc is not None and ours is not None and fc.shape[1:] == ours.shape[1:] and fc.shape[0] != ours.shape[0]:
+        return (f"; the weights have {fc.shape[0]} classes: leave num_classes out, or fine-tune a new "
+                "classifier on top of them")
+    return ""
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], info: WeightsInfo) -> None:
+    """Load ``state`` into ``model`` strictly; a mismatch is one line naming keys and shapes."""
+    where = f"{info.name} ({info.source})" if info.published else str(info.source)
+    try:
+        load_weights(model, state, name=info.model, where=where)
+    except ResNetError as e:
+        raise ResNetError(f"{e}{_hint(state, model)}") from None
+
+
+def _check_options(name: str, needed: dict[str, Any], options: dict[str, Any]) -> None:
+    for key, value in needed.items():
+        if key in options and options[key] != value:
+            raise ResNetError(f"weights {name} need {key}={value!r} (the network they were trained as), "
+                              f"got {key}={options[key]!r}; leave {key} out")
+
+
+def create_pretrained(model_name: str, weights: str | Path, *, cache_dir: str | Path | None = None,
+                      progress: bool = True, **options: Any) -> nn.Module:
+    """``create_model(model_name, weights=...)``: the network the weights need, with them loaded."""
+    model, _ = model_from_weights(model_name, weights, cache_dir=cache_dir, progress=progress, **options)
+    return model.train()
+
+
+def model_from_weights(model_name: str, weights: str | Path, *, cache_dir: str | Path | None = None,
+                       progress: bool = True, **options: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """The network with ``weights`` loaded, in eval mode, and a checkpoint-style meta (classes,
+    normalisation, input size) for ``resnet predict`` / ``resnet export``."""
+    get_spec(model_name)
+    if is_published_name(weights):  # a conflict is known before anything is downloaded
+        entry = find_published(model_name, str(weights))
+        _check_options(entry.name, entry.options, options)
+    state, info = load_published(weights, model_name, cache_dir=cache_dir, progress=progress)
+    if not info.guessed:
+        _check_options(info.name, info.model_options, options)
+    merged = {**info.model_options, **options}
+    model = create_model(model_name, **merged)
+    load_into(model, state, info)
+    if info.published is not None:
+        logger.info("%s: ImageNet acc@1 %.3f%% acc@5 %.3f%% (%s), from %s", info.name, info.published.acc1,
+                    info.published.acc5, TAGS[info.published.tag], info.source)
+    return model.eval(), info.checkpoint_meta(merged)
