@@ -478,13 +478,13 @@ class Trainer:
                     config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
             else:
                 self._write_run_files()
+        # The clock starts here (data loading and model building are not the run's time), continuing the
+        # totals of the checkpoint when resuming.
+        self.run_time = RunTime.from_state(self._resume_state.get("time") if resuming else None)
         if resuming:
-            self.run_time = RunTime.from_state(self._resume_state.get("time"))
             self._restore(self._resume_state)
             self.last_saved_step = self.step
             self._resume_state = None
-        else:
-            self.run_time = RunTime()
         cfg = self.cfg
         if self.dist.is_main:
             self._log_plan(resuming)
