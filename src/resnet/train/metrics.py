@@ -58,9 +58,9 @@ class ProgressBar:
                 logger.info(format_record(r, self.total))
             return
         self.advance(r["step"])
-        if r["kind"] == "train":
+        if r["kind"] == "train":  # set_postfix redraws: the window that just ended shows at once
             self.bar.set_postfix(loss=f"{r['loss']:.3f}", err=f"{100 * r['train_error']:.1f}%",
-                                 lr=f"{r['lr']:.3g}", ips=f"{r['images_per_s']:.0f}")  # redraws: the new window shows now
+                                 lr=f"{r['lr']:.3g}", ips=f"{r['images_per_s']:.0f}")
         else:
             self.bar.write(format_record(r, self.total))
 
