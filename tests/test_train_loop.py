@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import pytest
 import torch
 
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, tiny_train_args
 from resnet import create_model
+from resnet.cli import main
 from resnet.errors import ResNetError
 from resnet.train import resolve, train
 from resnet.train.checkpoint import load_checkpoint
@@ -78,6 +80,36 @@ def test_sigint_saves_a_checkpoint_and_gives_a_resume_hint(tmp_path, monkeypatch
         trainer.fit()
     assert load_checkpoint(tmp_path / "last.safetensors").state["step"] == 7
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_progress_bar_moves_every_step_between_records(tmp_path, monkeypatch):
+    trainer = Trainer(resolve({**TINY_TRAIN, "run_dir": str(tmp_path), "quiet": False, "iterations": 6,
+                               "log_every": 5, "eval_every": 6}), tmp_path)
+    step, counts = trainer._train_step, []
+
+    def count_then_step(batches):
+        counts.append(trainer.progress.bar.n)
+        step(batches)
+
+    monkeypatch.setattr(trainer, "_train_step", count_then_step)
+    trainer.fit()
+    assert counts == [0, 1, 2, 3, 4, 5]
+
+
+def test_images_per_s_comes_from_training_time_not_validation(tmp_path, monkeypatch, capsys):
+    validate = Trainer._validate
+
+    def slow_validate(self, stream):
+        time.sleep(0.5)  # a validation far longer than the training steps
+        return validate(self, stream)
+
+    monkeypatch.setattr(Trainer, "_validate", slow_validate)
+    assert main(tiny_train_args(tmp_path / "run", iterations=4, eval_every=2, log_every=2)) == 0
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["wall_time_s"] >= s["train_time_s"] + 2 * 0.5 and s["timed_iterations"] == 4
+    assert s["images_per_s"] == pytest.approx(4 * 32 / s["train_time_s"])
+    assert (f"4 iterations in {s['wall_time_s']:.1f} s ({s['train_time_s']:.1f} s training, "
+            f"{s['images_per_s']:.0f} images/s)") in capsys.readouterr().out
 
 
 def test_no_weight_decay_on_bn_and_bias():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, read_metrics, truncate_after
@@ -28,6 +29,18 @@ def test_progress_bar_follows_steps(tmp_path):
     bar = ProgressBar(100, quiet=False)
     bar.write(TRAIN)
     assert bar.bar.n == 20 and "err=40.0%" in str(bar.bar)
+    bar.close()
+
+
+def test_progress_bar_moves_every_step_and_shows_a_window_when_it_ends():
+    out = io.StringIO()
+    bar = ProgressBar(100, file=out)
+    for step in range(1, 21):
+        bar.advance(step)
+        assert bar.bar.n == step
+    bar.write(TRAIN)  # the window of steps 1-20
+    shown = out.getvalue().split("\r")[-1]  # what the terminal shows now
+    assert "20/100" in shown and "err=40.0%" in shown and "loss=1.250" in shown
     bar.close()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from conftest import TINY_TRAIN, tiny_train_args
 from resnet.cli import main
 from resnet.errors import ResNetError
 from resnet.train import resolve, train
-from resnet.train.checkpoint import load_checkpoint
+from resnet.train.checkpoint import load_checkpoint, save_checkpoint
 from resnet.train.metrics import read_metrics
 from resnet.train.trainer import Trainer
 
@@ -86,3 +88,93 @@ def test_resume_refuses_changed_options_and_non_runs(tmp_path, trained_run, caps
     assert "--resume continues the run with its saved config; drop --lr" in capsys.readouterr().err
     with pytest.raises(ResNetError, match="not a run folder"):
         train(resume=tmp_path)
+
+
+# -- finished runs, new lengths, times over sessions -------------------------------------------------
+
+SHORT = {"iterations": 4, "eval_every": 4, "log_every": 2}
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_resuming_a_finished_run_leaves_it_untouched(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(tiny_train_args(run, **SHORT)) == 0
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "finished earlier (4 iterations)" in out and "--iterations N" in out
+    assert _files(run) == before
+
+
+def test_a_new_length_recomputes_the_schedule_and_keeps_the_steps_taken(tmp_path, capsys, caplog):
+    run = tmp_path / "run"
+    assert main(tiny_train_args(run, **{**SHORT, "log_every": 1})) == 0
+    first = read_metrics(run / "metrics.jsonl")
+    with caplog.at_level("INFO"):
+        assert main(["train", "--resume", str(run), "--iterations", "8"]) == 0
+    assert "new length: 8 iterations instead of 4; the LR schedule is recomputed" in caplog.text
+    records = read_metrics(run / "metrics.jsonl")
+    assert records[:len(first)] == first  # steps 1-4 were not redone
+    # Milestones at 0.5 and 0.75 of the length: steps 2, 3 of 4 before, steps 4, 6 of 8 now.
+    assert [r["lr"] for r in records if r["kind"] == "train"] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.001, 0.01, 0.01, 0.001, 0.001])
+    config = json.loads((run / "config.json").read_text())
+    assert (config["iterations"], config["resolved"]["milestone_steps"]) == (8, [4, 6])
+    assert json.loads((run / "summary.json").read_text())["iterations"] == 8
+    capsys.readouterr()
+    for argv, message in ((["--iterations", "8"], "that is 8 iterations, but the run has taken 8 already"),
+                          (["--iterations", "9", "--epochs", "1"], "not both"),
+                          (["--overwrite"], "drop one of them")):
+        assert main(["train", "--resume", str(run), *argv]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_extending_step_by_step_equals_training_straight(tmp_path):
+    """With a schedule that does not depend on the length, 10 -> 16 iterations -> 0.5 epochs (22 steps)
+    ends with exactly the weights of 22 steps in one go."""
+    opts = {**SHORT, "iterations": 10, "eval_every": 5, "schedule": "constant", "augment": "cifar"}
+    extended, straight = tmp_path / "extended", tmp_path / "straight"
+    assert main(tiny_train_args(extended, **opts)) == 0
+    assert main(["train", "--resume", str(extended), "--iterations", "16"]) == 0
+    assert main(["train", "--resume", str(extended), "--epochs", "0.5"]) == 0
+    assert main(tiny_train_args(straight, **{**opts, "iterations": 22})) == 0
+    config = json.loads((extended / "config.json").read_text())
+    assert (config["iterations"], config["epochs"], config["resolved"]["iterations"]) == (None, 0.5, 22)
+    x, y = load_checkpoint(extended / "last.safetensors"), load_checkpoint(straight / "last.safetensors")
+    assert x.state["step"] == 22 and all(torch.equal(x.model[k], y.model[k]) for k in x.model)
+
+
+def test_times_add_up_over_sessions_and_old_checkpoints_still_resume(tmp_path, monkeypatch):
+    run, old = tmp_path / "run", tmp_path / "old"
+    trainer = Trainer(resolve({**TINY_TRAIN, **SHORT, "iterations": 8, "checkpoint_every": 4, "run_dir": str(run)}),
+                      run)
+    step = trainer._train_step
+
+    def crash_after_6(batches):
+        step(batches)
+        if trainer.step == 6:
+            raise RuntimeError("crash")
+
+    monkeypatch.setattr(trainer, "_train_step", crash_after_6)
+    with pytest.raises(RuntimeError):
+        trainer.fit()
+    saved = load_checkpoint(run / "last.safetensors")
+    times = saved.state["time"]
+    assert times["steps"] == 4 and 0 < times["train_s"] <= times["wall_s"]
+
+    # The same checkpoint as written before times were kept.
+    shutil.copytree(run, old)
+    state = {k: v for k, v in saved.state.items() if k != "time"}
+    save_checkpoint(old / "last.safetensors", saved.meta, saved.model, saved.ema, state)
+
+    summary = train(resume=run).summary
+    assert summary["timed_iterations"] == 8
+    assert summary["train_time_s"] > times["train_s"] and summary["wall_time_s"] > times["wall_s"]
+    assert summary["images_per_s"] == pytest.approx(8 * 32 / summary["train_time_s"])
+    summary = train(resume=old).summary
+    assert summary["timed_iterations"] == 4  # the steps of this session only
+    assert summary["images_per_s"] == pytest.approx(4 * 32 / summary["train_time_s"])

@@ -8,12 +8,65 @@ is a one-line :class:`~resnet.errors.ResNetError` naming the file.
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from resnet.errors import ResNetError
+
+logger = logging.getLogger(__name__)
+
+# ``.<name>.<pid>.tmp``: the writer's pid in the name tells a dead writer's leftover from a live write.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+
+
+def temp_path(path: str | Path, pid: int | None = None) -> Path:
+    """Where process ``pid`` (default: this one) writes ``path`` before renaming it into place."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temp files of :func:`atomic_write` calls whose process died (``kill -9`` mid-write).
+
+    A temp file of a live process (a write in progress, or a reused pid) is kept. Returns the removed paths.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or _alive(int(match["pid"])) or not entry.is_file():
+            continue
+        try:
+            size = entry.stat().st_size
+            entry.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            logger.warning("cannot remove the stale temporary file %s: %s", entry, e.strerror)
+            continue
+        logger.info("removed %s (%.1f MB), left by process %s that died while writing %s", entry,
+                    size / 1e6, match["pid"], match["name"])
+        removed.append(entry)
+    return removed
 
 
 def fsync_dir(folder: str | Path) -> None:
@@ -41,7 +94,7 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> 
     file is removed, the old file is untouched and a ResNetError says why ("disk full", ...).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

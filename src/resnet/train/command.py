@@ -15,7 +15,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", default=None,
                    help="TOML file of options (same names as the flags; flags override it)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
-                   help="continue the run in RUN_DIR exactly where its last checkpoint left off")
+                   help="continue the run in RUN_DIR exactly where its last checkpoint left off. A finished run "
+                   "is left as it is; --iterations N or --epochs E with --resume give the run a new length "
+                   "(e.g. extend a finished run): the LR schedule is recomputed for the new length (multistep "
+                   "milestones are fractions of it, cosine reaches 0 at its end) and the steps already taken "
+                   "are kept, not redone")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start the new run even if --run-dir holds a run: that run's files (checkpoints, "
+                   "metrics, logs, exports) are deleted first")
     p.add_argument("--nproc", type=int, default=1,
                    help="processes on this machine (DDP through torchrun; one per GPU) (default: 1)")
     C.add_arguments(p)
@@ -39,11 +46,22 @@ def run_train(args: argparse.Namespace) -> int:
     given = C.given_options(args)
     if args.nproc < 1:
         raise ResNetError("option 'nproc': must be at least 1")
+    if args.resume:
+        extra = [k for k in given if k not in ("iterations", "epochs")]
+        if extra or args.config:
+            raise ResNetError(f"--resume continues the run with its saved config; drop "
+                              f"{', '.join('--' + k.replace('_', '-') for k in extra) or '--config'} "
+                              f"(only --iterations or --epochs may change its length)")
+        if "iterations" in given and "epochs" in given:
+            raise ResNetError("--resume: give the new length as --iterations or as --epochs, not both")
+        if args.overwrite:
+            raise ResNetError("--overwrite starts a new run; --resume continues one: drop one of them")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         from resnet.train.distributed import launch
 
         argv = ["train"] + (["--config", args.config] if args.config else []) + \
-               (["--resume", args.resume] if args.resume else []) + _flags(given)
+               (["--resume", args.resume] if args.resume else []) + (["--overwrite"] if args.overwrite else []) + \
+               _flags(given)
         launch(args.nproc, argv)
         return 0
 
@@ -51,15 +69,17 @@ def run_train(args: argparse.Namespace) -> int:
 
     try:
         if args.resume:
-            if given or args.config:
-                raise ResNetError(f"--resume continues the run with its saved config; drop "
-                                  f"{', '.join('--' + k.replace('_', '-') for k in given) or '--config'}")
-            result = train(resume=args.resume)
+            result = train(resume=args.resume, iterations=given.get("iterations"), epochs=given.get("epochs"))
         else:
-            result = train(C.resolve(given, args.config))
+            result = train(C.resolve(given, args.config), overwrite=args.overwrite)
     except Interrupted as e:
         print(f"resnet: {e}", file=sys.stderr)
         return 130
+    if result.finished_earlier:
+        s = result.summary
+        print(f"{result.run_dir}: finished earlier ({s['iterations']} iterations), left as it is; to train it "
+              f"longer: resnet train --resume {result.run_dir} --iterations N (or --epochs E)")
+        return 0
     if result.summary and int(os.environ.get("RANK", "0")) == 0:
         s = result.summary
         if s["final"]:
@@ -67,6 +87,15 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"final validation ({f['protocol']}): top-1 error {100 * f['top1_error']:.2f}% "
                   f"(accuracy {100 * (1 - f['top1_error']):.2f}%), top-5 error {100 * f['top5_error']:.2f}%, "
                   f"{f['images']} images")
-        print(f"{s['iterations']} iterations in {s['wall_time_s']:.1f} s ({s['images_per_s']:.0f} images/s)")
+        print(_times(s))
         print(f"run folder: {result.run_dir}")
     return 0
+
+
+def _times(s: dict[str, Any]) -> str:
+    """Wall time and training throughput (from the training steps' time alone, validation excluded)."""
+    speed = f"{s['images_per_s']:.0f} images/s" if s["images_per_s"] else "no steps timed"
+    line = f"{s['iterations']} iterations in {s['wall_time_s']:.1f} s ({s['train_time_s']:.1f} s training, {speed})"
+    if s["timed_iterations"] < s["iterations"]:
+        line += f"; times cover the last {s['timed_iterations']} iterations (resumed from an older checkpoint)"
+    return line

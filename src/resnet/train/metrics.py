@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 logger = logging.getLogger(__name__)
 
@@ -34,24 +34,33 @@ class Sink(Protocol):
 
 
 class ProgressBar:
-    """tqdm bar with ETA, loss, error, images/s; in quiet mode one log line per validation instead."""
+    """tqdm bar with ETA, loss, error, images/s; in quiet mode one log line per validation instead.
 
-    def __init__(self, total: int, initial: int = 0, quiet: bool = False) -> None:
+    The count moves every step (:meth:`advance`: host-side only, no device sync); loss, error, LR and
+    images/s are those of the latest metrics window, shown as soon as its record arrives.
+    """
+
+    def __init__(self, total: int, initial: int = 0, quiet: bool = False, file: TextIO | None = None) -> None:
         self.total, self.quiet, self.bar = total, quiet, None
         if not quiet:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, leave=True, file=file)
+
+    def advance(self, step: int) -> None:
+        """The training loop has finished ``step`` steps (tqdm redraws at most ten times a second)."""
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
 
     def write(self, r: dict[str, Any]) -> None:
         if self.bar is None:
             if r["kind"] == "val":
                 logger.info(format_record(r, self.total))
             return
-        self.bar.update(r["step"] - self.bar.n)
-        if r["kind"] == "train":
+        self.advance(r["step"])
+        if r["kind"] == "train":  # set_postfix redraws: the window that just ended shows at once
             self.bar.set_postfix(loss=f"{r['loss']:.3f}", err=f"{100 * r['train_error']:.1f}%",
-                                 lr=f"{r['lr']:.3g}", ips=f"{r['images_per_s']:.0f}", refresh=False)
+                                 lr=f"{r['lr']:.3g}", ips=f"{r['images_per_s']:.0f}")
         else:
             self.bar.write(format_record(r, self.total))
 

@@ -34,6 +34,8 @@ from resnet.train.config import TrainConfig
 from resnet.train.device import Speed, resolve_speed
 from resnet.train.ema import EMA
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, truncate_after
+from resnet.train.run_folder import RunFolder, finished_summary
+from resnet.train.run_time import RunTime
 from resnet.train.schedule import build_schedule, milestone_steps
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class Interrupted(Exception):
 class RunResult:
     run_dir: Path | None
     summary: dict[str, Any] = field(default_factory=dict)
+    finished_earlier: bool = False  # a resumed run that had already finished: nothing was done
 
 
 # -- pieces ----------------------------------------------------------------------------------------
@@ -210,13 +213,18 @@ class Trainer:
         self.last_saved_step: int | None = None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._resume_state = resume_from.state if resume_from is not None else None
+        self.planned_before = self.total  # the length in config.json when resumed (resume() sets it)
+        self.run_time = RunTime()
+        self.progress: ProgressBar | None = None
         if resume_from is not None and resume_from.ema is not None and self.ema is not None:
             self.ema.load_state_dict(resume_from.ema)
 
     # -- construction helpers --------------------------------------------------------------------
 
     @classmethod
-    def resume(cls, run_dir: str | Path) -> Trainer:
+    def resume(cls, run_dir: str | Path, iterations: int | None = None, epochs: float | None = None) -> Trainer:
+        """Continue the run in ``run_dir``; ``iterations`` or ``epochs`` give it a new length (longer than the
+        steps it has taken), for which the LR schedule is recomputed."""
         run_dir = Path(run_dir)
         if not (run_dir / "config.json").is_file():
             raise ResNetError(f"--resume {run_dir}: not a run folder (no config.json)")
@@ -230,7 +238,17 @@ class Trainer:
         last = ck.load_checkpoint(run_dir / ck.LAST)
         if last.state is None:
             raise ResNetError(f"--resume {run_dir}: {ck.LAST} holds no training state")
-        return cls(cfg, run_dir, resume_from=last)
+        new_length = iterations is not None or epochs is not None
+        if new_length:
+            cfg = cfg.replace(iterations=iterations, epochs=cfg.epochs if epochs is None else epochs)
+        trainer = cls(cfg, run_dir, resume_from=last)
+        trainer.planned_before = int(resolved.get("iterations", trainer.total))
+        taken = int(last.state["step"])
+        if new_length and trainer.total <= taken:
+            given = f"--iterations {iterations}" if iterations is not None else f"--epochs {epochs:g}"
+            raise ResNetError(f"--resume {run_dir} {given}: that is {trainer.total} iterations, but the run has "
+                              f"taken {taken} already; give a longer length to extend it")
+        return trainer
 
     def _empty_window(self) -> dict[str, Any]:
         d = self.speed.device
@@ -296,7 +314,7 @@ class Trainer:
             "batch_index": (self.step % self.steps_per_epoch) * self.accum, "best": self.best,
             "window": {"loss": float(self.window["loss"]), "errors": int(self.window["errors"]),
                        "count": self.window["count"], "time": self.window["time"]},
-            "rng": self._gather_rng(),
+            "rng": self._gather_rng(), "time": self.run_time.state_dict(),
         }
 
     def _gather_rng(self) -> Any:
@@ -365,8 +383,13 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         self.step += 1
-        if self.speed.device.type == "cuda" and (self.step % self.cfg.log_every == 0):
-            torch.cuda.synchronize(self.speed.device)  # so that the window's time covers its steps
+        if self.speed.device.type == "cuda" and self._at_boundary():
+            torch.cuda.synchronize(self.speed.device)  # so that the window's and the run's time cover their steps
+
+    def _at_boundary(self) -> bool:
+        """A step after which the loop logs, validates or saves (not counted as training time)."""
+        return any(self.step % every == 0 for every in (self.cfg.log_every, self.eval_every, self.checkpoint_every)) \
+            or self.step == self.total
 
     def _flush_window(self, stream: MetricsStream | None) -> None:
         w = self.window
@@ -417,8 +440,8 @@ class Trainer:
         if not self.dist.is_main:
             return None
         assert self.run_dir is not None
-        sinks: list[Any] = [LogFile(self.run_dir / "train.log", self.total),
-                            ProgressBar(self.total, self.step, quiet=self.cfg.quiet)]
+        self.progress = ProgressBar(self.total, self.step, quiet=self.cfg.quiet)
+        sinks: list[Any] = [LogFile(self.run_dir / "train.log", self.total), self.progress]
         if self.cfg.tensorboard and TensorBoard.available():
             sinks.append(TensorBoard(self.run_dir / "tensorboard"))
         return MetricsStream(self.run_dir / "metrics.jsonl", sinks)
@@ -432,15 +455,32 @@ class Trainer:
             for _ in range(self.steps_per_epoch - index):
                 yield [next(it) for _ in range(self.accum)]
 
-    def fit(self) -> RunResult:
-        resuming = self._resume_state is not None
+    def fit(self, folder: RunFolder | None = None) -> RunResult:
+        """Train to the end. ``folder``: the run folder as :func:`train` claimed it; else it is claimed here
+        (by the main process: it alone writes there) and released at the end."""
+        claimed = None
         if self.dist.is_main:
             if self.run_dir is None:
                 self.run_dir = default_run_dir(self.cfg)
+            if folder is None:
+                claimed = RunFolder.claim(self.run_dir, resume=self._resume_state is not None)
+        with claimed or nullcontext():
+            return self._fit()
+
+    def _fit(self) -> RunResult:
+        resuming = self._resume_state is not None
+        if self.dist.is_main:
             if resuming:
                 truncate_after(self.run_dir / "metrics.jsonl", int(self._resume_state["step"]))
+                if self.total != self.planned_before:
+                    # First the summary, so that a crash in between leaves an unfinished run, never a finished one.
+                    (self.run_dir / "summary.json").unlink(missing_ok=True)
+                    config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
             else:
                 self._write_run_files()
+        # The clock starts here (data loading and model building are not the run's time), continuing the
+        # totals of the checkpoint when resuming.
+        self.run_time = RunTime.from_state(self._resume_state.get("time") if resuming else None)
         if resuming:
             self._restore(self._resume_state)
             self.last_saved_step = self.step
@@ -449,15 +489,17 @@ class Trainer:
         if self.dist.is_main:
             self._log_plan(resuming)
         stream = self._open_stream()
-        started = time.perf_counter()
-        start_step = self.step
         try:
             with stop_signals() as flag:
                 batches = self._batches()
                 while self.step < self.total:
                     tick = time.perf_counter()  # images/s counts data loading, not validation or saving
                     self._train_step(next(batches))
-                    self.window["time"] += time.perf_counter() - tick
+                    took = time.perf_counter() - tick
+                    self.window["time"] += took
+                    self.run_time.add_step(took)
+                    if self.progress is not None:
+                        self.progress.advance(self.step)
                     if self.step % cfg.log_every == 0 or self.step == self.total:
                         self._flush_window(stream)
                     if self.step % self.eval_every == 0 or self.step == self.total:
@@ -468,7 +510,7 @@ class Trainer:
                         self.save_last()
                         raise Interrupted(f"stopped at step {self.step}/{self.total}; checkpoint saved. Resume with: "
                                           f"resnet train --resume {self.run_dir}")
-            summary = self._finish(time.perf_counter() - started, self.step - start_step)
+            summary = self._finish()
         finally:
             if stream is not None:
                 stream.close()
@@ -485,6 +527,12 @@ class Trainer:
     def _log_plan(self, resuming: bool) -> None:
         cfg = self.cfg
         logger.info("%s run folder: %s", "resuming" if resuming else "new", self.run_dir)
+        if resuming and self.total != self.planned_before:
+            logger.info("new length: %d iterations instead of %d; the LR schedule is recomputed for it (%s); the %d "
+                        "steps taken are kept, step %d runs at LR %g", self.total, self.planned_before,
+                        self._schedule_text(), self.step, self.step + 1, self.schedule.lr(self.step))
+        if resuming and self.run_time.steps < self.step:
+            logger.info("%s predates time keeping: wall and training time count from step %d", ck.LAST, self.step)
         logger.info("%s on %s: %s train / %s val images, %d classes; %d iterations (%.1f epochs of %d steps)",
                     cfg.model, cfg.data, _size(self.bundle.train), _size(self.bundle.val), self.bundle.num_classes,
                     self.total, self.total / self.steps_per_epoch, self.steps_per_epoch)
@@ -494,7 +542,17 @@ class Trainer:
                     self.dist.world_size, self.per_rank, accum, cfg.lr)
         logger.info("speed: %s", self.speed.describe())
 
-    def _finish(self, wall: float, steps: int) -> dict[str, Any]:
+    def _schedule_text(self) -> str:
+        cfg = self.cfg
+        if cfg.schedule == "multistep":
+            return f"milestones {', '.join(f'{m:g}' for m in cfg.milestones)} of it: steps " \
+                   f"{', '.join(map(str, milestone_steps(cfg.milestones, self.total)))}"
+        if cfg.schedule == "cosine":
+            return f"cosine reaching 0 at step {self.total}"
+        return f"{cfg.schedule}: it does not depend on the length"
+
+    def _finish(self) -> dict[str, Any]:
+        wall = self.run_time.wall_s  # the final evaluation below is not part of the loop's time
         final = None
         if self.val_loader is not None:
             from resnet.data import make_eval_loader
@@ -512,7 +570,8 @@ class Trainer:
             "run_dir": str(self.run_dir), "model": self.cfg.model, "data": self.cfg.data,
             "params": sum(p.numel() for p in self.model.parameters()),
             "iterations": self.total, "epochs": self.total / self.steps_per_epoch,
-            "wall_time_s": wall, "images_per_s": steps * self.cfg.batch_size / wall if wall > 0 else None,
+            "wall_time_s": wall, "train_time_s": self.run_time.train_s,
+            "images_per_s": self.run_time.images_per_s(self.cfg.batch_size), "timed_iterations": self.run_time.steps,
             "final": {"protocol": self.cfg.final_protocol, **final.to_dict()} if final else None,
             "best": self.best,
             "checkpoints": {"last": ck.LAST, "best": ck.BEST if self.best else None},
@@ -526,10 +585,29 @@ def _size(split: Any) -> str:
     return "no" if split is None else str(len(split))
 
 
-def train(cfg: TrainConfig | None = None, *, resume: str | Path | None = None) -> RunResult:
-    """Train with ``cfg`` (default: the embedded digits job), or continue the run in ``resume``."""
-    trainer = Trainer.resume(resume) if resume is not None else Trainer(cfg or TrainConfig(), cfg.run_dir if cfg else None)
+def train(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, overwrite: bool = False,
+          iterations: int | None = None, epochs: float | None = None) -> RunResult:
+    """Train with ``cfg`` (default: the embedded digits job), or continue the run in ``resume``.
+
+    A new run refuses a run folder that already holds a run unless ``overwrite`` (its files are then
+    deleted first); a folder another training is using is always refused. A resumed run that has
+    finished is left untouched (``finished_earlier``) unless ``iterations`` or ``epochs`` give it a
+    new length: the LR schedule is then recomputed for that length and training continues from the
+    steps already taken.
+    """
+    if resume is None and (iterations is not None or epochs is not None):
+        raise TypeError("iterations and epochs change the length of a resumed run; a new run takes them in cfg")
+    is_main = distributed.from_env().is_main
     try:
-        return trainer.fit()
+        if resume is not None:
+            run_dir = Path(resume)
+            if iterations is None and epochs is None and (summary := finished_summary(run_dir)) is not None:
+                return RunResult(run_dir, summary, finished_earlier=True)
+            with RunFolder.claim(run_dir, resume=True) if is_main else nullcontext() as folder:
+                return Trainer.resume(run_dir, iterations, epochs).fit(folder)
+        cfg = cfg or TrainConfig()
+        new_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg) if is_main else None
+        with RunFolder.claim(new_dir, overwrite=overwrite) if is_main else nullcontext() as folder:
+            return Trainer(cfg, new_dir).fit(folder)
     finally:
         distributed.shutdown()
