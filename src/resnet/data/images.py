@@ -25,9 +25,9 @@ def find_images(root: str | Path) -> list[str]:
     of ``IMAGE_EXTENSIONS``, in sorted path order."""
     found = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.join(folder, f) for f in sorted(files) if not f.startswith(".") and is_image_name(f)]
-    return found
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [os.path.join(folder, f) for f in files if not f.startswith(".") and is_image_name(f)]
+    return sorted(found)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
