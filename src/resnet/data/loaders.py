@@ -31,13 +31,12 @@ from resnet.data.batched import PadCropFlipNormalize, flip_batch, random_crop_pa
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.images import decode_tensor
 from resnet.data.normalization import Normalization
-from resnet.data.transforms import PROTOCOLS  # noqa: F401  (re-exported)
+from resnet.data.transforms import CIFAR_PAD, PROTOCOLS  # noqa: F401  (PROTOCOLS re-exported)
 from resnet.errors import ResNetError
 
 logger = logging.getLogger(__name__)
 
 AUGMENTS = ("cifar", "imagenet", "flip", "none")
-CIFAR_PAD = 4
 
 
 def mix_seed(*values: int) -> int:

@@ -31,6 +31,7 @@ from resnet.errors import ResNetError
 
 SCALES = (224, 256, 384, 480, 640)
 PROTOCOLS = ("single", "center", "ten-crop", "multi-scale")
+CIFAR_PAD = 4  # the CIFAR augmentation's zero padding, also the small-image ten-crop's
 # AlexNet's PCA of ImageNet RGB pixels on the 0..1 scale (as in fb.resnet.torch's transforms.lua).
 PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
 PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
@@ -189,7 +190,8 @@ def test_views(x: torch.Tensor, protocol: str, *, image_size: tuple[int, int] | 
     return multi_scale(x, square=square)
 
 
-def padded_views(x: torch.Tensor, protocol: str, image_size: tuple[int, int] | None, pad: int = 4) -> torch.Tensor:
+def padded_views(x: torch.Tensor, protocol: str, image_size: tuple[int, int] | None,
+                 pad: int = CIFAR_PAD) -> torch.Tensor:
     """The views that come after normalisation: for a small-image network's ``ten-crop``, the 4 corner
     and centre crops of ``x`` zero-padded by ``pad`` (zero is the mean pixel after normalisation, as the
     CIFAR augmentation pads) and their mirror images, ``[..., 10, C, H, W]``; otherwise ``x`` itself."""
