@@ -224,3 +224,12 @@ def test_real_cifar_jpegs_other_classes_refused_subset_scored(folder_run, cifar1
     got = _eval_json(capsys, str(run), "--data-dir", str(tmp_path / "mine"), "--split", "all")
     assert got["images"] == 12
     assert (got["top1_error"], got["loss"]) == pytest.approx(_direct(run, torch.stack(images), labels), abs=1e-5)
+
+
+def test_training_refuses_at_once_a_final_protocol_its_network_cannot_use(tmp_path):
+    from resnet.errors import ResNetError
+    from resnet.train import resolve, train
+
+    with pytest.raises(ResNetError, match="trained on 8x8 images"):
+        train(resolve({**TINY_TRAIN, "final_protocol": "multi-scale", "run_dir": str(tmp_path / "run")}))
+    assert not list(tmp_path.glob("run/*.safetensors"))  # before the first step, not after the last
