@@ -113,8 +113,8 @@ def run_eval_command(args: Any) -> int:
     image_size = tuple(meta["image_size"]) if meta.get("image_size") else None
     protocol = _protocol(args, meta)
     check_protocol(protocol, image_size)
-    split = checkpoint_split(meta, args.split, data=args.data, data_dir=args.data_dir, source=args.checkpoint)
     name = data_name(meta, args.data, args.data_dir)
+    split = checkpoint_split(meta, args.split, data=name, data_dir=args.data_dir, source=args.checkpoint)
     # BN folded into the convolutions, channels-last, float32: the same function as the trained net, faster.
     net = prepare_for_inference(model, device, precision="fp32")
     loader = make_eval_loader(split, args.batch_size, protocol=protocol,
