@@ -101,7 +101,11 @@ def test_eval_loader_keeps_order_and_protocols(digits):
     batches = list(make_eval_loader(digits.val, 100, normalization=norm))
     assert len(batches) == 4 and torch.equal(torch.cat([y for _, y in batches]), digits.val.labels)
     assert torch.equal(torch.cat([x for x, _ in batches]), norm.apply(digits.val.images))
-    x, _ = next(iter(make_eval_loader(digits.val, 4, protocol="multi-scale", normalization=norm)))
+    # The geometry follows the network: at the split's own 8x8 multi-scale is refused; a network
+    # trained on image files (image_size None) gets the ImageNet scales.
+    with pytest.raises(ResNetError, match="trained on 8x8 images"):
+        make_eval_loader(digits.val, 4, protocol="multi-scale", normalization=norm)
+    x, _ = next(iter(make_eval_loader(digits.val, 4, protocol="multi-scale", normalization=norm, image_size=None)))
     assert [v.shape for v in x][0] == (4, 1, 224, 224) and x[-1].shape == (4, 1, 640, 640)
     with pytest.raises(ResNetError, match="unknown protocol 'twelve'"):
         make_eval_loader(digits.val, 4, protocol="twelve", normalization=norm)

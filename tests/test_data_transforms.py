@@ -12,6 +12,7 @@ from PIL import Image
 from resnet.data import Normalization, TensorSplit, fit_normalization
 from resnet.data import transforms as T
 from resnet.data.batched import PadCropFlipNormalize, flip_batch, pad_crop_flip_batch, random_crop_params
+from resnet.errors import ResNetError
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
@@ -148,3 +149,42 @@ def test_load_image_for_predict(tmp_path):
     assert T.load_image(tmp_path / "x.png", none, image_size=(8, 8), in_channels=1).shape == (1, 1, 8, 8)
     assert T.load_image(tmp_path / "x.png", none, protocol="ten-crop").shape == (1, 10, 3, 224, 224)
     assert [v.shape[-2] for v in T.load_image(tmp_path / "x.png", none, protocol="multi-scale")] == list(T.SCALES)
+
+
+def test_test_views_at_a_small_networks_own_size():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (2, 3, 32, 32), generator=g, dtype=torch.uint8)
+    # CIFAR-sized images: single and center are the image itself (the paper's single view).
+    assert torch.equal(T.test_views(x, "single", image_size=(32, 32)), x)
+    assert torch.equal(T.test_views(x, "center", image_size=(32, 32)), x)
+    # Other shapes: single squashes the whole image, center keeps the aspect ratio and crops the middle.
+    wide = torch.randint(0, 256, (3, 40, 64), generator=g, dtype=torch.uint8)
+    assert torch.equal(T.test_views(wide, "single", image_size=(32, 32)), T.resize(wide, (32, 32)))
+    assert torch.equal(T.test_views(wide, "center", image_size=(32, 32)), T.resize(wide, (32, 51))[..., :, 9:41])
+    # Ten-crop after normalisation: corners and centre of the 4-pixel zero-padded image, then mirrors.
+    z = x.float() - 128
+    views = T.padded_views(T.test_views(z, "ten-crop", image_size=(32, 32)), "ten-crop", (32, 32))
+    padded = torch.nn.functional.pad(z, (4, 4, 4, 4))
+    assert views.shape == (2, 10, 3, 32, 32)
+    assert torch.equal(views[:, 0], padded[..., :32, :32]) and torch.equal(views[:, 3], padded[..., 8:, 8:])
+    assert torch.equal(views[:, 4], z) and torch.equal(views[:, 9], z.flip(-1)) and torch.equal(views[:, 5], views[:, 0].flip(-1))
+    assert torch.equal(T.padded_views(z, "single", (32, 32)), z) and torch.equal(T.padded_views(z, "ten-crop", None), z)
+    with pytest.raises(ResNetError, match="trained on 32x32 images"):
+        T.test_views(x, "multi-scale", image_size=(32, 32))
+
+
+def test_test_views_of_an_imagenet_network():
+    x = torch.randint(0, 256, (3, 300, 260), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    assert torch.equal(T.test_views(x, "single"), T.center_view(x))  # files are scored at 224 either way
+    assert torch.equal(T.test_views(x, "center"), T.center_view(x)) and T.center_view(x).shape == (3, 224, 224)
+    assert torch.equal(T.test_views(x, "ten-crop"), T.ten_crop(x))
+    assert [v.shape[-1] for v in T.test_views(x, "multi-scale")] == list(T.SCALES)
+
+
+def test_to_channels():
+    rgb = torch.tensor([[[10]], [[200]], [[30]]], dtype=torch.uint8)
+    assert T.to_channels(rgb, 1).tolist() == [[[round(0.299 * 10 + 0.587 * 200 + 0.114 * 30)]]]
+    grey = torch.full((2, 1, 4, 4), 7, dtype=torch.uint8)
+    assert T.to_channels(grey, 3).shape == (2, 3, 4, 4) and T.to_channels(grey, None) is grey
+    with pytest.raises(ResNetError, match="2 channels"):
+        T.to_channels(torch.zeros(2, 4, 4, dtype=torch.uint8), 3)

@@ -126,7 +126,8 @@ def test_degradation_needs_a_depth() -> None:
 def test_analyze_responses_cli_measures_the_runs_validation_images(degradation_dir: Path, tmp_path: Path) -> None:
     from resnet.analysis.responses import layer_responses
     from resnet.data import Normalization, make_eval_loader
-    from resnet.evaluate import checkpoint_split, model_from_checkpoint
+    from resnet.eval_data import checkpoint_split
+    from resnet.evaluate import model_from_checkpoint
 
     runs = [str(degradation_dir / "plain20"), str(degradation_dir / "resnet20")]
     assert main(["analyze", "responses", *runs, "--images", "100", "--batch-size", "50", "--out", str(tmp_path)]) == 0

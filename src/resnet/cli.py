@@ -81,18 +81,28 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "eval",
         help="top-1/top-5 error of a checkpoint",
         description="Top-1 and top-5 error of a checkpoint (or a run folder: its best checkpoint) on a "
-        "dataset. The data, split and normalisation default to the ones it was trained with.",
+        "dataset. The data, split and normalisation default to the ones it was trained with. Another "
+        "--data-dir is read with its own structure (val/, train/, or every image with --split all), its "
+        "class folders matched to the checkpoint's classes by name (a subset is fine). The test views "
+        "follow the network's input size: ImageNet crops for networks trained on image files, the "
+        "network's own size (e.g. 32x32) for ones trained on small images.",
     )
     _checkpoint_argument(p)
-    p.add_argument("--data", default=None, help="dataset (default: the one it was trained on)")
+    p.add_argument("--data", default=None, help="dataset (default: the one it was trained on; an image folder "
+                   "for a --data-dir of class folders)")
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the one it was trained on)")
-    p.add_argument("--split", choices=["val", "test", "train"], default="val",
-                   help="which split to evaluate (default: val; test where the source has one, e.g. CIFAR)")
+    p.add_argument("--split", choices=["val", "test", "train", "all"], default="val",
+                   help="which split to evaluate (default: val; test where the source has one, e.g. CIFAR; "
+                   "all: every image of the data, e.g. a separate test folder)")
     views = p.add_mutually_exclusive_group()
-    views.add_argument("--ten-crop", action="store_true", help="average 10 crops: 4 corners, centre, and flips")
+    views.add_argument("--ten-crop", action="store_true", help="average 10 crops: 4 corners, centre, and flips "
+                       "(224 crops of the image resized to 256; for small-image networks, crops at their size of "
+                       "the image padded by 4 pixels)")
     views.add_argument("--multi-scale", action="store_true",
-                       help="fully convolutional, scores averaged over shorter sides 224, 256, 384, 480, 640")
-    views.add_argument("--center", action="store_true", help="resize 256, centre 224 crop")
+                       help="fully convolutional, scores averaged over shorter sides 224, 256, 384, 480, 640 "
+                       "(ImageNet-style networks only)")
+    views.add_argument("--center", action="store_true", help="resize 256, centre 224 crop (small-image networks: "
+                       "shorter side resized to their size, centre crop)")
     p.add_argument("--batch-size", type=int, default=100, help="images per forward pass (default: 100)")
     _device_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -103,14 +113,16 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _add_predict(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
-        help="top-5 classes of image files",
+        help="top-5 classes of image files or folders",
         description="Classify image files with a checkpoint (or a run folder): the top classes with "
-        "their names and probabilities.",
+        "their names and probabilities. A folder stands for every image in it and its subfolders.",
     )
     _checkpoint_argument(p)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images (searched recursively)")
     p.add_argument("--top", type=int, default=5, help="classes to show per image (default: 5)")
     _weights_argument(p, "CHECKPOINT")
+    p.add_argument("--csv", metavar="FILE", default=None,
+                   help="also write one row per image: image, class_1, probability_1, ..., class_k, probability_k")
     _device_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON: one object per image")
     p.set_defaults(func=_lazy("resnet.predict", "run_predict_command"))

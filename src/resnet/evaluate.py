@@ -87,33 +87,6 @@ def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") 
     return model.to(device).eval(), meta
 
 
-def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = None,
-                     data_dir: str | None = None, source: str | Path = "the checkpoint") -> Any:
-    """The ``split`` ("val", "test" or "train") of the data a checkpoint was trained on, or of ``data``.
-
-    On the training data the held-out split is rebuilt from the recorded fraction and seed, so "val" is
-    exactly the images the run validated on and never ones it trained on.
-    """
-    from resnet.data import load_dataset
-
-    trained_on = meta["data"]
-    name = data or trained_on["name"]
-    same_data = name == trained_on["name"]
-    data_dir = data_dir or (trained_on["data_dir"] if same_data else None)
-    val_split = trained_on["val_split"] if same_data else None
-    if val_split is not None and val_split >= 1:
-        val_split = int(val_split)
-    bundle = load_dataset(name, data_dir, val_split=val_split, split_seed=trained_on["split_seed"],
-                          cache_dir=trained_on.get("cache_dir"))
-    if bundle.num_classes != len(meta["classes"]):
-        raise ResNetError(f"--data {name} has {bundle.num_classes} classes but {source} was trained on "
-                          f"{len(meta['classes'])}")
-    chosen = {"val": bundle.val, "test": bundle.test, "train": bundle.train}[split]
-    if chosen is None:
-        raise ResNetError(f"--split {split}: {name} has no {split} split here")
-    return chosen
-
-
 def _protocol(args: Any, meta: dict[str, Any]) -> str:
     if args.ten_crop:
         return "ten-crop"
@@ -129,23 +102,30 @@ def run_eval_command(args: Any) -> int:
     import json
 
     from resnet.data import Normalization, make_eval_loader
+    from resnet.data.transforms import check_protocol
+    from resnet.eval_data import checkpoint_split, data_name
     from resnet.inference import prepare_for_inference
     from resnet.train.device import resolve_device
 
     device = resolve_device(args.device)
     model, meta = model_from_checkpoint(args.checkpoint, device)
-    split = checkpoint_split(meta, args.split, data=args.data, data_dir=args.data_dir, source=args.checkpoint)
-    name = args.data or meta["data"]["name"]
+    # The test views follow the network's input size (CIFAR nets: 32x32 views, not ImageNet crops).
+    image_size = tuple(meta["image_size"]) if meta.get("image_size") else None
     protocol = _protocol(args, meta)
+    check_protocol(protocol, image_size)
+    name = data_name(meta, args.data, args.data_dir)
+    split = checkpoint_split(meta, args.split, data=name, data_dir=args.data_dir, source=args.checkpoint)
     # BN folded into the convolutions, channels-last, float32: the same function as the trained net, faster.
     net = prepare_for_inference(model, device, precision="fp32")
     loader = make_eval_loader(split, args.batch_size, protocol=protocol,
-                              normalization=Normalization.from_dict(meta["normalization"]), device=device)
+                              normalization=Normalization.from_dict(meta["normalization"]), device=device,
+                              image_size=image_size, in_channels=meta["model_options"].get("in_channels", 3))
     result = evaluate(net, loader)
+    where = f"{name} {args.data_dir}" if args.data_dir else name
     if args.json:
         print(json.dumps({"checkpoint": str(args.checkpoint), "model": meta["model"], "data": name,
-                          "split": args.split, "protocol": protocol, **result.to_dict()}))
+                          "data_dir": args.data_dir, "split": args.split, "protocol": protocol, **result.to_dict()}))
     else:
-        print(f"{meta['model']} on {name} {args.split} ({result.images} images, {protocol}): "
+        print(f"{meta['model']} on {where} {args.split} ({result.images} images, {protocol}): "
               f"top-1 error {100 * result.top1_error:.2f}%, top-5 error {100 * result.top5_error:.2f}%")
     return 0

@@ -1,13 +1,16 @@
-"""``resnet predict``: the top classes of image files, with names and probabilities.
+"""``resnet predict``: the top classes of image files (or of every image in folders), with names and probabilities.
 
 A checkpoint carries everything needed: the network and its options, the class names, the
-normalisation, the input size it was trained at and its evaluation protocol (single image for
-CIFAR-style data, resize + centre crop for ImageNet-style data).
+normalisation, the input size it was trained at and its evaluation protocol (the whole image at the
+network's size for small-image data such as CIFAR, resize + centre crop for ImageNet-style data).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,28 @@ from resnet.evaluate import class_scores, model_from_checkpoint
 from resnet.inference import prepare_for_inference
 
 
+def image_paths(arguments: Iterable[str | Path]) -> list[str]:
+    """The image files named: a file as given, a folder as every image under it (sorted, recursively)."""
+    from resnet.data.images import IMAGE_EXTENSIONS, find_images
+
+    paths: list[str] = []
+    for arg in arguments:
+        if Path(arg).is_dir():
+            found = find_images(arg)
+            if not found:
+                raise ResNetError(f"{arg}: no image files in this folder or below "
+                                  f"(names ending in {', '.join(IMAGE_EXTENSIONS)})")
+            paths += found
+        else:
+            paths.append(str(arg))
+    return paths
+
+
 @torch.no_grad()
-def predict(model: nn.Module, meta: dict[str, Any], images: list[str | Path], top: int = 5,
-            device: torch.device | str = "cpu") -> list[dict[str, Any]]:
-    """For each image: ``{"image", "top": [{"class", "index", "probability"}, ...]}``, most likely first."""
+def iter_predictions(model: nn.Module, meta: dict[str, Any], images: Iterable[str | Path], top: int = 5,
+                     device: torch.device | str = "cpu") -> Iterator[dict[str, Any]]:
+    """For each image, as it is classified: ``{"image", "top": [{"class", "index", "probability"}, ...]}``,
+    most likely first."""
     from resnet.data import Normalization
     from resnet.data.transforms import load_image
 
@@ -30,7 +51,6 @@ def predict(model: nn.Module, meta: dict[str, Any], images: list[str | Path], to
     size = tuple(meta["image_size"]) if meta.get("image_size") else None
     classes = meta["classes"]
     k = max(1, min(top, len(classes)))
-    out = []
     for path in images:
         if not Path(path).is_file():
             raise ResNetError(f"image {path} does not exist")
@@ -39,14 +59,32 @@ def predict(model: nn.Module, meta: dict[str, Any], images: list[str | Path], to
         x = [v.to(device) for v in x] if isinstance(x, list) else x.to(device)
         probs = class_scores(model, x)[0]
         p, idx = probs.topk(k)
-        out.append({"image": str(path), "top": [{"class": classes[i], "index": int(i), "probability": float(q)}
-                                               for q, i in zip(p.tolist(), idx.tolist())]})
-    return out
+        yield {"image": str(path), "top": [{"class": classes[i], "index": int(i), "probability": float(q)}
+                                           for q, i in zip(p.tolist(), idx.tolist())]}
+
+
+def predict(model: nn.Module, meta: dict[str, Any], images: list[str | Path], top: int = 5,
+            device: torch.device | str = "cpu") -> list[dict[str, Any]]:
+    """:func:`iter_predictions` as a list."""
+    return list(iter_predictions(model, meta, images, top, device))
+
+
+def csv_text(results: list[dict[str, Any]]) -> str:
+    """One row per image: ``image, class_1, probability_1, ..., class_k, probability_k``."""
+    k = max((len(r["top"]) for r in results), default=0)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["image"] + [f"{col}_{i}" for i in range(1, k + 1) for col in ("class", "probability")])
+    for r in results:
+        writer.writerow([r["image"]] + [v for t in r["top"] for v in (t["class"], f"{t['probability']:.6f}")])
+    return out.getvalue()
 
 
 def run_predict_command(args: Any) -> int:
+    from resnet.files import atomic_write
     from resnet.train.device import resolve_device
 
+    paths = image_paths(args.images)  # before loading the network: a wrong folder fails at once
     device = resolve_device(args.device)
     if args.weights:  # CHECKPOINT is a model name
         from resnet.weights import model_from_weights
@@ -55,13 +93,16 @@ def run_predict_command(args: Any) -> int:
         model = model.to(device)
     else:
         model, meta = model_from_checkpoint(args.checkpoint, device)
-    results = predict(prepare_for_inference(model, device, precision="fp32"), meta, args.images, args.top, device)
-    if args.json:
-        for r in results:
-            print(json.dumps(r))
-        return 0
-    for r in results:
+    net = prepare_for_inference(model, device, precision="fp32")
+    results = []
+    for r in iter_predictions(net, meta, paths, args.top, device):
+        results.append(r)
+        if args.json:
+            print(json.dumps(r), flush=True)
+            continue
         print(r["image"])
         for rank, t in enumerate(r["top"], 1):
-            print(f"  {rank}. {t['class']:<24} {100 * t['probability']:6.2f}%")
+            print(f"  {rank}. {t['class']:<24} {100 * t['probability']:6.2f}%", flush=rank == len(r["top"]))
+    if args.csv:
+        atomic_write(args.csv, csv_text(results).encode())
     return 0

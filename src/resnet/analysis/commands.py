@@ -42,7 +42,8 @@ def run_responses_command(args: argparse.Namespace) -> int:
     """Figure 7 for trained runs: std of every 3x3 layer's response on validation images."""
     from resnet.analysis.responses import layer_responses
     from resnet.data import Normalization, make_eval_loader
-    from resnet.evaluate import checkpoint_split, model_from_checkpoint
+    from resnet.eval_data import checkpoint_split
+    from resnet.evaluate import model_from_checkpoint
     from resnet.plots import plot_responses
     from resnet.train.device import resolve_device
 

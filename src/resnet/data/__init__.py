@@ -39,11 +39,15 @@ Loaders::
     # augment: "cifar", "imagenet" (files only), "flip", "none"
     # TrainLoader: len(), set_epoch(e), start(epoch, batch_index) -> iterator (resume), iter()
     make_eval_loader(split, batch_size, *, protocol="single", normalization, device="cpu",
-                     workers=0) -> EvalLoader
+                     workers=0, image_size="split", in_channels=None) -> EvalLoader
     # protocol: "single", "center", "ten-crop" ([B, 10, C, H, W]), "multi-scale" (list of 5 batches)
+    # (extra) image_size: the network's input size, (H, W) for one trained on in-memory images (views
+    # at that size; multi-scale refused), None for one trained on files (ImageNet crops); "split":
+    # the split's own. in_channels: convert the images to the network's channels.
 
 For ``resnet predict``: ``resnet.data.transforms.load_image(path, normalization, *, protocol="single",
-image_size=None, in_channels=3)``.
+image_size=None, in_channels=3)``. (extra) For ``resnet eval`` on other data:
+``resnet.data.sources.dataset_classes(name, data_dir)`` reads the class names without loading images.
 """
 
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit

@@ -49,6 +49,24 @@ class FileSplit:
 Split = Union[TensorSplit, FileSplit]
 
 
+def concat_splits(splits: list[Split]) -> Split:
+    """The images of ``splits`` one after another (all of one kind; tensor splits of one image size)."""
+    if all(isinstance(s, FileSplit) for s in splits):
+        return FileSplit([x for s in splits for x in s.samples], any(s.skip_bad_images for s in splits))
+    assert all(isinstance(s, TensorSplit) for s in splits), "cannot mix in-memory and file splits"
+    coarse = [s.coarse_labels for s in splits]
+    return TensorSplit(torch.cat([s.images for s in splits]), torch.cat([s.labels for s in splits]),
+                       torch.cat(coarse) if all(c is not None for c in coarse) else None)
+
+
+def relabel(split: Split, mapping: torch.Tensor) -> Split:
+    """``split`` with every label ``y`` replaced by ``mapping[y]``."""
+    if isinstance(split, FileSplit):
+        table = mapping.tolist()
+        return FileSplit([(path, table[y]) for path, y in split.samples], split.skip_bad_images)
+    return TensorSplit(split.images, mapping[split.labels], split.coarse_labels)
+
+
 @dataclass
 class DataBundle:
     """Everything a run needs to know about its data.

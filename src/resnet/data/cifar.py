@@ -124,6 +124,20 @@ def _names(meta: dict, key: bytes, where: object) -> list[str]:
     return [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names]
 
 
+def holds_cifar(name: str, data_dir: str | Path) -> bool:
+    """Whether ``data_dir`` is one of the layouts :func:`read_cifar` accepts (no file is read)."""
+    src, root = SOURCES[name], Path(data_dir)
+    return (root.is_file() or (root / src.archive).is_file()
+            or any((f / src.meta_file).is_file() or (f / src.test_file).is_file() for f in (root, root / src.folder)))
+
+
+def read_cifar_classes(name: str, data_dir: str | Path) -> list[str]:
+    """The class names of ``name`` in ``data_dir``, from its meta file alone."""
+    src = SOURCES[name]
+    raw, where = _reader(src, Path(data_dir), None)(src.meta_file)
+    return _names(safe_load(raw, where), src.names_key, where)
+
+
 def read_cifar(name: str, data_dir: str | Path, *, download_to: str | Path | None = None) -> CifarData:
     """Read the official train and test sets of ``name`` ("cifar10" or "cifar100")."""
     src = SOURCES[name]

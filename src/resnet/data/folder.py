@@ -33,7 +33,7 @@ class FolderScan:
 def scan_class_folders(root: Path) -> FolderScan:
     if not root.is_dir():
         raise ResNetError(f"{root}: image folder not found")
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    classes = _class_names(root)
     if not classes:
         raise ResNetError(f"{root}: no class folders (expected {root}/<class>/<image>)")
     samples: list[tuple[str, int]] = []
@@ -51,13 +51,31 @@ def scan_class_folders(root: Path) -> FolderScan:
     return FolderScan(root, classes, samples, ignored)
 
 
-def scan_image_root(root: str | Path) -> tuple[FolderScan, FolderScan | None]:
-    """The train scan and, where the root has one, the val scan with the same classes."""
-    root = Path(root)
+def _class_names(root: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+
+
+def _layout(root: Path) -> tuple[Path, Path | None]:
+    """(the train folder, the val folder or None): ``root/{train,val}`` where ``root/train`` exists, else ``root``."""
     if not root.is_dir():
         raise ResNetError(f"{root}: image folder not found")
     train_dir = root / "train" if (root / "train").is_dir() else root
     val_dir = next((root / n for n in VAL_NAMES if (root / n).is_dir()), None) if train_dir != root else None
+    return train_dir, val_dir
+
+
+def image_root_classes(root: str | Path) -> list[str]:
+    """The class names :func:`scan_image_root` would find, from the folder names alone (no file is listed)."""
+    train_dir, _ = _layout(Path(root))
+    classes = _class_names(train_dir)
+    if not classes:
+        raise ResNetError(f"{train_dir}: no class folders (expected {train_dir}/<class>/<image>)")
+    return classes
+
+
+def scan_image_root(root: str | Path) -> tuple[FolderScan, FolderScan | None]:
+    """The train scan and, where the root has one, the val scan with the same classes."""
+    train_dir, val_dir = _layout(Path(root))
     train = scan_class_folders(train_dir)
     if val_dir is None:
         return train, None

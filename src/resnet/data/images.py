@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,16 @@ _ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.Decom
 
 def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def find_images(root: str | Path) -> list[str]:
+    """Every file under ``root`` (recursively, hidden files and folders left out) whose name ends in one
+    of ``IMAGE_EXTENSIONS``, in sorted path order."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [os.path.join(folder, f) for f in files if not f.startswith(".") and is_image_name(f)]
+    return sorted(found)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

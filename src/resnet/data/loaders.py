@@ -31,13 +31,12 @@ from resnet.data.batched import PadCropFlipNormalize, flip_batch, random_crop_pa
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.images import decode_tensor
 from resnet.data.normalization import Normalization
-from resnet.data.transforms import PROTOCOLS
+from resnet.data.transforms import CIFAR_PAD, PROTOCOLS  # noqa: F401  (PROTOCOLS re-exported)
 from resnet.errors import ResNetError
 
 logger = logging.getLogger(__name__)
 
 AUGMENTS = ("cifar", "imagenet", "flip", "none")
-CIFAR_PAD = 4
 
 
 def mix_seed(*values: int) -> int:
@@ -215,8 +214,10 @@ def make_train_loader(bundle: DataBundle, batch_size: int, *, augment: str, norm
 
 
 class _FileEvalSet(Dataset):
-    def __init__(self, samples: list[tuple[str, int]], protocol: str, square: bool):
-        self.samples, self.protocol, self.square = samples, protocol, square
+    def __init__(self, samples: list[tuple[str, int]], protocol: str, image_size: tuple[int, int] | None,
+                 in_channels: int | None, square: bool):
+        self.samples, self.protocol, self.image_size = samples, protocol, image_size
+        self.in_channels, self.square = in_channels, square
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -224,25 +225,31 @@ class _FileEvalSet(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, int, str | None]:
         path, label = self.samples[index]
         try:
-            x = decode_tensor(path, min_side=None if self.protocol == "multi-scale" else 256)
-            return T.test_views(x, self.protocol, square=self.square), label, None
+            x = decode_tensor(path, min_side=T.decode_side(self.protocol, self.image_size))
+            x = T.to_channels(x, self.in_channels)
+            return T.test_views(x, self.protocol, image_size=self.image_size, square=self.square), label, None
         except ResNetError as e:
             return None, label, str(e)
+
+
+SPLIT_SIZE = "split"  # make_eval_loader's default geometry: the split's own (see there)
 
 
 class EvalLoader:
     """Iterable of ``(views, labels)`` in the split's order, views normalised on ``device``:
 
-    ``single``/``center``: [B, C, H, W]; ``ten-crop``: [B, 10, C, 224, 224]; ``multi-scale``: a list of
+    ``single``/``center``: [B, C, H, W]; ``ten-crop``: [B, 10, C, H, W]; ``multi-scale``: a list of
     five [B, C, H_s, W_s] batches (shorter sides 224..640) of the same images, to average scores over.
+    The geometry follows ``image_size``, the network's input size (see :func:`resnet.data.transforms.test_views`).
     """
 
     def __init__(self, split: TensorSplit | FileSplit, batch_size: int, protocol: str, normalization: Normalization,
-                 device: torch.device, workers: int):
-        if protocol not in PROTOCOLS:
-            raise ResNetError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+                 device: torch.device, workers: int, image_size: tuple[int, int] | None = None,
+                 in_channels: int | None = None):
+        T.check_protocol(protocol, image_size)
         self.split, self.batch_size, self.protocol = split, batch_size, protocol
         self.normalization, self.device, self.workers = normalization, device, workers
+        self.image_size, self.in_channels = image_size, in_channels
         self.skipped = [0]
 
     def __len__(self) -> int:
@@ -251,19 +258,20 @@ class EvalLoader:
     def _normalize(self, x: Any) -> Any:
         if isinstance(x, list):
             return [self.normalization.apply(v.to(self.device, non_blocking=True)) for v in x]
-        return self.normalization.apply(x.to(self.device, non_blocking=True))
+        x = self.normalization.apply(x.to(self.device, non_blocking=True))
+        return T.padded_views(x, self.protocol, self.image_size)
 
     def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
         if isinstance(self.split, TensorSplit):
             for start in range(0, len(self.split), self.batch_size):
-                x = self.split.images[start:start + self.batch_size].to(self.device)
+                x = T.to_channels(self.split.images[start:start + self.batch_size].to(self.device), self.in_channels)
                 y = self.split.labels[start:start + self.batch_size].to(self.device)
-                yield self._normalize(T.test_views(x, self.protocol)), y
+                yield self._normalize(T.test_views(x, self.protocol, image_size=self.image_size)), y
             return
-        # Images of different shapes share a batch only at one shape: "single" is the centre view for
-        # files, and multi-scale batches crop the longer side square (the whole image with batch_size 1).
-        protocol = "center" if self.protocol == "single" else self.protocol
-        dataset = _FileEvalSet(self.split.samples, protocol, square=self.batch_size > 1)
+        # Images of different shapes share a batch only at one shape: multi-scale batches crop the
+        # longer side square (the whole image with batch_size 1).
+        dataset = _FileEvalSet(self.split.samples, self.protocol, self.image_size, self.in_channels,
+                               square=self.batch_size > 1)
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate,
                             pin_memory=self.device.type == "cuda")
         for x, y, errors in loader:
@@ -273,6 +281,17 @@ class EvalLoader:
 
 
 def make_eval_loader(split: TensorSplit | FileSplit, batch_size: int, *, protocol: str = "single",
-                     normalization: Normalization, device: str | torch.device = "cpu", workers: int = 0) -> EvalLoader:
-    """An evaluation loader over ``split`` in its order (see :class:`EvalLoader`)."""
-    return EvalLoader(split, batch_size, protocol, normalization, torch.device(device), workers)
+                     normalization: Normalization, device: str | torch.device = "cpu", workers: int = 0,
+                     image_size: tuple[int, int] | None | str = SPLIT_SIZE,
+                     in_channels: int | None = None) -> EvalLoader:
+    """An evaluation loader over ``split`` in its order (see :class:`EvalLoader`).
+
+    ``image_size`` is the input size of the network evaluated: (H, W) for one trained on in-memory
+    images of that size, None for one trained on image files (the ImageNet geometry). The default is
+    the split's own (a TensorSplit's image size, None for files): right whenever the network was
+    trained on this data. ``in_channels`` converts the images to the network's channels (None: as they are).
+    """
+    if image_size == SPLIT_SIZE:
+        image_size = tuple(split.images.shape[-2:]) if isinstance(split, TensorSplit) else None
+    return EvalLoader(split, batch_size, protocol, normalization, torch.device(device), workers,
+                      tuple(image_size) if image_size is not None else None, in_channels)

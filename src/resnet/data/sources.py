@@ -12,7 +12,7 @@ import torch
 
 from resnet.data import cache as cache_mod
 from resnet.data.bundle import DataBundle, FileSplit, Split, TensorSplit
-from resnet.data.folder import scan_image_root
+from resnet.data.folder import image_root_classes, scan_image_root
 from resnet.data.images import image_size
 from resnet.data.splits import split_indices
 from resnet.errors import ResNetError
@@ -64,6 +64,22 @@ def load_dataset(name: str, data_dir: str | None = None, *, val_split: float | i
             raise ResNetError("--data imagefolder needs --data-dir DIR (DIR/<class>/*.jpg or DIR/{train,val}/<class>/*)")
         parts = _image_folder(Path(data_dir), cache, skip_bad_images, workers)
     return _assemble(name, data_dir, parts, val_split, split_seed, cache)
+
+
+def dataset_classes(name: str, data_dir: str | None = None) -> list[str]:
+    """The class names :func:`load_dataset` would give, read cheaply (folder names, CIFAR's meta file)
+    so that a mismatch is found before any image is decoded."""
+    if name not in DATASETS:
+        raise ResNetError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    if name == "digits":
+        return [str(d) for d in range(10)]
+    if data_dir is None:
+        raise ResNetError(f"--data {name} needs --data-dir DIR")
+    if name == "imagefolder":
+        return image_root_classes(data_dir)
+    from resnet.data.cifar import read_cifar_classes
+
+    return read_cifar_classes(name, data_dir)
 
 
 def _assemble(name: str, data_dir: str | None, parts: dict[str, Any], val_split: float | int | None,

@@ -8,8 +8,14 @@ of its seed.
   batched equivalent is :mod:`resnet.data.batched`.
 - ImageNet (Sec. 3.4): :func:`scale_augment` (shorter side random in [256, 480], random 224 crop,
   random flip) and :func:`lighting` (AlexNet's PCA colour noise, std 0.1).
-- Test: :func:`center_view` (resize 256, centre 224), :func:`ten_crop`, :func:`multi_scale`
-  (shorter sides 224, 256, 384, 480, 640 for the fully-convolutional protocol).
+- Test: :func:`test_views` follows the network's input size. A network trained on images of one
+  small size (``image_size``, e.g. CIFAR's 32x32) is tested at that size: ``single`` is the whole
+  image (the paper's CIFAR view), ``center`` the centre crop after resizing the shorter side to the
+  size, ``ten-crop`` the 4 corner and centre crops of the image padded by 4 pixels (the translations of
+  the CIFAR augmentation) and their mirror images, taken after normalisation (:func:`padded_views`);
+  ``multi-scale`` is refused. A network trained on image files (``image_size`` None) gets the
+  ImageNet protocols: :func:`center_view` (resize 256, centre 224; also the ``single`` view),
+  :func:`ten_crop`, :func:`multi_scale` (shorter sides 224, 256, 384, 480, 640, fully convolutional).
 - :func:`load_image`: one image file as a model input, for ``resnet predict``.
 """
 
@@ -25,6 +31,7 @@ from resnet.errors import ResNetError
 
 SCALES = (224, 256, 384, 480, 640)
 PROTOCOLS = ("single", "center", "ten-crop", "multi-scale")
+CIFAR_PAD = 4  # the CIFAR augmentation's zero padding, also the small-image ten-crop's
 # AlexNet's PCA of ImageNet RGB pixels on the 0..1 scale (as in fb.resnet.torch's transforms.lua).
 PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
 PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
@@ -107,12 +114,15 @@ def center_view(x: torch.Tensor, resize_to: int = 256, size: int = 224) -> torch
     return center_crop(resize_shorter(x, resize_to), size)
 
 
-def ten_crop(x: torch.Tensor, resize_to: int = 256, size: int = 224) -> torch.Tensor:
-    """The 4 corner and centre crops and their mirror images: [10, C, size, size] ([B, 10, ...] batched)."""
-    y = resize_shorter(x, resize_to)
+def ten_crop(x: torch.Tensor, resize_to: int | None = 256, size: int | tuple[int, int] = 224) -> torch.Tensor:
+    """The 4 corner and centre crops and their mirror images: [10, C, size, size] ([B, 10, ...] batched).
+
+    ``resize_to`` None crops ``x`` as it is."""
+    y = resize_shorter(x, resize_to) if resize_to is not None else x
     h, w = y.shape[-2:]
-    views = [crop(y, 0, 0, size, size), crop(y, 0, w - size, size, size), crop(y, h - size, 0, size, size),
-             crop(y, h - size, w - size, size, size), center_crop(y, size)]
+    ch, cw = (size, size) if isinstance(size, int) else size
+    views = [crop(y, 0, 0, ch, cw), crop(y, 0, w - cw, ch, cw), crop(y, h - ch, 0, ch, cw),
+             crop(y, h - ch, w - cw, ch, cw), center_crop(y, ch, cw)]
     views += [hflip(v) for v in views]
     return torch.stack(views, dim=-4)
 
@@ -127,18 +137,68 @@ def multi_scale(x: torch.Tensor, scales: tuple[int, ...] = SCALES, square: bool 
     return [center_crop(v, min(v.shape[-2:])) for v in views] if square else views
 
 
-def test_views(x: torch.Tensor, protocol: str, *, square: bool = False) -> torch.Tensor | list[torch.Tensor]:
-    """The views a test protocol scores: ``single`` the image as it is, ``center`` :func:`center_view`,
-    ``ten-crop`` :func:`ten_crop`, ``multi-scale`` :func:`multi_scale` (a list, one view per scale)."""
-    if protocol == "single":
+def check_protocol(protocol: str, image_size: tuple[int, int] | None) -> None:
+    """Refuse, in one line, a protocol unknown or meaningless for a network of this input size."""
+    if protocol not in PROTOCOLS:
+        raise ResNetError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    if protocol == "multi-scale" and image_size is not None:
+        raise ResNetError(f"--multi-scale is the paper's ImageNet protocol (shorter sides {SCALES[0]} to "
+                          f"{SCALES[-1]}); this network was trained on {image_size[0]}x{image_size[1]} images: use "
+                          "the single view (the default), --center or --ten-crop")
+
+
+def to_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """uint8 ``[..., C, H, W]`` with ``channels`` channels: RGB to grey as Pillow's ``convert("L")``
+    (ITU-R 601 luma), grey to RGB by repetition; ``None`` keeps ``x``."""
+    have = x.shape[-3]
+    if channels is None or have == channels:
         return x
-    if protocol == "center":
+    if (have, channels) == (3, 1):
+        luma = torch.tensor([0.299, 0.587, 0.114], device=x.device)[:, None, None]
+        return (x.float() * luma).sum(-3, keepdim=True).round().to(x.dtype)
+    if (have, channels) == (1, 3):
+        return x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+    raise ResNetError(f"images with {have} channels cannot be given to a network that takes {channels}")
+
+
+def native_view(x: torch.Tensor, size: tuple[int, int], crop_to_fit: bool) -> torch.Tensor:
+    """The image at the network's size: squashed to ``size`` (the whole image), or with ``crop_to_fit``
+    resized to cover ``size`` with its aspect ratio kept and centre-cropped."""
+    if not crop_to_fit:
+        return resize(x, size)
+    h, w = x.shape[-2:]
+    scale = max(size[0] / h, size[1] / w)
+    return center_crop(resize(x, (max(size[0], round(h * scale)), max(size[1], round(w * scale)))), *size)
+
+
+def test_views(x: torch.Tensor, protocol: str, *, image_size: tuple[int, int] | None = None,
+               square: bool = False) -> torch.Tensor | list[torch.Tensor]:
+    """The views a test protocol scores, before normalisation (see the module docstring).
+
+    ``image_size``: the network's input size if it was trained on images of one small size, None
+    for the ImageNet pipeline. Small-image ``ten-crop`` returns the one native view here; its crops
+    come after normalisation from :func:`padded_views`. ``square`` (multi-scale) centre-crops the
+    longer side so that images of different shapes can share a batch.
+    """
+    check_protocol(protocol, image_size)
+    if image_size is not None:
+        return native_view(x, tuple(image_size), crop_to_fit=protocol == "center")
+    if protocol in ("single", "center"):
         return center_view(x)
     if protocol == "ten-crop":
         return ten_crop(x)
-    if protocol == "multi-scale":
-        return multi_scale(x, square=square)
-    raise ResNetError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    return multi_scale(x, square=square)
+
+
+def padded_views(x: torch.Tensor, protocol: str, image_size: tuple[int, int] | None,
+                 pad: int = CIFAR_PAD) -> torch.Tensor:
+    """The views that come after normalisation: for a small-image network's ``ten-crop``, the 4 corner
+    and centre crops of ``x`` zero-padded by ``pad`` (zero is the mean pixel after normalisation, as the
+    CIFAR augmentation pads) and their mirror images, ``[..., 10, C, H, W]``; otherwise ``x`` itself."""
+    if protocol != "ten-crop" or image_size is None or isinstance(x, list):
+        return x
+    h, w = x.shape[-2:]
+    return ten_crop(F.pad(x, (pad, pad, pad, pad)), resize_to=None, size=(h, w))
 
 
 def load_image(path: str | Path, normalization, *, protocol: str = "single",
@@ -146,19 +206,22 @@ def load_image(path: str | Path, normalization, *, protocol: str = "single",
     """One image file as the model's input: ``[1, C, H, W]``, ``[1, 10, C, H, W]`` (ten-crop) or a
     list of ``[1, C, H, W]`` (multi-scale), normalised by ``normalization``.
 
-    ``single`` resizes the whole image to ``image_size`` (the training size of a "tensor" dataset,
-    e.g. 32x32) when given; ``in_channels=1`` converts to grey as the digits are.
+    ``image_size`` is the network's input size if it was trained on images of one small size (see
+    :func:`test_views`); ``in_channels=1`` converts to grey as the digits are.
     """
     from resnet.data.normalization import Normalization
 
     assert isinstance(normalization, Normalization)
-    x = decode_tensor(path, min_side=None if protocol == "multi-scale" else 256)
-    if in_channels == 1:
-        # ITU-R 601 luma, as Pillow's convert("L")
-        x = (x.float() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0, keepdim=True).round().to(torch.uint8)
-    if protocol == "single" and image_size is not None:
-        x = resize(x, image_size)
-    views = test_views(x, protocol)
+    check_protocol(protocol, image_size)
+    x = to_channels(decode_tensor(path, min_side=decode_side(protocol, image_size)), in_channels)
+    views = test_views(x, protocol, image_size=image_size)
     if isinstance(views, list):
         return [normalization.apply(v[None]) for v in views]
-    return normalization.apply(views[None])
+    return padded_views(normalization.apply(views[None]), protocol, image_size)
+
+
+def decode_side(protocol: str, image_size: tuple[int, int] | None) -> int | None:
+    """The shorter side a JPEG may be decoded at (by Pillow's draft) without losing what the views need."""
+    if image_size is not None:
+        return max(image_size)
+    return None if protocol == "multi-scale" else 256

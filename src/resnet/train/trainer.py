@@ -139,6 +139,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, resume_from: ck.Checkpoint | None = None):
         from resnet import create_model
         from resnet.data import Normalization, fit_normalization, load_dataset, make_eval_loader, make_train_loader
+        from resnet.data.transforms import check_protocol
 
         self.cfg = cfg
         self.dist = distributed.from_env()
@@ -202,6 +203,7 @@ class Trainer:
         self.val_loader = make_eval_loader(self.bundle.val, eval_batch, protocol=cfg.val_protocol,
                                            normalization=self.normalization, device=device,
                                            workers=cfg.workers) if self.bundle.val is not None else None
+        check_protocol(cfg.final_protocol, self.bundle.image_size)  # refused now, not after training
         self.eval_every = cfg.eval_every or self.steps_per_epoch
         self.checkpoint_every = cfg.checkpoint_every or self.eval_every
 
