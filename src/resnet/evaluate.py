@@ -51,14 +51,20 @@ def class_scores(model: nn.Module, x: torch.Tensor | list[torch.Tensor], speed: 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Any, speed: Any = None) -> EvalResult:
-    """Evaluate in eval mode (BN running statistics); the model's training flag is restored after."""
+def evaluate(model: nn.Module, loader: Any, speed: Any = None, *, quiet: bool = False,
+             desc: str = "evaluating") -> EvalResult:
+    """Evaluate in eval mode (BN running statistics); the model's training flag is restored after.
+
+    A progress bar of batches is drawn on a terminal unless ``quiet`` (see :mod:`resnet.progress`).
+    """
+    from resnet.progress import progress
+
     was_training = model.training
     model.eval()
     errors1 = errors5 = 0
     loss_sum, n = 0.0, 0
     try:
-        for batch in loader:
+        for batch in progress(loader, desc=desc, quiet=quiet, unit="batch"):
             x, y = batch[0], batch[1]
             probs = class_scores(model, x, speed)
             y = y.to(probs.device)
@@ -88,7 +94,7 @@ def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") 
 
 
 def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = None,
-                     data_dir: str | None = None, source: str | Path = "the checkpoint") -> Any:
+                     data_dir: str | None = None, source: str | Path = "the checkpoint", quiet: bool = False) -> Any:
     """The ``split`` ("val", "test" or "train") of the data a checkpoint was trained on, or of ``data``.
 
     On the training data the held-out split is rebuilt from the recorded fraction and seed, so "val" is
@@ -104,7 +110,7 @@ def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = Non
     if val_split is not None and val_split >= 1:
         val_split = int(val_split)
     bundle = load_dataset(name, data_dir, val_split=val_split, split_seed=trained_on["split_seed"],
-                          cache_dir=trained_on.get("cache_dir"))
+                          cache_dir=trained_on.get("cache_dir"), quiet=quiet)
     if bundle.num_classes != len(meta["classes"]):
         raise ResNetError(f"--data {name} has {bundle.num_classes} classes but {source} was trained on "
                           f"{len(meta['classes'])}")
@@ -134,14 +140,15 @@ def run_eval_command(args: Any) -> int:
 
     device = resolve_device(args.device)
     model, meta = model_from_checkpoint(args.checkpoint, device)
-    split = checkpoint_split(meta, args.split, data=args.data, data_dir=args.data_dir, source=args.checkpoint)
+    split = checkpoint_split(meta, args.split, data=args.data, data_dir=args.data_dir, source=args.checkpoint,
+                             quiet=args.quiet)
     name = args.data or meta["data"]["name"]
     protocol = _protocol(args, meta)
     # BN folded into the convolutions, channels-last, float32: the same function as the trained net, faster.
     net = prepare_for_inference(model, device, precision="fp32")
     loader = make_eval_loader(split, args.batch_size, protocol=protocol,
                               normalization=Normalization.from_dict(meta["normalization"]), device=device)
-    result = evaluate(net, loader)
+    result = evaluate(net, loader, quiet=args.quiet)
     if args.json:
         print(json.dumps({"checkpoint": str(args.checkpoint), "model": meta["model"], "data": name,
                           "split": args.split, "protocol": protocol, **result.to_dict()}))

@@ -155,11 +155,11 @@ class Trainer:
         val_split = int(cfg.val_split) if cfg.val_split is not None and cfg.val_split >= 1 else cfg.val_split
         self.bundle = load_dataset(cfg.data, cfg.data_dir, val_split=val_split, split_seed=cfg.split_seed,
                                    cache_dir=cfg.cache_dir, skip_bad_images=cfg.skip_bad_images,
-                                   download=cfg.download)
+                                   download=cfg.download, quiet=self.quiet_bars)
         if resume_from is not None:
             self.normalization = Normalization.from_dict(resume_from.meta["normalization"])
         else:
-            self.normalization = fit_normalization(self.bundle, cfg.normalization)
+            self.normalization = fit_normalization(self.bundle, cfg.normalization, quiet=self.quiet_bars)
 
         device = self.speed.device
         self.model_options = model_options(cfg, self.bundle.num_classes, self.bundle.in_channels)
@@ -214,6 +214,11 @@ class Trainer:
             self.ema.load_state_dict(resume_from.ema)
 
     # -- construction helpers --------------------------------------------------------------------
+
+    @property
+    def quiet_bars(self) -> bool:
+        """No progress bars (data preparation, validation) with --quiet, nor from DDP ranks other than 0."""
+        return self.cfg.quiet or not self.dist.is_main
 
     @classmethod
     def resume(cls, run_dir: str | Path) -> Trainer:
@@ -391,7 +396,7 @@ class Trainer:
     def _validate(self, stream: MetricsStream | None) -> EvalResult | None:
         if self.val_loader is None:
             return None
-        result = evaluate(self._eval_net(), self.val_loader, self.speed)
+        result = evaluate(self._eval_net(), self.val_loader, self.speed, quiet=self.quiet_bars, desc="validating")
         if self.schedule.observe_val_error(result.top1_error):
             logger.info("validation error plateaued: LR now %g", self.schedule.lr(self.step))
         if stream is not None:
@@ -503,11 +508,12 @@ class Trainer:
                 loader = make_eval_loader(self.bundle.val, self.micro, protocol=self.cfg.final_protocol,
                                           normalization=self.normalization, device=self.speed.device,
                                           workers=self.cfg.workers)
-                final = evaluate(self._eval_net(), loader, self.speed)
+                final = evaluate(self._eval_net(), loader, self.speed, quiet=self.quiet_bars, desc="final evaluation")
             elif self.last_val is not None and self.last_val[0] == self.step:
                 final = self.last_val[1]  # the same weights, images and protocol were just validated
             else:
-                final = evaluate(self._eval_net(), self.val_loader, self.speed)
+                final = evaluate(self._eval_net(), self.val_loader, self.speed, quiet=self.quiet_bars,
+                                 desc="final evaluation")
         summary = {
             "run_dir": str(self.run_dir), "model": self.cfg.model, "data": self.cfg.data,
             "params": sum(p.numel() for p in self.model.parameters()),
