@@ -48,3 +48,52 @@ def test_drawn_on_stderr_when_it_is_a_terminal(monkeypatch):
     assert bars_enabled() and not bars_enabled(quiet=True)
     assert list(progress(range(4), desc="measuring", leave=True)) == [0, 1, 2, 3]
     assert "measuring" in term.getvalue() and "4/4" in term.getvalue()
+
+
+# -- the commands and library calls that use it ------------------------------------------------------
+
+def test_evaluate_draws_a_bar_of_batches_unless_quiet(monkeypatch):
+    import torch
+    from torch import nn
+
+    from resnet.evaluate import evaluate
+
+    term = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    batches = [(torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0]))] * 3
+    evaluate(model, batches, quiet=True)
+    assert term.getvalue() == ""
+    assert evaluate(model, batches, desc="validating").images == 12
+    assert "validating" in term.getvalue() and "/3" in term.getvalue()
+
+
+def test_gradient_flow_counts_its_steps_unless_quiet(monkeypatch):
+    import itertools
+
+    import torch
+
+    import resnet
+    from resnet.analysis.gradients import gradient_flow
+
+    term = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    model = resnet.create_model("cifar_plain", depth=8)
+    measure = (torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,)))
+    batches = itertools.repeat(measure)
+    gradient_flow(model, measure, batches, steps=2, name="plain8", quiet=True)
+    assert term.getvalue() == ""
+    gradient_flow(model, measure, batches, steps=2, name="plain8")
+    assert "plain8: SGD steps" in term.getvalue() and "/2" in term.getvalue()
+
+
+def test_resnet_eval_quiet_flag(trained_run, monkeypatch, capsys):
+    from resnet.cli import main
+
+    term = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert main(["eval", str(trained_run), "--device", "cpu", "--quiet"]) == 0
+    assert "evaluating" not in term.getvalue()
+    assert main(["eval", str(trained_run), "--device", "cpu"]) == 0
+    assert "evaluating" in term.getvalue()
+    assert "top-1 error" in capsys.readouterr().out
