@@ -140,7 +140,7 @@ class Trainer:
         self.cfg = cfg
         self.dist = distributed.from_env()
         self.speed: Speed = resolve_speed(cfg, self.dist.local_rank)
-        distributed.init_process_group(self.dist, self.speed.device)
+        distributed.init_process_group(self.dist, self.speed.device, cfg.dist_timeout)
         if cfg.batch_size % self.dist.world_size:
             raise ResNetError(f"option 'batch-size': {cfg.batch_size} is not divisible by the "
                               f"{self.dist.world_size} processes")
@@ -471,13 +471,18 @@ class Trainer:
                         self.save_last()
                     if self._stop_requested(flag):
                         self.save_last()
+                        nproc = f" --nproc {self.dist.world_size}" if self.dist.enabled else ""
                         raise Interrupted(f"stopped at step {self.step}/{self.total}; checkpoint saved. Resume with: "
-                                          f"resnet train --resume {self.run_dir}")
+                                          f"resnet train --resume {self.run_dir}{nproc}")
             summary = self._finish(time.perf_counter() - started, self.step - start_step)
         finally:
             if stream is not None:
                 stream.close()
         return RunResult(self.run_dir, summary)
+
+    def saved_note(self) -> str:
+        return (f"the last checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
+                if self.last_saved_step is not None else "no checkpoint was saved")
 
     def _stop_requested(self, flag: dict[str, bool]) -> bool:
         if not self.dist.enabled:
@@ -536,6 +541,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | Path | None = None) -
     """Train with ``cfg`` (default: the embedded digits job), or continue the run in ``resume``."""
     trainer = Trainer.resume(resume) if resume is not None else Trainer(cfg or TrainConfig(), cfg.run_dir if cfg else None)
     try:
-        return trainer.fit()
+        with distributed.timeout_as_error(trainer.dist, trainer.cfg.dist_timeout, trainer.saved_note):
+            return trainer.fit()
     finally:
         distributed.shutdown()
