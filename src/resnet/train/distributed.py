@@ -90,9 +90,10 @@ def timeout_as_error(info: DistInfo, timeout_s: float, note: Callable[[], str] =
     except RuntimeError as e:
         if not (info.enabled and is_collective_timeout(e)):
             raise
+        left = note()
         raise ResNetError(f"process {info.rank} of {info.world_size}: no answer from the other processes within "
                           f"--dist-timeout {timeout_s:g} s (one of them is stopped, hung or dead); stopped"
-                          f"{'; ' + note() if note() else ''}") from None
+                          f"{'; ' + left if left else ''}") from None
 
 
 # -- dying with the launcher ---------------------------------------------------------------------
