@@ -239,7 +239,8 @@ def _add_cache(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     clear.add_argument("keys", nargs="*", metavar="KEY", help="entry keys (or unique prefixes of 4+ characters)")
     clear.add_argument("--all", action="store_true", help="remove every entry")
     for q in (ls, clear):
-        q.add_argument("--cache-dir", default=None, metavar="DIR", help="the cache folder (default: see above)")
+        q.add_argument("--cache-dir", default=None, metavar="DIR",
+                       help="the cache folder (default: $RESNET_CACHE, else $XDG_CACHE_HOME/resnet or ~/.cache/resnet)")
         q.set_defaults(func=_lazy("resnet.data.cache_admin", "run_cache_command"))
     return p
 
