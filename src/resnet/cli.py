@@ -36,6 +36,11 @@ def _device_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps (default: auto)")
 
 
+def _quiet_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr is "
+                   "not a terminal)")
+
+
 def _add_summary(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "summary",
@@ -106,6 +111,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=100, help="images per forward pass (default: 100)")
     _device_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _quiet_argument(p)
     p.set_defaults(func=_lazy("resnet.evaluate", "run_eval_command"))
     return p
 
@@ -177,6 +183,7 @@ def _add_analyze(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=200, help="images per forward pass (default: 200)")
     _device_argument(r)
     r.add_argument("--out", default="analysis", help="output folder (default: analysis)")
+    _quiet_argument(r)
     r.set_defaults(func=_lazy("resnet.analysis.commands", "run_responses_command"))
     g = kinds.add_parser("gradients", help="per-layer gradient norms at initialisation and after k steps",
                          description="Gradient norm of each convolution weight, input to output, for each "
@@ -189,6 +196,7 @@ def _add_analyze(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=0.1, help="SGD learning rate of the steps (default: 0.1)")
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order (default: 0)")
     g.add_argument("--out", default="analysis", help="output folder (default: analysis)")
+    _quiet_argument(g)
     g.set_defaults(func=_lazy("resnet.analysis.commands", "run_gradients_command"))
     return p
 
@@ -240,6 +248,25 @@ def _add_bench(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _add_cache(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("cache", help="list or clear the decoded-image cache",
+                       description="The cache folder holds image folders decoded once (small images) and mean "
+                       "images of training sets. Folder: --cache-dir, else $RESNET_CACHE, else "
+                       "$XDG_CACHE_HOME/resnet, else ~/.cache/resnet. Downloaded datasets there are not touched.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = actions.add_parser("list", help="every entry: key, kind, size, images, date, source folder",
+                            description="Every entry of the cache: key, kind, size, images, date and source folder.")
+    ls.add_argument("--json", action="store_true", help="print a JSON list")
+    clear = actions.add_parser("clear", help="remove entries: --all, or the KEYs shown by `resnet cache list`",
+                               description="Remove cache entries; they are rebuilt when next needed.")
+    clear.add_argument("keys", nargs="*", metavar="KEY", help="entry keys (or unique prefixes of 4+ characters)")
+    clear.add_argument("--all", action="store_true", help="remove every entry")
+    for q in (ls, clear):
+        q.add_argument("--cache-dir", default=None, metavar="DIR",
+                       help="the cache folder (default: $RESNET_CACHE, else $XDG_CACHE_HOME/resnet or ~/.cache/resnet)")
+        q.set_defaults(func=_lazy("resnet.data.cache_admin", "run_cache_command"))
+    return p
+
 
 def _add_weights(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="published pretrained weights: list them, download one",
@@ -270,6 +297,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], argparse.ArgumentParser]] 
     _add_export,
     _add_bench,
     _add_weights,
+    _add_cache,
 ]
 
 

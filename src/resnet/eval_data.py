@@ -74,7 +74,7 @@ def class_mapping(data_classes: list[str], classes: list[str], where: str, sourc
 
 
 def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = None,
-                     data_dir: str | None = None, source: str | Path = "the checkpoint") -> Any:
+                     data_dir: str | None = None, source: str | Path = "the checkpoint", quiet: bool = False) -> Any:
     """The ``split`` (one of ``SPLITS``) of the data a checkpoint was trained on, or of ``data``/``data_dir``,
     with labels that are the checkpoint's class indices (see the module docstring)."""
     from resnet.data import load_dataset
@@ -94,7 +94,7 @@ def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = Non
     if val_split is not None and val_split >= 1:
         val_split = int(val_split)
     bundle = load_dataset(name, folder, val_split=val_split, split_seed=trained["split_seed"],
-                          cache_dir=trained.get("cache_dir"))
+                          cache_dir=trained.get("cache_dir"), quiet=quiet)
     if split == "all":
         if own:
             logger.warning("--split all: %s includes the images %s was trained on", where, source)

@@ -51,14 +51,20 @@ def class_scores(model: nn.Module, x: torch.Tensor | list[torch.Tensor], speed: 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Any, speed: Any = None) -> EvalResult:
-    """Evaluate in eval mode (BN running statistics); the model's training flag is restored after."""
+def evaluate(model: nn.Module, loader: Any, speed: Any = None, *, quiet: bool = False,
+             desc: str = "evaluating") -> EvalResult:
+    """Evaluate in eval mode (BN running statistics); the model's training flag is restored after.
+
+    A progress bar of batches is drawn on a terminal unless ``quiet`` (see :mod:`resnet.progress`).
+    """
+    from resnet.progress import progress
+
     was_training = model.training
     model.eval()
     errors1 = errors5 = 0
     loss_sum, n = 0.0, 0
     try:
-        for batch in loader:
+        for batch in progress(loader, desc=desc, quiet=quiet, unit="batch"):
             x, y = batch[0], batch[1]
             probs = class_scores(model, x, speed)
             y = y.to(probs.device)
@@ -114,13 +120,14 @@ def run_eval_command(args: Any) -> int:
     protocol = _protocol(args, meta)
     check_protocol(protocol, image_size)
     name = data_name(meta, args.data, args.data_dir)
-    split = checkpoint_split(meta, args.split, data=name, data_dir=args.data_dir, source=args.checkpoint)
+    split = checkpoint_split(meta, args.split, data=name, data_dir=args.data_dir, source=args.checkpoint,
+                             quiet=args.quiet)
     # BN folded into the convolutions, channels-last, float32: the same function as the trained net, faster.
     net = prepare_for_inference(model, device, precision="fp32")
     loader = make_eval_loader(split, args.batch_size, protocol=protocol,
                               normalization=Normalization.from_dict(meta["normalization"]), device=device,
                               image_size=image_size, in_channels=meta["model_options"].get("in_channels", 3))
-    result = evaluate(net, loader)
+    result = evaluate(net, loader, quiet=args.quiet)
     where = f"{name} {args.data_dir}" if args.data_dir else name
     if args.json:
         print(json.dumps({"checkpoint": str(args.checkpoint), "model": meta["model"], "data": name,

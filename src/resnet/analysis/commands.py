@@ -6,6 +6,7 @@ import argparse
 import itertools
 import json
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 
 from resnet.errors import ResNetError
 from resnet.markdown import markdown_table
+from resnet.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +54,14 @@ def run_responses_command(args: argparse.Namespace) -> int:
     results = {}
     for source in args.sources:
         model, meta = model_from_checkpoint(source, device)
-        split = checkpoint_split(meta, args.split, data=args.data, data_dir=args.data_dir, source=source)
+        split = checkpoint_split(meta, args.split, data=args.data, data_dir=args.data_dir, source=source,
+                                 quiet=args.quiet)
         loader = make_eval_loader(split, args.batch_size, protocol="single",
                                   normalization=Normalization.from_dict(meta["normalization"]), device=device)
         label = Path(source).name if Path(source).is_dir() else meta["model"]
-        results[label] = layer_responses(model, _limited(loader, args.images))
+        batches = min(len(loader), math.ceil(args.images / args.batch_size))
+        results[label] = layer_responses(model, progress(_limited(loader, args.images), total=batches,
+                                                         desc=f"{label}: responses", quiet=args.quiet, unit="batch"))
         logger.info("%s: %d layers measured on %d images", label, len(results[label]), args.images)
     figure = plot_responses(results, out / "responses.png")
     rows = [["network", "3x3 layers", "mean std", "median std", "max std"]]
@@ -82,8 +87,8 @@ def run_gradients_command(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     out = _out_dir(args.out)
-    bundle = load_dataset(args.data, args.data_dir, val_split=args.val_split, split_seed=0)
-    normalization = fit_normalization(bundle, "pixel-mean")
+    bundle = load_dataset(args.data, args.data_dir, val_split=args.val_split, split_seed=0, quiet=args.quiet)
+    normalization = fit_normalization(bundle, "pixel-mean", quiet=args.quiet)
     if bundle.val is None:
         raise ResNetError(f"--data {args.data}: a validation split is needed for the measurement batch")
     # One fixed batch of validation images for every measurement, so models are compared on equal terms.
@@ -97,7 +102,8 @@ def run_gradients_command(args: argparse.Namespace) -> int:
         loader = make_train_loader(bundle, args.batch_size, augment=augment, normalization=normalization,
                                    device=device, seed=args.seed)
         batches = itertools.chain.from_iterable(_epochs(loader))
-        profiles += gradient_flow(model, (measure[0], measure[1]), batches, args.steps, name=name, lr=args.lr)
+        profiles += gradient_flow(model, (measure[0], measure[1]), batches, args.steps, name=name, lr=args.lr,
+                                  quiet=args.quiet)
     figure = plot_gradient_flow(profiles, out / "gradients.png")
     rows = [["network", "step", "loss", "first layer", "middle layer", "last conv", "first/last", "min", "max"]]
     for p in profiles:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnet.errors import ResNetError
+from resnet.progress import progress
 
 
 @dataclass
@@ -63,15 +64,17 @@ def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 def gradient_flow(model: nn.Module, measure: tuple[torch.Tensor, torch.Tensor],
                   train_batches: Iterator[tuple[torch.Tensor, torch.Tensor]], steps: int, *, name: str = "",
-                  lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4) -> list[GradientProfile]:
-    """Profiles at initialisation and after ``steps`` SGD steps (the paper's optimiser settings)."""
+                  lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4,
+                  quiet: bool = False) -> list[GradientProfile]:
+    """Profiles at initialisation and after ``steps`` SGD steps (the paper's optimiser settings); a
+    progress bar counts the steps unless ``quiet``."""
     if steps < 0:
         raise ResNetError(f"--steps must be >= 0 (got {steps})")
     profiles = [gradient_norms(model, *measure, name=name, step=0)]
     if steps:
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         model.train()
-        for _ in range(steps):
+        for _ in progress(range(steps), desc=f"{name or 'model'}: SGD steps", quiet=quiet, unit="step"):
             images, labels = next(train_batches)
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(images), labels).backward()

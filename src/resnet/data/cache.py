@@ -2,8 +2,10 @@
 
 Decoding 50,000 32x32 JPEGs every epoch costs more CPU than training on them. The first load decodes
 every file (in a process pool) into ``<cache_dir>/images-<key>.npy`` ([N, 3, H, W] uint8) plus a
-``.json`` sidecar; later loads memory-map it. The key hashes every file's path, size and mtime, so
-adding, removing or touching a file makes a new cache entry. Both files are written to a temporary
+``.json`` sidecar (count, size, skipped files, source folder, creation time); later loads memory-map
+it. The key hashes every file's path, size and mtime, so adding, removing or touching a file makes a
+new cache entry; paths are those under the resolved folder (see ``sources._image_folder``), so a folder
+named by a relative path, an absolute path or a symlink is one entry. Both files are written to a temporary
 name, fsynced and renamed, so an interrupted build never leaves a half-written cache behind.
 """
 
@@ -15,6 +17,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ import numpy as np
 from resnet.data.images import decode_rgb
 from resnet.errors import ResNetError
 from resnet.files import atomic_write
+from resnet.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,11 @@ def default_cache_dir() -> Path:
     if os.environ.get("RESNET_CACHE"):
         return Path(os.environ["RESNET_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resnet"
+
+
+def now_iso() -> str:
+    """The creation time recorded with a cache entry (UTC, to the second)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def files_key(paths: Iterable[str], extra: str = "") -> str:
@@ -78,13 +87,22 @@ def load_cached(key: str, cache_dir: Path) -> tuple[np.ndarray, dict[str, Any]] 
 
 
 def build_cache(key: str, cache_dir: Path, paths: Sequence[str], size: tuple[int, int], *,
-                skip_bad_images: bool, workers: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Decode ``paths`` (all ``size`` = (H, W)) into the cache entry ``key``; return it memory-mapped."""
+                skip_bad_images: bool, workers: int, skipped: Sequence[str] = (), source: str | None = None,
+                quiet: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Decode ``paths`` (all ``size`` = (H, W)) into the cache entry ``key``; return it memory-mapped.
+
+    ``skipped``: files of the folder already left out (unreadable headers), recorded in the sidecar with
+    those that fail to decode here, so that every later load leaves the same files out. ``source`` (the
+    folder the images come from) and the creation time are recorded for ``resnet cache list``; a
+    progress bar counts the decoded images unless ``quiet``.
+    """
     h, w = size
     images = np.empty((len(paths), 3, h, w), dtype=np.uint8)
-    skipped: list[str] = []
+    skipped = list(skipped)
     n = 0
-    for path, (pixels, error) in zip(paths, decode_all(paths, workers)):
+    decoded = progress(zip(paths, decode_all(paths, workers)), total=len(paths), quiet=quiet, unit="img",
+                       desc=f"decoding {len(paths)} images into the cache (once)")
+    for path, (pixels, error) in decoded:
         if pixels is not None and pixels.shape[:2] != (h, w):
             error = f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, the others are {w}x{h}"
         if error is not None:
@@ -95,7 +113,8 @@ def build_cache(key: str, cache_dir: Path, paths: Sequence[str], size: tuple[int
         images[n] = pixels.transpose(2, 0, 1)
         n += 1
     images = images[:n]
-    meta = {"version": _VERSION, "count": n, "size": [h, w], "skipped": skipped}
+    meta = {"version": _VERSION, "count": n, "size": [h, w], "skipped": skipped, "source": source,
+            "created": now_iso()}
     # The sidecar goes first: an entry counts only once its .npy exists too.
     atomic_write(cache_dir / f"images-{key}.json", json.dumps(meta).encode())
     atomic_write(cache_dir / f"images-{key}.npy", lambda f: np.save(f, images))

@@ -30,11 +30,13 @@ from resnet.data.images import decode_tensor
 from resnet.data.transforms import center_view
 from resnet.errors import ResNetError
 from resnet.files import atomic_write
+from resnet.progress import progress
 
 logger = logging.getLogger(__name__)
 
 MODES = ("pixel-mean", "channel", "none")
 MEAN_SIZE = 224
+_CHUNK = 64  # images per task of the mean-image pool
 
 
 @dataclass
@@ -135,8 +137,20 @@ def _file_sums(paths: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
     return total.numpy(), sq.numpy(), len(paths)
 
 
-def file_statistics(split: FileSplit, cache_dir: Path, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Like :func:`_tensor_stats` over the centre 224 views of image files; cached by the file list."""
+def _source_folder(paths: list[str]) -> str:
+    """The folder the images share (recorded with the cache entry for ``resnet cache list``)."""
+    try:
+        return os.path.commonpath(sorted({os.path.dirname(os.path.abspath(p)) for p in paths}))
+    except ValueError:  # no paths, or paths on different drives
+        return ""
+
+
+def file_statistics(split: FileSplit, cache_dir: Path, workers: int | None = None,
+                    quiet: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Like :func:`_tensor_stats` over the centre 224 views of image files; cached by the file list.
+
+    Computing it takes minutes for a large training set: a progress bar counts the batches unless ``quiet``.
+    """
     paths = [p for p, _ in split.samples]
     path = cache_dir / f"mean-{cache_mod.files_key(paths, extra=f'mean{MEAN_SIZE}')}.npz"
     if path.is_file():
@@ -144,21 +158,24 @@ def file_statistics(split: FileSplit, cache_dir: Path, workers: int | None = Non
             total, sq, n = z["total"], z["sq"], int(z["n"])
     else:
         workers = workers or min(os.cpu_count() or 1, 8)
-        chunks = [paths[i:i + 64] for i in range(0, len(paths), 64)]
+        chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
         logger.info("computing the %dx%d mean image of %d training images (once; cached in %s)",
                     MEAN_SIZE, MEAN_SIZE, len(paths), cache_dir)
+        desc = f"mean image of {len(paths)} images, in batches of {_CHUNK}"
         if workers > 1 and len(chunks) > 1:
             # One thread per process: the pool already uses every core.
             with multiprocessing.get_context("fork").Pool(workers, initializer=torch.set_num_threads,
                                                           initargs=(1,)) as pool:
-                parts = pool.map(_file_sums, chunks)
+                parts = list(progress(pool.imap(_file_sums, chunks), total=len(chunks), desc=desc, quiet=quiet,
+                                      unit="batch"))
         else:
-            parts = [_file_sums(c) for c in chunks]
+            parts = [_file_sums(c) for c in progress(chunks, desc=desc, quiet=quiet, unit="batch")]
         total = sum(p[0] for p in parts)
         sq = sum(p[1] for p in parts)
         n = sum(p[2] for p in parts)
         buf = io.BytesIO()
-        np.savez(buf, total=total, sq=sq, n=n)
+        np.savez(buf, total=total, sq=sq, n=n, source=np.array(_source_folder(paths)),
+                 created=np.array(cache_mod.now_iso()))
         atomic_write(path, buf.getvalue())
     pixel_mean = torch.from_numpy(np.asarray(total)) / n
     count = n * MEAN_SIZE * MEAN_SIZE
@@ -168,8 +185,9 @@ def file_statistics(split: FileSplit, cache_dir: Path, workers: int | None = Non
 
 
 def fit_normalization(bundle_or_train_split: DataBundle | TensorSplit | FileSplit, mode: str, *,
-                      cache_dir: str | Path | None = None) -> Normalization:
-    """Fit ``mode`` on the training split (a bundle's ``train``, or the split given)."""
+                      cache_dir: str | Path | None = None, quiet: bool = False) -> Normalization:
+    """Fit ``mode`` on the training split (a bundle's ``train``, or the split given); ``quiet``: no
+    progress bar while the mean image of image files is computed."""
     if mode not in MODES:
         raise ResNetError(f"unknown normalization {mode!r}; choose from {', '.join(MODES)}")
     split = bundle_or_train_split
@@ -181,7 +199,8 @@ def fit_normalization(bundle_or_train_split: DataBundle | TensorSplit | FileSpli
     if isinstance(split, TensorSplit):
         pixel_mean, ch_mean, ch_std = _tensor_stats(split.images)
     else:
-        pixel_mean, ch_mean, ch_std = file_statistics(split, Path(cache_dir or cache_mod.default_cache_dir()))
+        pixel_mean, ch_mean, ch_std = file_statistics(split, Path(cache_dir or cache_mod.default_cache_dir()),
+                                                      quiet=quiet)
     if mode == "pixel-mean":
         return Normalization(mode, pixel_mean.float())
     return Normalization(mode, ch_mean.float(), ch_std.float())

@@ -16,6 +16,7 @@ from resnet.data.folder import image_root_classes, scan_image_root
 from resnet.data.images import image_size
 from resnet.data.splits import split_indices
 from resnet.errors import ResNetError
+from resnet.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ SMALL_SIDE = 64  # image folders whose images are all one size no larger than th
 
 def load_dataset(name: str, data_dir: str | None = None, *, val_split: float | int | None = None,
                  split_seed: int = 0, cache_dir: str | None = None, skip_bad_images: bool = False,
-                 download: bool = False, decode_workers: int | None = None) -> DataBundle:
+                 download: bool = False, decode_workers: int | None = None, quiet: bool = False) -> DataBundle:
     """Load a dataset as a :class:`DataBundle`.
 
     - ``digits``: scikit-learn's 1,797 8x8 digits, 1 channel, no download, no ``data_dir``.
@@ -39,7 +40,8 @@ def load_dataset(name: str, data_dir: str | None = None, *, val_split: float | i
     ``val_split`` holds out a seeded random part of the training set: a count (the paper's 45k/5k
     CIFAR split is ``val_split=5000``) or a fraction. ``None`` keeps the source's own validation set
     (an image folder's ``val/``; digits and CIFAR have none). When both exist, the held-out part is
-    ``val`` and the folder's ``val/`` becomes ``test``.
+    ``val`` and the folder's ``val/`` becomes ``test``. ``quiet`` turns off the progress bars of the
+    header pass and the one-time decoding.
     """
     if name not in DATASETS:
         raise ResNetError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
@@ -62,7 +64,7 @@ def load_dataset(name: str, data_dir: str | None = None, *, val_split: float | i
     else:
         if data_dir is None:
             raise ResNetError("--data imagefolder needs --data-dir DIR (DIR/<class>/*.jpg or DIR/{train,val}/<class>/*)")
-        parts = _image_folder(Path(data_dir), cache, skip_bad_images, workers)
+        parts = _image_folder(Path(data_dir), cache, skip_bad_images, workers, quiet)
     return _assemble(name, data_dir, parts, val_split, split_seed, cache)
 
 
@@ -109,10 +111,10 @@ def _assemble(name: str, data_dir: str | None, parts: dict[str, Any], val_split:
                       coarse_classes=parts.get("coarse_classes"), skipped=skipped)
 
 
-def _headers(paths: list[str], skip_bad_images: bool) -> tuple[list[tuple[int, int] | None], list[str]]:
+def _headers(paths: list[str], skip_bad_images: bool, quiet: bool) -> tuple[list[tuple[int, int] | None], list[str]]:
     sizes: list[tuple[int, int] | None] = []
     bad: list[str] = []
-    for path in paths:
+    for path in progress(paths, desc="reading image headers", quiet=quiet, unit="img"):
         try:
             sizes.append(image_size(path))
         except ResNetError as e:
@@ -123,22 +125,28 @@ def _headers(paths: list[str], skip_bad_images: bool) -> tuple[list[tuple[int, i
     return sizes, bad
 
 
-def _image_folder(root: Path, cache: Path, skip_bad_images: bool, workers: int) -> dict[str, Any]:
+def _image_folder(root: Path, cache: Path, skip_bad_images: bool, workers: int, quiet: bool) -> dict[str, Any]:
+    # Every path under the resolved folder: "data", "./data", "/abs/data" and a symlink to it are one
+    # cache entry, and the skipped-image list stored in it names the same strings on every load.
+    root = root.resolve() if root.is_dir() else root
     train_scan, val_scan = scan_image_root(root)
     groups = [train_scan.samples] + ([val_scan.samples] if val_scan else [])
     paths = [p for g in groups for p, _ in g]
     key = cache_mod.files_key(paths, extra=f"skip={skip_bad_images}")
     entry = cache_mod.load_cached(key, cache)
+    if entry is not None and len(entry[0]) != len(set(paths) - set(entry[1]["skipped"])):
+        # Entries of older versions left header-unreadable files out of their skipped list.
+        logger.warning("%s: its cache entry %s does not match the folder; decoding again", root, key)
+        entry = None
     skipped: list[str] = []
     if entry is None:
-        sizes, skipped = _headers(paths, skip_bad_images)
+        sizes, skipped = _headers(paths, skip_bad_images, quiet)
         good = {s for s in sizes if s is not None}
         if len(good) == 1 and max(next(iter(good))) <= SMALL_SIDE:
             w, h = next(iter(good))
             keep = [p for p, s in zip(paths, sizes) if s is not None]
-            images, meta = cache_mod.build_cache(key, cache, keep, (h, w), skip_bad_images=skip_bad_images,
-                                                 workers=workers)
-            entry = (images, {**meta, "skipped": skipped + meta["skipped"]})
+            entry = cache_mod.build_cache(key, cache, keep, (h, w), skip_bad_images=skip_bad_images,
+                                          workers=workers, skipped=skipped, source=str(root), quiet=quiet)
     if entry is not None:
         images, meta = entry
         skipped = list(meta["skipped"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from resnet.errors import ResNetError
@@ -42,6 +43,13 @@ def _flags(given: dict[str, Any]) -> list[str]:
     return out
 
 
+def _dist_timeout(args: argparse.Namespace, given: dict[str, Any]) -> float:
+    """The run's --dist-timeout as its processes will resolve it (config errors show up here, once)."""
+    if args.resume:
+        return C.read_run_config(Path(args.resume) / "config.json")[0].dist_timeout
+    return C.resolve(given, args.config).dist_timeout
+
+
 def run_train(args: argparse.Namespace) -> int:
     given = C.given_options(args)
     if args.nproc < 1:
@@ -62,10 +70,12 @@ def run_train(args: argparse.Namespace) -> int:
         argv = ["train"] + (["--config", args.config] if args.config else []) + \
                (["--resume", args.resume] if args.resume else []) + (["--overwrite"] if args.overwrite else []) + \
                _flags(given)
-        launch(args.nproc, argv)
-        return 0
+        return launch(args.nproc, argv, stop_grace_s=_dist_timeout(args, given))
 
+    from resnet.train import distributed
     from resnet.train.trainer import Interrupted, train
+
+    distributed.bind_to_launcher()
 
     try:
         if args.resume:
@@ -73,7 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             result = train(C.resolve(given, args.config), overwrite=args.overwrite)
     except Interrupted as e:
-        print(f"resnet: {e}", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:  # one hint per run, not one per process
+            print(f"resnet: {e}", file=sys.stderr)
         return 130
     if result.finished_earlier:
         s = result.summary

@@ -118,6 +118,9 @@ class TrainConfig:
     compile: str = _opt("auto", "torch.compile the model (auto: off; compiling takes minutes)",
                         ("auto", "on", "off"), group="speed")
     sync_bn: bool = _opt(False, "synchronise BN statistics across processes (DDP)", group="speed")
+    dist_timeout: float = _opt(300.0, "seconds a process waits for the others in a collective (DDP) before the "
+                               "run stops with an error naming it; also their time to save on SIGTERM",
+                               group="speed")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -244,6 +247,8 @@ def _validate(cfg: TrainConfig, source: str, final: bool) -> None:
     for name in ("lr", "weight_decay", "momentum", "warm_lr", "plateau_threshold"):
         if getattr(cfg, name) < 0:
             raise bad(name, "must not be negative")
+    if cfg.dist_timeout <= 0:
+        raise bad("dist_timeout", "must be a positive number of seconds")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise bad("label_smoothing", "must be in [0, 1)")
     if not 0.0 <= cfg.ema_decay < 1.0:

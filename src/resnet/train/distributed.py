@@ -3,14 +3,33 @@
 ``torchrun --nproc-per-node N -m resnet train ...`` sets RANK/WORLD_SIZE/LOCAL_RANK; ``resnet train
 --nproc N`` starts the same thing through :func:`launch`. One process per device; the batch size
 given to ``resnet train`` is the global batch, split evenly over the processes.
+
+Failure handling, so a multi-process run stops like a single process does:
+
+- The processes die with the process that started them (:func:`die_with_parent`): a launcher killed
+  with SIGKILL leaves no orphans training on and writing checkpoints.
+- SIGTERM/SIGINT to the launcher: torchrun forwards the signal, the processes agree to stop at the
+  next log step, save a checkpoint and rank 0 prints the one-line resume hint; the launcher itself
+  exits quietly with status 130.
+- Every collective has a timeout (``--dist-timeout``): a stopped or hung process ends the run with
+  one line naming the timeout instead of a silent wait.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import re
+import signal
 import socket
+import sys
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -42,10 +61,90 @@ def from_env() -> DistInfo:
     return DistInfo(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def init_process_group(info: DistInfo, device: torch.device) -> None:
+def init_process_group(info: DistInfo, device: torch.device, timeout_s: float | None = None) -> None:
+    """Join the job; ``timeout_s`` bounds every collective (None: PyTorch's default, 30 minutes for gloo)."""
     if info.enabled and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                rank=info.rank, world_size=info.world_size)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=info.rank,
+                                world_size=info.world_size,
+                                timeout=timedelta(seconds=timeout_s) if timeout_s is not None else None)
+
+
+_TIMEOUT = re.compile(r"timed? ?out|timeout", re.IGNORECASE)
+
+
+def is_collective_timeout(error: BaseException) -> bool:
+    """Whether ``error`` is a collective (or rendezvous) giving up on the other processes.
+
+    gloo raises a plain RuntimeError ("Timed out waiting 300000ms for recv operation to complete");
+    the store raises DistStoreError; NCCL's watchdog aborts the process itself, naming its timeout.
+    """
+    return isinstance(error, RuntimeError) and bool(_TIMEOUT.search(str(error)))
+
+
+@contextmanager
+def timeout_as_error(info: DistInfo, timeout_s: float, note: Callable[[], str] = str) -> Iterator[None]:
+    """Turn a collective timeout into one line naming the timeout (a ResNetError) instead of a traceback;
+    ``note()`` adds what is left (e.g. the last checkpoint)."""
+    try:
+        yield
+    except RuntimeError as e:
+        if not (info.enabled and is_collective_timeout(e)):
+            raise
+        left = note()
+        raise ResNetError(f"process {info.rank} of {info.world_size}: no answer from the other processes within "
+                          f"--dist-timeout {timeout_s:g} s (one of them is stopped, hung or dead); stopped"
+                          f"{'; ' + left if left else ''}") from None
+
+
+# -- dying with the launcher ---------------------------------------------------------------------
+
+LAUNCHER_PID = "RESNET_LAUNCHER_PID"  # set by launch(): the process the training processes must not outlive
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die() -> None:
+    if hasattr(signal, "SIGKILL"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(1)  # no SIGKILL (Windows)
+
+
+def _watch_parent(parent_pid: int, interval_s: float) -> None:
+    while True:
+        if os.getppid() != parent_pid:
+            _die()
+        time.sleep(interval_s)
+
+
+def die_with_parent(parent_pid: int, *, use_prctl: bool = True, interval_s: float = 0.5) -> str:
+    """Make this process end (as by SIGKILL) when ``parent_pid``, its parent, ends; returns how.
+
+    On Linux the kernel does it (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, through ctypes): immediate, and
+    even a process stopped with SIGSTOP goes. Elsewhere, or if prctl is unavailable, a daemon thread
+    polls ``os.getppid()`` every ``interval_s`` seconds. A parent that is already gone (the race
+    between being started and getting here) ends the process at once.
+    """
+    if use_prctl and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            ok = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            ok = False
+        if ok:
+            if os.getppid() != parent_pid:
+                _die()
+            return "prctl"
+    if os.getppid() != parent_pid:
+        _die()
+    threading.Thread(target=_watch_parent, args=(parent_pid, interval_s), name="die-with-parent",
+                     daemon=True).start()
+    return "watchdog"
+
+
+def bind_to_launcher() -> None:
+    """In a process that torchrun (or ``resnet train --nproc``) started: die with that launcher."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        how = die_with_parent(int(os.environ.get(LAUNCHER_PID) or os.getppid()))
+        logger.debug("process %s ends with its launcher (%s)", os.environ.get("RANK"), how)
 
 
 def shutdown() -> None:
@@ -65,18 +164,50 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(nproc: int, argv: list[str]) -> None:
-    """Run ``python -m resnet <argv>`` in ``nproc`` processes on this machine through torchrun."""
-    from torch.distributed.run import main as torchrun
+class _RoutineShutdownFilter(logging.Filter):
+    """Drops torchrun's messages about a shutdown it was asked for and about a failed process: the
+    processes report the first themselves and :func:`launch` the second, in one line each."""
+
+    ROUTINE = ("Received %s death signal", "Sending process %s closing signal", "failed (exitcode: %s)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.ROUTINE)
+
+
+def launch(nproc: int, argv: list[str], stop_grace_s: float = 30) -> int:
+    """Run ``python -m resnet <argv>`` in ``nproc`` processes on this machine through torchrun.
+
+    Returns 0, or 130 when a signal (SIGTERM, SIGINT, ...) stopped the run: torchrun forwarded it and
+    gave the processes ``stop_grace_s`` seconds to save their checkpoint before killing them.
+    """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
 
     args = ["--nnodes", "1", "--nproc-per-node", str(nproc), "--master-addr", "127.0.0.1",
-            "--master-port", str(_free_port()), "-m", "resnet", *argv]
+            "--master-port", str(_free_port()), "--shutdown-timeout", str(max(1, round(stop_grace_s))),
+            "-m", "resnet", *argv]
     logger.info("launching %d processes: torchrun %s", nproc, " ".join(args))
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # inherited by the processes: see bind_to_launcher()
+    quiet = _RoutineShutdownFilter()
+    elastic_loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic.agent.server.api",
+                                                      "torch.distributed.elastic.multiprocessing.api")]
+    for log in elastic_loggers:
+        log.addFilter(quiet)
     try:
         torchrun(args)
     except ChildFailedError as e:
-        raise ResNetError(f"a training process failed (see its messages above): {e.get_first_failure()[1].message}") from None
+        rank, failure = e.get_first_failure()
+        how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
+               else f"exited with status {failure.exitcode}")
+        raise ResNetError(f"training process {rank} of {nproc} {how}; the run is stopped (see its messages above)") from None
+    except SignalException:
+        return 130  # the processes saved a checkpoint and rank 0 printed how to resume
+    finally:
+        os.environ.pop(LAUNCHER_PID, None)
+        for log in elastic_loggers:
+            log.removeFilter(quiet)
+    return 0
 
 
 class GlooSyncBatchNorm(nn.BatchNorm2d):

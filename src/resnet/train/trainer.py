@@ -27,6 +27,7 @@ from torch import nn
 from resnet.errors import ResNetError
 from resnet.evaluate import EvalResult, evaluate
 from resnet.files import atomic_write
+from resnet.progress import bars_enabled
 from resnet.train import checkpoint as ck
 from resnet.train import config as config_mod
 from resnet.train import distributed
@@ -144,7 +145,7 @@ class Trainer:
         self.cfg = cfg
         self.dist = distributed.from_env()
         self.speed: Speed = resolve_speed(cfg, self.dist.local_rank)
-        distributed.init_process_group(self.dist, self.speed.device)
+        distributed.init_process_group(self.dist, self.speed.device, cfg.dist_timeout)
         if cfg.batch_size % self.dist.world_size:
             raise ResNetError(f"option 'batch-size': {cfg.batch_size} is not divisible by the "
                               f"{self.dist.world_size} processes")
@@ -159,11 +160,11 @@ class Trainer:
         val_split = int(cfg.val_split) if cfg.val_split is not None and cfg.val_split >= 1 else cfg.val_split
         self.bundle = load_dataset(cfg.data, cfg.data_dir, val_split=val_split, split_seed=cfg.split_seed,
                                    cache_dir=cfg.cache_dir, skip_bad_images=cfg.skip_bad_images,
-                                   download=cfg.download)
+                                   download=cfg.download, quiet=self.quiet_bars)
         if resume_from is not None:
             self.normalization = Normalization.from_dict(resume_from.meta["normalization"])
         else:
-            self.normalization = fit_normalization(self.bundle, cfg.normalization)
+            self.normalization = fit_normalization(self.bundle, cfg.normalization, quiet=self.quiet_bars)
 
         device = self.speed.device
         self.model_options = model_options(cfg, self.bundle.num_classes, self.bundle.in_channels)
@@ -222,6 +223,11 @@ class Trainer:
             self.ema.load_state_dict(resume_from.ema)
 
     # -- construction helpers --------------------------------------------------------------------
+
+    @property
+    def quiet_bars(self) -> bool:
+        """No progress bars (data preparation, validation) with --quiet, nor from DDP ranks other than 0."""
+        return self.cfg.quiet or not self.dist.is_main
 
     @classmethod
     def resume(cls, run_dir: str | Path, iterations: int | None = None, epochs: float | None = None) -> Trainer:
@@ -416,7 +422,7 @@ class Trainer:
     def _validate(self, stream: MetricsStream | None) -> EvalResult | None:
         if self.val_loader is None:
             return None
-        result = evaluate(self._eval_net(), self.val_loader, self.speed)
+        result = evaluate(self._eval_net(), self.val_loader, self.speed, quiet=self.quiet_bars, desc="validating")
         if self.schedule.observe_val_error(result.top1_error):
             logger.info("validation error plateaued: LR now %g", self.schedule.lr(self.step))
         if stream is not None:
@@ -442,7 +448,8 @@ class Trainer:
         if not self.dist.is_main:
             return None
         assert self.run_dir is not None
-        self.progress = ProgressBar(self.total, self.step, quiet=self.cfg.quiet)
+        # No bar when quiet or when stderr is not a terminal (logs, CI): one log line per validation instead.
+        self.progress = ProgressBar(self.total, self.step, quiet=not bars_enabled(self.cfg.quiet))
         sinks: list[Any] = [LogFile(self.run_dir / "train.log", self.total), self.progress]
         if self.cfg.tensorboard and TensorBoard.available():
             sinks.append(TensorBoard(self.run_dir / "tensorboard"))
@@ -510,13 +517,18 @@ class Trainer:
                         self.save_last()
                     if self._stop_requested(flag):
                         self.save_last()
+                        nproc = f" --nproc {self.dist.world_size}" if self.dist.enabled else ""
                         raise Interrupted(f"stopped at step {self.step}/{self.total}; checkpoint saved. Resume with: "
-                                          f"resnet train --resume {self.run_dir}")
+                                          f"resnet train --resume {self.run_dir}{nproc}")
             summary = self._finish()
         finally:
             if stream is not None:
                 stream.close()
         return RunResult(self.run_dir, summary)
+
+    def saved_note(self) -> str:
+        return (f"the last checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
+                if self.last_saved_step is not None else "no checkpoint was saved")
 
     def _stop_requested(self, flag: dict[str, bool]) -> bool:
         if not self.dist.enabled:
@@ -563,11 +575,12 @@ class Trainer:
                 loader = make_eval_loader(self.bundle.val, self.micro, protocol=self.cfg.final_protocol,
                                           normalization=self.normalization, device=self.speed.device,
                                           workers=self.cfg.workers)
-                final = evaluate(self._eval_net(), loader, self.speed)
+                final = evaluate(self._eval_net(), loader, self.speed, quiet=self.quiet_bars, desc="final evaluation")
             elif self.last_val is not None and self.last_val[0] == self.step:
                 final = self.last_val[1]  # the same weights, images and protocol were just validated
             else:
-                final = evaluate(self._eval_net(), self.val_loader, self.speed)
+                final = evaluate(self._eval_net(), self.val_loader, self.speed, quiet=self.quiet_bars,
+                                 desc="final evaluation")
         summary = {
             "run_dir": str(self.run_dir), "model": self.cfg.model, "data": self.cfg.data,
             "params": sum(p.numel() for p in self.model.parameters()),
@@ -585,6 +598,12 @@ class Trainer:
 
 def _size(split: Any) -> str:
     return "no" if split is None else str(len(split))
+
+
+def _fit(trainer: Trainer, folder: RunFolder | None) -> RunResult:
+    """Fit, with a stuck or dead peer process reported as one line after ``--dist-timeout``."""
+    with distributed.timeout_as_error(trainer.dist, trainer.cfg.dist_timeout, trainer.saved_note):
+        return trainer.fit(folder)
 
 
 def train(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, overwrite: bool = False,
@@ -606,10 +625,10 @@ def train(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, o
             if iterations is None and epochs is None and (summary := finished_summary(run_dir)) is not None:
                 return RunResult(run_dir, summary, finished_earlier=True)
             with RunFolder.claim(run_dir, resume=True) if is_main else nullcontext() as folder:
-                return Trainer.resume(run_dir, iterations, epochs).fit(folder)
+                return _fit(Trainer.resume(run_dir, iterations, epochs), folder)
         cfg = cfg or TrainConfig()
         new_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg) if is_main else None
         with RunFolder.claim(new_dir, overwrite=overwrite) if is_main else nullcontext() as folder:
-            return Trainer(cfg, new_dir).fit(folder)
+            return _fit(Trainer(cfg, new_dir), folder)
     finally:
         distributed.shutdown()
