@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from resnet.errors import ResNetError
+from resnet.option_types import positive_int
 from resnet.train import config as C
 
 
@@ -16,7 +17,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="TOML file of options (same names as the flags; flags override it)")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR exactly where its last checkpoint left off")
-    p.add_argument("--nproc", type=int, default=1,
+    p.add_argument("--nproc", type=positive_int, default=1,
                    help="processes on this machine (DDP through torchrun; one per GPU) (default: 1)")
     C.add_arguments(p)
 
