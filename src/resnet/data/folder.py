@@ -32,7 +32,7 @@ class FolderScan:
 
 def scan_class_folders(root: Path) -> FolderScan:
     if not root.is_dir():
-        raise ResNetError(f"{root}: image folder not found")
+        raise ResNetError(_not_a_folder(root))
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
         raise ResNetError(f"{root}: no class folders (expected {root}/<class>/<image>)")
@@ -51,11 +51,25 @@ def scan_class_folders(root: Path) -> FolderScan:
     return FolderScan(root, classes, samples, ignored)
 
 
+_ARCHIVES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".zip")
+
+
+def _not_a_folder(root: Path) -> str:
+    """Why ``root`` cannot be read as an image folder, and what to do: it is missing, an archive or a file."""
+    if not root.exists():
+        return f"{root}: image folder not found (expected {root}/<class>/<image> or {root}/train/<class>/<image>)"
+    name = root.name.lower()
+    if name.endswith(_ARCHIVES):
+        how = f"unzip {root} -d DIR" if name.endswith(".zip") else f"mkdir DIR && tar -xf {root} -C DIR"
+        return f"{root} is an archive; extract it first ({how}) and pass --data-dir DIR"
+    return f"{root} is a file; --data-dir needs a folder of class folders (<class>/<image>)"
+
+
 def scan_image_root(root: str | Path) -> tuple[FolderScan, FolderScan | None]:
     """The train scan and, where the root has one, the val scan with the same classes."""
     root = Path(root)
     if not root.is_dir():
-        raise ResNetError(f"{root}: image folder not found")
+        raise ResNetError(_not_a_folder(root))
     train_dir = root / "train" if (root / "train").is_dir() else root
     val_dir = next((root / n for n in VAL_NAMES if (root / n).is_dir()), None) if train_dir != root else None
     train = scan_class_folders(train_dir)
