@@ -14,12 +14,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from conftest import make_cifar, py2_pickle
+from conftest import TINY_TRAIN, make_cifar, py2_pickle
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 TIMEOUT_S = 30  # generous for a loaded machine; a case normally takes well under a second
@@ -135,7 +136,7 @@ def _cases(run: Path, tmp: Path) -> list[tuple[str, list[str], list[str]]]:
     (cifar / "data_batch_1").write_bytes(py2_pickle(batch))
     toml = tmp / "seed.toml"
     toml.write_text("seed = 1e20\n")
-    rd = ["--run-dir", str(tmp / "never"), "--iterations", "1"]
+    rd = ["--run-dir", str(tmp / "never"), "--iterations", "1", "--cache-dir", str(tmp / "cache")]
 
     return [
         # options, every subcommand's parser
@@ -172,7 +173,7 @@ def _cases(run: Path, tmp: Path) -> list[tuple[str, list[str], list[str]]]:
         # damaged resume state
         ("missing tensor", ["train", "--resume", _resume_copy(run, tmp / "r1", _drop_first_state_tensor)], ["r1"]),
         ("garbage rng", ["train", "--resume", _resume_copy(run, tmp / "r2", _set("rng.torch", [1, 2, 3]))], ["r2"]),
-        ("step a string", ["train", "--resume", _resume_copy(run, tmp / "r3", _set("step", "40"))], ["r3", "step"]),
+        ("step a string", ["train", "--resume", _resume_copy(run, tmp / "r3", _set("step", "2"))], ["r3", "step"]),
         ("step negative", ["train", "--resume", _resume_copy(run, tmp / "r4", _set("step", -5))], ["r4", "step"]),
         ("step beyond", ["train", "--resume", _resume_copy(run, tmp / "r5", _set("step", 10**6))], ["r5", "step"]),
         # data
@@ -185,8 +186,18 @@ def _cases(run: Path, tmp: Path) -> list[tuple[str, list[str], list[str]]]:
     ]
 
 
-def test_bad_input_gives_one_line_and_exit_2(trained_run, tmp_path):
-    cases = _cases(trained_run, tmp_path)
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished two-step run (ResNet-8 on digits): best and last checkpoints, resume state."""
+    from resnet.train import resolve, train
+
+    run_dir = tmp_path_factory.mktemp("short") / "run"
+    train(resolve({**TINY_TRAIN, "iterations": 2, "eval_every": 2, "log_every": 1, "run_dir": str(run_dir)}))
+    return run_dir
+
+
+def test_bad_input_gives_one_line_and_exit_2(short_run, tmp_path):
+    cases = _cases(short_run, tmp_path)
     out = tmp_path / "stderr"
     out.mkdir()
     p = subprocess.run([sys.executable, "-c", RUNNER, SRC, json.dumps([argv for _, argv, _ in cases]), str(out),
