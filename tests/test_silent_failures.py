@@ -155,6 +155,9 @@ def test_export_stores_classes_and_normalisation(tmp_path, fmt):
     norm = json.loads(extra["normalization"])
     assert norm["mode"] == "channel" and norm["mean"] == [125.0, 123.0, 114.0] and norm["std"] == [63.0, 62.0, 66.0]
     assert json.loads(extra["input"])["layout"] == "NCHW" and json.loads(extra["input"])["height"] == 32
+    from resnet.export import read_metadata
+
+    assert read_metadata(out) == extra
 
 
 # -- report --------------------------------------------------------------------------------------------
