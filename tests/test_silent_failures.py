@@ -157,7 +157,7 @@ def test_export_stores_classes_and_normalisation(tmp_path, fmt):
     assert json.loads(extra["input"])["layout"] == "NCHW" and json.loads(extra["input"])["height"] == 32
     from resnet.export import read_metadata
 
-    assert read_metadata(out) == extra
+    assert read_metadata(out) == {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
 
 
 # -- report --------------------------------------------------------------------------------------------
