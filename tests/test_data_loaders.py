@@ -41,7 +41,8 @@ def test_split_is_deterministic_and_disjoint():
     # The fixed generator makes it the same on every machine and version: pin the first few.
     assert a_val[:3].tolist() == np.sort(np.random.default_rng(0).permutation(50_000)[:5000])[:3].tolist()
     assert len(split_indices(1797, 0.2, 0)[1]) == 359
-    for bad in (-1, 1.5, 50_000):
+    assert len(split_indices(100, 1, 0)[1]) == 1  # an int is a count
+    for bad in (-1, 1.5, 50_000, 1.0, float("nan")):
         with pytest.raises(ResNetError, match="val-split"):
             split_indices(50_000, bad, 0)
 

@@ -73,7 +73,8 @@ def _checkpoint(tmp_path, model):
 
     path = tmp_path / "best.safetensors"
     meta = {"model": "resnet20", "model_options": {"num_classes": 10, "in_channels": 3},
-            "classes": [str(i) for i in range(10)], "image_size": [32, 32], "eval_weights": "model"}
+            "classes": [str(i) for i in range(10)], "normalization": {"mode": "none"}, "image_size": [32, 32],
+            "eval_weights": "model"}
     save_checkpoint(path, meta, model.state_dict())
     return path
 

@@ -16,6 +16,11 @@ from resnet import files
 from resnet.train import checkpoint as ck
 
 
+# The smallest meta the loader accepts (see resnet.train.meta_schema): a network, its classes, normalisation.
+META = {"model": "resnet20", "model_options": {"num_classes": 3}, "classes": ["a", "b", "c"],
+        "normalization": {"mode": "none"}}
+
+
 def _net() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(36, 3))
@@ -36,9 +41,9 @@ def test_round_trip_is_exact(tmp_path):
              "python": random.getstate(), "numpy": [int(x) for x in np.random.get_state()[1][:5]]},
              "best": None, "loss": float("inf")}
     path = tmp_path / "last.safetensors"
-    ck.save_checkpoint(path, {"model": "tiny", "classes": ["a", "b", "c"]}, net.state_dict(), state=state)
+    ck.save_checkpoint(path, META, net.state_dict(), state=state)
     got = ck.load_checkpoint(tmp_path)  # a folder resolves to its checkpoint
-    assert got.meta == {"model": "tiny", "classes": ["a", "b", "c"]}
+    assert got.meta == META
     assert all(torch.equal(got.model[k], v) for k, v in net.state_dict().items())
     assert got.state["rng"]["python"] == random.getstate()  # tuples survive
     assert torch.equal(got.state["rng"]["torch"], torch.get_rng_state())
@@ -51,16 +56,16 @@ def test_round_trip_is_exact(tmp_path):
 def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
     net, _ = _trained()
     path = tmp_path / "last.safetensors"
-    ck.save_checkpoint(path, {"step": 1}, net.state_dict())
+    ck.save_checkpoint(path, {**META, "step": 1}, net.state_dict())
 
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(files.os, "write", full)
     with pytest.raises(ResNetError, match="last.safetensors: disk full; the previous file is kept"):
-        ck.save_checkpoint(path, {"step": 2}, net.state_dict())
+        ck.save_checkpoint(path, {**META, "step": 2}, net.state_dict())
     monkeypatch.undo()
-    assert ck.load_checkpoint(path).meta == {"step": 1}
+    assert ck.load_checkpoint(path).meta == {**META, "step": 1}
     assert os.listdir(tmp_path) == ["last.safetensors"]  # no temp file left behind
 
 

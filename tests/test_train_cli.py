@@ -38,7 +38,7 @@ def test_config_file_and_flags(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--model", "resnet21"], "option 'model': unknown model 'resnet21' (did you mean "),
     (["--recipe", "cifar-paper"], "--data cifar10 needs --data-dir DIR"),
-    (["--schedule", "poly"], "invalid choice: 'poly' (choose from"),
+    (["--schedule", "poly"], "invalid choice 'poly'; choose from multistep, plateau, cosine, constant"),
 ])
 def test_bad_options_give_one_line_with_the_choices(argv, message, capsys):
     try:
@@ -47,7 +47,7 @@ def test_bad_options_give_one_line_with_the_choices(argv, message, capsys):
         code = e.code
     assert code == 2
     err = capsys.readouterr().err
-    assert message in err.strip().splitlines()[-1]
+    assert message in err and len(err.splitlines()) == 1  # no usage dump before it
 
 
 def test_unwritable_run_folder_is_a_clear_error(tmp_path, capsys):

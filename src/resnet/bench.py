@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from resnet.errors import ResNetError
+from resnet.option_types import int_range, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -377,11 +378,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the fast path (auto: on, off with --quick)")
     p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default=None,
                    help="torch.compile mode; reduce-overhead captures CUDA graphs (small networks on GPU)")
-    p.add_argument("--train-batch", type=int, default=None, help="training batch (default: per device and network)")
-    p.add_argument("--infer-batch", type=int, default=None, help="inference batch (default: per device and network)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps per implementation (default: 3)")
-    p.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds; the median counts (default: 7)")
-    p.add_argument("--iters", type=int, default=3, help="steps per round (default: 3)")
+    p.add_argument("--train-batch", type=positive_int, default=None, help="training batch (default: per device and network)")
+    p.add_argument("--infer-batch", type=positive_int, default=None, help="inference batch (default: per device and network)")
+    p.add_argument("--warmup", type=int_range(0), default=3, help="untimed steps per implementation (default: 3)")
+    p.add_argument("--rounds", type=positive_int, default=7, help="interleaved timed rounds; the median counts (default: 7)")
+    p.add_argument("--iters", type=positive_int, default=3, help="steps per round (default: 3)")
     p.add_argument("--isolate", choices=["on", "off"], default="on",
                    help="measure each (network, task) group in a fresh process, so that earlier groups cannot "
                         "change later rows (default: on)")

@@ -22,6 +22,10 @@ from resnet.errors import ResNetError
 logger = logging.getLogger(__name__)
 
 
+class NonFiniteOutputs(ResNetError):
+    """The network gave NaN or infinite scores: its weights have diverged; no error rate is meaningful."""
+
+
 @dataclass(frozen=True)
 class EvalResult:
     top1_error: float
@@ -62,11 +66,13 @@ def evaluate(model: nn.Module, loader: Any, speed: Any = None, *, quiet: bool = 
     was_training = model.training
     model.eval()
     errors1 = errors5 = 0
-    loss_sum, n = 0.0, 0
+    loss_sum, n, bad = 0.0, 0, 0
     try:
         for batch in progress(loader, desc=desc, quiet=quiet, unit="batch"):
             x, y = batch[0], batch[1]
             probs = class_scores(model, x, speed)
+            # argmax of NaN scores is some class, so a diverged network would get a plausible error rate.
+            bad += int((~torch.isfinite(probs).all(dim=1)).sum())
             y = y.to(probs.device)
             k = min(5, probs.shape[1])
             top = probs.topk(k, dim=1).indices
@@ -78,6 +84,9 @@ def evaluate(model: nn.Module, loader: Any, speed: Any = None, *, quiet: bool = 
         model.train(was_training)
     if n == 0:
         raise ResNetError("the evaluation set is empty")
+    if bad:
+        raise NonFiniteOutputs(f"the network's outputs are NaN or infinite for {bad} of {n} images "
+                               "(its weights have diverged)")
     return EvalResult(errors1 / n, errors5 / n, loss_sum / n, n)
 
 
@@ -88,8 +97,13 @@ def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") 
 
     ckpt = load_checkpoint(path)
     meta = ckpt.meta
+    weights = ckpt.inference_weights()
+    broken = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise ResNetError(f"{path}: {len(broken)} weight tensors hold NaN or infinite values (e.g. {broken[0]}); "
+                          "the checkpoint is unusable")
     model = create_model(meta["model"], **meta["model_options"])
-    load_weights(model, ckpt.inference_weights(), name=meta["model"])
+    load_weights(model, weights, name=meta["model"])
     return model.to(device).eval(), meta
 
 
@@ -127,7 +141,10 @@ def run_eval_command(args: Any) -> int:
     loader = make_eval_loader(split, args.batch_size, protocol=protocol,
                               normalization=Normalization.from_dict(meta["normalization"]), device=device,
                               image_size=image_size, in_channels=meta["model_options"].get("in_channels", 3))
-    result = evaluate(net, loader, quiet=args.quiet)
+    try:
+        result = evaluate(net, loader, quiet=args.quiet)
+    except NonFiniteOutputs as e:
+        raise ResNetError(f"{args.checkpoint}: {e}") from None
     where = f"{name} {args.data_dir}" if args.data_dir else name
     if args.json:
         print(json.dumps({"checkpoint": str(args.checkpoint), "model": meta["model"], "data": name,

@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,6 +36,7 @@ SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
 # float32 through a few hundred layers: folding and a different kernel order move logits by ~1e-5.
 RTOL, ATOL = 1e-3, 1e-4
 CHECK_BATCHES = (1, 3)  # two sizes, so a batch dimension baked into the graph is caught
+METADATA_KEYS = ("classes", "normalization", "input")
 
 
 @dataclass(frozen=True)
@@ -99,23 +102,60 @@ class OnnxRuntimeModel:
         return torch.from_numpy(self.session.run(None, {self.input_name: x.numpy()})[0])
 
 
-def _export_torchscript(net: nn.Module, example: torch.Tensor, path: Path) -> nn.Module:
+def deployment_metadata(meta: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, str]:
+    """What a deployed model needs besides its graph, as JSON strings: class names and preprocessing.
+
+    Keys: ``classes`` (names, index order of the logits), ``normalization`` (the checkpoint's, as
+    :meth:`resnet.data.Normalization.to_dict` writes it) and ``input`` (layout, size, pixel scale).
+    """
+    channels, height, width = input_shape
+    return {
+        "classes": json.dumps(list(meta["classes"])),
+        "normalization": json.dumps(meta["normalization"]),
+        "input": json.dumps({"model": meta["model"], "layout": "NCHW", "channels": channels, "height": height,
+                             "width": width, "pixels": "0..255 RGB, then normalization",
+                             "protocol": meta.get("val_protocol", "single")}),
+    }
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The :func:`deployment_metadata` strings stored in an exported ``.onnx`` or TorchScript ``.pt`` file."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        _require_onnx()
+        import onnx
+
+        return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    extra = dict.fromkeys(METADATA_KEYS, "")
+    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items() if v}
+
+
+def _export_torchscript(net: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str]) -> nn.Module:
     with _quiet(), torch.no_grad():
         # Tracing, not scripting: the forward code is plain tensor ops; freezing inlines the weights
         # and lets the JIT fuse conv+add+relu for inference.
         scripted = torch.jit.freeze(torch.jit.trace(net, example).eval())
-        torch.jit.save(scripted, str(path))
+        torch.jit.save(scripted, str(path), _extra_files=metadata)
         return torch.jit.load(str(path))
 
 
-def _export_onnx(net: nn.Module, example: torch.Tensor, path: Path) -> OnnxRuntimeModel:
+def _export_onnx(net: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str]) -> OnnxRuntimeModel:
     _require_onnx()
+    import onnx
+
     batch = torch.export.Dim("batch")
     with _quiet():
         program = torch.onnx.export(net, (example,), dynamo=True, input_names=["images"],
                                     output_names=["logits"], dynamic_shapes=({0: batch},),
                                     external_data=False, verbose=False)
         program.save(str(path))
+    if metadata:
+        proto = onnx.load(str(path))
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(path))
     return OnnxRuntimeModel(path)
 
 
@@ -139,10 +179,12 @@ def check_against_eager(exported: object, eager: nn.Module, input_shape: tuple[i
 
 
 def export_model(model: nn.Module, path: str | Path, format: str, input_shape: tuple[int, int, int],
-                 *, fold_bn: bool = True) -> ExportResult:
+                 *, fold_bn: bool = True, metadata: dict[str, str] | None = None) -> ExportResult:
     """Write ``model`` (eval mode, CPU, float32) as ``format`` to ``path`` and check it against eager.
 
-    ``input_shape`` is (channels, height, width) of one image. The file is removed again if the check fails.
+    ``input_shape`` is (channels, height, width) of one image. ``metadata`` (string keys and values,
+    e.g. :func:`deployment_metadata`) is stored in the file: ONNX ``metadata_props``, TorchScript
+    extra files. The file is removed again if the check fails.
     """
     if format not in FORMATS:
         raise ResNetError(f"--format must be one of {', '.join(FORMATS)} (got {format!r})")
@@ -153,12 +195,14 @@ def export_model(model: nn.Module, path: str | Path, format: str, input_shape: t
     net = fold_batchnorm(eager) if fold_bn else eager
     example = torch.randn(2, *input_shape)
     try:
-        exported = (_export_torchscript if format == "torchscript" else _export_onnx)(net, example, path)
+        exported = (_export_torchscript if format == "torchscript" else _export_onnx)(net, example, path,
+                                                                                      metadata or {})
         diff = check_against_eager(exported, eager, input_shape)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    logger.info("exported %s to %s (max |diff| vs eager %.2e)", format, path, diff)
+    # debug, not info: `resnet export` prints its own line, and the log would repeat it on stderr
+    logger.debug("exported %s to %s (max |diff| vs eager %.2e)", format, path, diff)
     return ExportResult(path, format, diff)
 
 
@@ -191,9 +235,12 @@ def run_export_command(args: argparse.Namespace) -> int:
         output = source / f"model{SUFFIXES[args.format]}" if source.is_dir() else source.with_suffix(SUFFIXES[args.format])
     shape = input_shape_from_meta(meta, meta["model"])
     if args.input_size:
+        if len(args.input_size) > 2:
+            raise ResNetError(f"--input-size takes a height and at most a width, got {len(args.input_size)} numbers")
         h, w = (args.input_size * 2)[:2]
         shape = (shape[0], h, w)
-    result = export_model(model, output, args.format, shape, fold_bn=not args.no_fold_bn)
+    result = export_model(model, output, args.format, shape, fold_bn=not args.no_fold_bn,
+                          metadata=deployment_metadata(meta, shape))
     print(f"{result.format}: {result.path} (checked against eager PyTorch: max |diff| {result.max_abs_diff:.2e}, "
           f"input {shape[0]}x{shape[1]}x{shape[2]}, any batch size)")
     return 0

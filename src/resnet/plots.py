@@ -39,8 +39,11 @@ def plot_error_curves(panels: Mapping[str, Mapping[str, tuple[Sequence[int], Seq
     for ax, (panel, curves) in zip(axes[0], panels.items()):
         for i, (label, (ts, te, vs, ve)) in enumerate(curves.items()):
             color = f"C{i}"
-            ax.plot(ts, [100 * e for e in te], "--", color=color, linewidth=1)
-            ax.plot(vs, [100 * e for e in ve], "-", color=color, linewidth=2.2, label=label)
+            # Markers, so that a curve of a single point (one validation of a short run) is still drawn.
+            ax.plot(ts, [100 * e for e in te], "--", color=color, linewidth=1,
+                    marker="." if len(ts) == 1 else None)
+            ax.plot(vs, [100 * e for e in ve], "-", color=color, linewidth=2.2, label=label,
+                    marker="o", markersize=3 if len(vs) > 1 else 6)
         ax.set_title(panel)
         ax.set_xlabel("iterations")
         ax.grid(alpha=0.3)

@@ -58,6 +58,8 @@ def iter_predictions(model: nn.Module, meta: dict[str, Any], images: Iterable[st
                        in_channels=meta["model_options"].get("in_channels", 3))
         x = [v.to(device) for v in x] if isinstance(x, list) else x.to(device)
         probs = class_scores(model, x)[0]
+        if not bool(torch.isfinite(probs).all()):
+            raise ResNetError(f"image {path}: the network's outputs are NaN or infinite (its weights have diverged)")
         p, idx = probs.topk(k)
         yield {"image": str(path), "top": [{"class": classes[i], "index": int(i), "probability": float(q)}
                                            for q, i in zip(p.tolist(), idx.tolist())]}

@@ -85,6 +85,19 @@ def _pct(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
 
 
+def plain_value(value: Any) -> str:
+    """A config value as a reader writes it: resnet20, none, 5000, 0.1, 0.5,0.75 (not JSON's quotes and 5000.0)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(plain_value(v) for v in value)
+    return str(value)
+
+
 def results_table(runs: list[Run]) -> list[list[str]]:
     """One row per run: the numbers a reader compares."""
     rows = [["run", "model", "params", "iterations", "best val error (%)", "final val error (%)",
@@ -166,7 +179,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "
         body += ["<h2>Error curves</h2><p>Training error dashed, validation error bold.</p>",
                  f"<img alt='error curves' src='{_data_uri(curves)}'>"]
     for run in runs:
-        settings = [["setting", "value"]] + [[k, json.dumps(run.config[k])] for k in KEY_SETTINGS if k in run.config]
+        settings = [["setting", "value"]] + [[k, plain_value(run.config[k])] for k in KEY_SETTINGS if k in run.config]
         md += ["", f"## Run `{run.name}`", "", f"Folder: `{run.path}`", "", markdown_table(settings)]
         body += [f"<h2>Run {html.escape(run.name)}</h2>", f"<p class='meta'>Folder: {html.escape(str(run.path))}</p>",
                  _html_table(settings)]

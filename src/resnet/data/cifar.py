@@ -107,9 +107,15 @@ def _batch(raw: bytes, where: object, src: CifarSource, num_classes: int | None)
     for key in (src.label_key, b"coarse_labels"):
         if key not in d:
             continue
-        labels = np.asarray(d[key])
-        if labels.shape != (len(data),) or labels.dtype.kind not in "iu":
-            raise ResNetError(f"{where}: {key!r} has {labels.shape} entries for {len(data)} images")
+        labels = d[key]
+        if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(data):
+            count = len(labels) if isinstance(labels, (list, np.ndarray)) else type(labels).__name__
+            raise ResNetError(f"{where}: {key!r} has {count} entries for {len(data)} images")
+        wrong = next((v for v in labels if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
+        if wrong is not None:
+            raise ResNetError(f"{where}: {key!r} must be integer class indices, found {type(wrong).__name__} "
+                              f"{wrong!r:.40}")
+        labels = np.asarray(labels, dtype=np.int64)
         out[key.decode()] = labels.astype(np.int64)
     if num_classes is not None and (out[src.label_key.decode()].min(initial=0) < 0
                                     or out[src.label_key.decode()].max(initial=0) >= num_classes):

@@ -32,7 +32,7 @@ class FolderScan:
 
 def scan_class_folders(root: Path) -> FolderScan:
     if not root.is_dir():
-        raise ResNetError(f"{root}: image folder not found")
+        raise ResNetError(_not_a_folder(root))
     classes = _class_names(root)
     if not classes:
         raise ResNetError(f"{root}: no class folders (expected {root}/<class>/<image>)")
@@ -51,6 +51,20 @@ def scan_class_folders(root: Path) -> FolderScan:
     return FolderScan(root, classes, samples, ignored)
 
 
+_ARCHIVES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".zip")
+
+
+def _not_a_folder(root: Path) -> str:
+    """Why ``root`` cannot be read as an image folder, and what to do: it is missing, an archive or a file."""
+    if not root.exists():
+        return f"{root}: image folder not found (expected {root}/<class>/<image> or {root}/train/<class>/<image>)"
+    name = root.name.lower()
+    if name.endswith(_ARCHIVES):
+        how = f"unzip {root} -d DIR" if name.endswith(".zip") else f"mkdir DIR && tar -xf {root} -C DIR"
+        return f"{root} is an archive; extract it first ({how}) and pass --data-dir DIR"
+    return f"{root} is a file; --data-dir needs a folder of class folders (<class>/<image>)"
+
+
 def _class_names(root: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
 
@@ -58,7 +72,7 @@ def _class_names(root: Path) -> list[str]:
 def _layout(root: Path) -> tuple[Path, Path | None]:
     """(the train folder, the val folder or None): ``root/{train,val}`` where ``root/train`` exists, else ``root``."""
     if not root.is_dir():
-        raise ResNetError(f"{root}: image folder not found")
+        raise ResNetError(_not_a_folder(root))
     train_dir = root / "train" if (root / "train").is_dir() else root
     val_dir = next((root / n for n in VAL_NAMES if (root / n).is_dir()), None) if train_dir != root else None
     return train_dir, val_dir

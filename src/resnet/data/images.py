@@ -56,11 +56,24 @@ def decode_rgb(path: str | Path, min_side: int | None = None) -> np.ndarray:
                     scale = min_side / min(w, h)
                     if scale < 0.5:
                         im.draft("RGB", (max(1, int(np.ceil(w * scale))), max(1, int(np.ceil(h * scale)))))
+                if im.mode in _SIXTEEN_BIT:
+                    return _sixteen_bit_to_rgb(np.asarray(im))
                 rgb = im.convert("RGB")
                 rgb.load()
                 return np.asarray(rgb)
     except (*_ERRORS, Image.DecompressionBombWarning) as e:
         raise ResNetError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
+
+
+# Grey images of more than 8 bits (16-bit PNG/TIFF) open in these modes; Pillow's convert("RGB") clips
+# their 0..65535 values at 255 instead of scaling them, which turns most such images white.
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _sixteen_bit_to_rgb(grey: np.ndarray) -> np.ndarray:
+    """0..65535 grey -> uint8 [H, W, 3] on 0..255 (v / 257 rounded: 65535 -> 255, 257 -> 1)."""
+    scaled = np.rint(np.clip(grey.astype(np.float64), 0, 65535) / 257.0).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(scaled[:, :, None], 3, axis=2))
 
 
 def decode_tensor(path: str | Path, min_side: int | None = None) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,10 @@ _LIST_LIMIT = 10_000
 
 def val_count(n: int, val_split: float | int) -> int:
     """Images to hold out of ``n``: a whole count (>= 1, e.g. the paper's 5000) or a fraction in [0, 1)."""
-    if isinstance(val_split, bool) or val_split < 0:
+    if isinstance(val_split, bool) or not math.isfinite(val_split) or val_split < 0:
         raise ResNetError(f"option 'val-split': {val_split} must be a count >= 1 or a fraction in [0, 1)")
+    if isinstance(val_split, float) and val_split == 1.0:
+        raise ResNetError("option 'val-split': 1.0 is ambiguous: write 1 for one image, or a fraction below 1")
     if val_split >= 1:
         if float(val_split) != int(val_split):
             raise ResNetError(f"option 'val-split': {val_split} is neither a whole count nor a fraction below 1")

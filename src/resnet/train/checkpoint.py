@@ -25,6 +25,7 @@ from torch import nn
 
 from resnet.errors import ResNetError
 from resnet.files import atomic_write
+from resnet.train.meta_schema import validate_meta
 
 FORMAT = "resnet-checkpoint/1"
 LAST, BEST = "last.safetensors", "best.safetensors"
@@ -115,11 +116,29 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if header.get("format") != FORMAT:
         raise ResNetError(f"{path} is a plain safetensors file, not a resnet checkpoint (no model name or "
                           "classes in it); load its weights with load_weights(model, path)")
+    meta = validate_meta(_header_json(header, "meta", path), path)
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")} or None
     state_tensors = {k: v for k, v in tensors.items() if k.startswith("state.")}
-    state = _unpack(json.loads(header["state"]), state_tensors) if "state" in header else None
-    return Checkpoint(json.loads(header["meta"]), model, ema, state)
+    state = None
+    if "state" in header:
+        try:
+            state = _unpack(_header_json(header, "state", path), state_tensors)
+        except (KeyError, TypeError, ValueError, RecursionError) as e:
+            raise ResNetError(f"{path}: damaged training state (a tensor it refers to is missing or the "
+                              f"structure is malformed: {type(e).__name__} {e})") from None
+    return Checkpoint(meta, model, ema, state)
+
+
+def _header_json(header: dict[str, str], key: str, path: Path) -> Any:
+    """One JSON field of the safetensors header; a missing, unparsable or absurdly nested one is one line."""
+    if key not in header:
+        raise ResNetError(f"{path}: damaged checkpoint, the header has no {key!r}")
+    try:
+        return json.loads(header[key])
+    except (ValueError, RecursionError) as e:
+        raise ResNetError(f"{path}: damaged checkpoint, header {key!r} is not valid JSON "
+                          f"({type(e).__name__}: {str(e)[:80]})") from None
 
 
 def resolve_path(path: str | Path) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet.errors import ResNetError
+from resnet.option_types import positive_int
 from resnet.train import config as C
 
 
@@ -24,7 +25,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start the new run even if --run-dir holds a run: that run's files (checkpoints, "
                    "metrics, logs, exports) are deleted first")
-    p.add_argument("--nproc", type=int, default=1,
+    p.add_argument("--nproc", type=positive_int, default=1,
                    help="processes on this machine (DDP through torchrun; one per GPU) (default: 1)")
     C.add_arguments(p)
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from resnet.errors import ResNetError
-from resnet.evaluate import EvalResult, evaluate
+from resnet.evaluate import EvalResult, NonFiniteOutputs, evaluate
 from resnet.files import atomic_write
 from resnet.progress import bars_enabled
 from resnet.train import checkpoint as ck
@@ -34,6 +34,7 @@ from resnet.train import distributed
 from resnet.train.config import TrainConfig
 from resnet.train.device import Speed, resolve_speed
 from resnet.train.ema import EMA
+from resnet.train.meta_schema import validate_train_state
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, truncate_after
 from resnet.train.run_folder import RunFolder, finished_summary
 from resnet.train.run_time import RunTime
@@ -161,6 +162,9 @@ class Trainer:
         self.bundle = load_dataset(cfg.data, cfg.data_dir, val_split=val_split, split_seed=cfg.split_seed,
                                    cache_dir=cfg.cache_dir, skip_bad_images=cfg.skip_bad_images,
                                    download=cfg.download, quiet=self.quiet_bars)
+        if self.bundle.num_classes < 2:  # one class is always right: "0% error" would mean nothing
+            raise ResNetError(f"option 'data-dir': {cfg.data_dir} has {self.bundle.num_classes} class "
+                              f"({', '.join(self.bundle.classes)}); training needs at least 2 class folders")
         if resume_from is not None:
             self.normalization = Normalization.from_dict(resume_from.meta["normalization"])
         else:
@@ -246,6 +250,8 @@ class Trainer:
         last = ck.load_checkpoint(run_dir / ck.LAST)
         if last.state is None:
             raise ResNetError(f"--resume {run_dir}: {ck.LAST} holds no training state")
+        if isinstance(resolved.get("iterations"), int):  # checked before the data and model are built
+            validate_train_state(last.state, resolved["iterations"], run_dir / ck.LAST)
         new_length = iterations is not None or epochs is not None
         if new_length:
             cfg = cfg.replace(iterations=iterations, epochs=cfg.epochs if epochs is None else epochs)
@@ -264,6 +270,17 @@ class Trainer:
                 "count": 0, "time": 0.0}
 
     def _restore(self, state: dict[str, Any]) -> None:
+        where = self.run_dir / ck.LAST if self.run_dir is not None else "the resumed checkpoint"
+        validate_train_state(state, self.total, where)
+        try:
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError) as e:
+            if isinstance(e, ResNetError):
+                raise
+            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+            raise ResNetError(f"{where}: damaged training state ({type(e).__name__}: {first})") from None
+
+    def _load_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if self.scaler is not None and state.get("scaler"):
@@ -422,7 +439,13 @@ class Trainer:
     def _validate(self, stream: MetricsStream | None) -> EvalResult | None:
         if self.val_loader is None:
             return None
-        result = evaluate(self._eval_net(), self.val_loader, self.speed, quiet=self.quiet_bars, desc="validating")
+        try:
+            result = evaluate(self._eval_net(), self.val_loader, self.speed, quiet=self.quiet_bars,
+                              desc="validating")
+        except NonFiniteOutputs as e:  # before best/last are written: no checkpoint holds these weights
+            kept = (f"the last good checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
+                    if self.last_saved_step is not None else "no checkpoint was saved")
+            raise ResNetError(f"validation at step {self.step}: {e}; stopped, {kept}. Try a lower --lr") from None
         if self.schedule.observe_val_error(result.top1_error):
             logger.info("validation error plateaued: LR now %g", self.schedule.lr(self.step))
         if stream is not None:
