@@ -75,7 +75,8 @@ def test_init_from_a_run_folder_loads_everything_but_the_head_when_classes_diffe
             assert torch.equal(value, pretrained[key]), key
     report = trainer.init_report
     assert report["loaded"] == len(mine) - 2 and report["reinitialised"] == list(HEAD)
-    assert sorted(report["ignored"]) == sorted(HEAD) and report["head"].startswith("re-initialised (the weights have 3 classes")
+    assert sorted(report["ignored"]) == sorted(HEAD)
+    assert report["head"].startswith("re-initialised (the weights have 3 classes")
     assert "re-initialised 2 (fc.weight, fc.bias)" in caplog.text
     # The finetune recipe takes the normalisation stored with the weights, not one fitted on the new data.
     source_norm = json.loads((source_run / "normalization.json").read_text())
@@ -248,7 +249,7 @@ def test_head_lr_gets_its_own_group(tmp_path):
 def test_resume_of_an_init_run_is_bit_identical_and_needs_no_init(trained_run, tmp_path, monkeypatch):
     init = tmp_path / "init"
     shutil.copytree(trained_run, init)
-    opts = {**QUICK, "iterations": 8, "checkpoint_every": 3, "init": str(init), "freeze_until": "layer1",
+    opts = {**QUICK, "iterations": 8, "checkpoint_every": 3, "eval_every": 4, "init": str(init), "freeze_until": "layer1",
             "freeze_bn": True, "head_lr": "5x", "schedule": "cosine", "augment": "cifar", "normalization": "init"}
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(resolve({**opts, "run_dir": str(straight)}))

@@ -103,7 +103,7 @@ def _head_decision(expected: dict[str, torch.Tensor], state: dict[str, torch.Ten
         return False, f"the weights have {theirs}, the data has {ours}"
     named = info.get("classes")
     if named is not None and classes is not None and list(named) != list(classes):
-        return False, f"other classes ({_listed(list(named), 3)} vs {_listed(list(classes), 3)})"
+        return False, f"other classes: {_listed(list(named), 3)} vs {_listed(list(classes), 3)}"
     return True, "same classes" if named is not None and classes is not None else "same shape"
 
 
