@@ -57,11 +57,13 @@ def link_subsets(data: Path, work: Path, pretrain_per_class: int, per_class: int
         wanted = {f.name for f in files}
         for old in folder.iterdir():  # a rerun with other sizes: drop links no longer drawn
             if old.name not in wanted:
-                old.unlink()
+                old.unlink(missing_ok=True)
         for f in files:
             link = folder / f.name
-            if not link.is_symlink():
+            try:
                 link.symlink_to(f.resolve())
+            except FileExistsError:  # made by an earlier run, or by a stage started alongside
+                pass
     return pre, tgt
 
 
