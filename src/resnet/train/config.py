@@ -59,8 +59,9 @@ class TrainConfig:
     augment: str = _opt("none", "training augmentation: cifar = pad 4 + random crop + flip; imagenet = "
                         "scale [256,480] + 224 crop + flip + PCA lighting", AUGMENTS, group="data")
     normalization: str = _opt("pixel-mean", "input normalisation: pixel-mean = the paper's per-pixel mean "
-                              "image subtracted; channel = per-channel mean/std", ("pixel-mean", "channel"),
-                              group="data")
+                              "image subtracted; channel = per-channel mean/std; init = the one stored with the "
+                              "--init weights (channel statistics of this data when they carry none)",
+                              ("pixel-mean", "channel", "init"), group="data")
     val_protocol: str = _opt("single", "evaluation protocol during training", PROTOCOLS, group="data")
     final_protocol: str = _opt("single", "evaluation protocol of the final evaluation", PROTOCOLS, group="data")
     workers: int = _opt(0, "data loading worker processes (for image files)", group="data")
@@ -100,6 +101,26 @@ class TrainConfig:
     warm_lr: float = _opt(0.01, "LR while the warm rule holds", group="optimisation")
     warm_until_error: float = _opt(0.8, "training error (fraction) below which the warm rule ends",
                                    group="optimisation")
+
+    # fine-tuning (src/resnet/train/init.py and freeze.py)
+    init: str | None = _opt(None, "start from these weights (applied at step 0 only): a run folder, a checkpoint, a "
+                            ".pth/.safetensors state dict or a published name", group="fine-tuning")
+    init_head: str = _opt("auto", "the classifier of the --init weights: auto = load it when it fits the new classes "
+                          "(same class names where the weights name theirs, else same shape), else re-initialise "
+                          "it; load = it must load (a wrong class count is an error); reset = always "
+                          "re-initialise", ("auto", "load", "reset"), group="fine-tuning")
+    init_non_strict: bool = _opt(False, "allow --init weights that do not fit outside the classifier: missing or "
+                                 "misshapen tensors keep their fresh initialisation, extra ones are ignored",
+                                 group="fine-tuning")
+    freeze_until: str | None = _opt(None, "freeze the stem and every stage up to this one (conv1/stem, layer1, ...): "
+                                    "their parameters are not trained and their BN layers stay in eval mode",
+                                    group="fine-tuning")
+    freeze_bn: bool = _opt(False, "keep every BN layer in eval mode: running statistics are used, never updated",
+                           group="fine-tuning")
+    head_lr: str | None = _opt(None, "LR of the classifier: a multiple of --lr ('10x') or a number (the head's LR "
+                               "where the schedule is at --lr); it follows the same schedule", group="fine-tuning")
+    linear_probe: bool = _opt(False, "train the classifier only (the whole backbone frozen, BN in eval mode)",
+                              group="fine-tuning")
 
     # evaluation, logging, checkpoints
     eval_every: int = _opt(0, "validate every N iterations (0 = once per epoch)", group="run")
@@ -157,6 +178,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         iterations=600000, epochs=None, batch_size=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
         schedule="plateau", plateau_patience=3, gamma=0.1, warm_rule="off",
         val_protocol="center", final_protocol="ten-crop", log_every=100,
+    ),
+    # Transfer to your own images from --init weights: their normalisation, a tenth of the from-scratch LR,
+    # a short cosine schedule, weight decay on weights only (not on BN parameters and biases).
+    "finetune": dict(
+        data="imagefolder", normalization="init", epochs=5.0, iterations=None, lr=0.01, momentum=0.9,
+        weight_decay=1e-4, wd_bn_bias=False, schedule="cosine", warm_rule="off",
     ),
 }
 
@@ -275,8 +302,20 @@ def _validate(cfg: TrainConfig, source: str, final: bool) -> None:
         raise bad("depth", f"must be in 1..{MAX_DEPTH}")
     if not 0.0 < cfg.warm_until_error <= 1.0:
         raise bad("warm_until_error", "must be a training error fraction in (0, 1]")
+    if cfg.head_lr is not None:
+        from resnet.train.freeze import parse_head_lr
+
+        try:
+            parse_head_lr(cfg.head_lr)
+        except ValueError as e:
+            raise bad("head_lr", str(e)) from None
     if not final:  # the checks below involve several options; a later stage may still set the others
         return
+    if cfg.normalization == "init" and not cfg.init:
+        raise bad("normalization", "'init' is the normalisation stored with the --init weights; set --init WEIGHTS "
+                  "or another --normalization (pixel-mean, channel)")
+    if cfg.linear_probe and cfg.freeze_until is not None:
+        raise bad("freeze_until", "--linear-probe already freezes the whole backbone; drop one of the two")
     if cfg.data != "digits" and not cfg.data_dir and not cfg.download:
         raise bad("data_dir", f"--data {cfg.data} needs --data-dir DIR (or --download)")
     from resnet.models.registry import get_spec
@@ -287,6 +326,13 @@ def _validate(cfg: TrainConfig, source: str, final: bool) -> None:
         raise bad("model", str(e)) from None
     if "depth" in spec.options and cfg.depth is None:
         raise bad("depth", f"--model {cfg.model} needs --depth (6n+2, e.g. 20)")
+    if cfg.freeze_until is not None:
+        from resnet.train.freeze import check_freeze_until
+
+        try:
+            check_freeze_until(cfg)
+        except ValueError as e:
+            raise bad("freeze_until", str(e)) from None
     if cfg.micro_batch is not None and cfg.micro_batch > cfg.batch_size:
         raise bad("micro_batch", f"{cfg.micro_batch} is larger than --batch-size {cfg.batch_size}")
 
@@ -378,7 +424,7 @@ def _default_text(name: str) -> str:
 
 
 _METAVARS = {"model": "NAME", "data_dir": "DIR", "cache_dir": "DIR", "run_dir": "DIR", "runs_root": "DIR",
-             "device": "DEVICE"}
+             "device": "DEVICE", "init": "WEIGHTS", "freeze_until": "STAGE", "head_lr": "LR"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

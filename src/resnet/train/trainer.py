@@ -34,6 +34,8 @@ from resnet.train import distributed
 from resnet.train.config import TrainConfig
 from resnet.train.device import Speed, resolve_speed
 from resnet.train.ema import EMA
+from resnet.train.freeze import apply_freezing, head_lr_scale, is_head
+from resnet.train.init import ARCHITECTURE_OPTIONS, apply_init, init_model_options, init_normalization, resolve_init
 from resnet.train.meta_schema import validate_train_state
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, truncate_after
 from resnet.train.run_folder import RunFolder, finished_summary
@@ -67,12 +69,18 @@ def model_options(cfg: TrainConfig, num_classes: int, in_channels: int) -> dict[
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
-    """One group, or two when BN parameters and biases (1-d tensors) are exempt from weight decay."""
-    if cfg.wd_bn_bias:
-        return [{"params": list(model.parameters()), "weight_decay": cfg.weight_decay}]
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """The trainable parameters (frozen ones stay out) in model order: one group, split when BN parameters
+    and biases (1-d tensors) are exempt from weight decay and when --head-lr gives the classifier its own
+    LR. Each group's LR is the schedule's times its ``lr_scale``."""
+    head_scale = head_lr_scale(cfg.head_lr, cfg.lr)
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            key = (head_scale is not None and is_head(name), not (cfg.wd_bn_bias or p.ndim > 1))
+            groups.setdefault(key, []).append(p)
+    return [{"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+             "lr_scale": head_scale if head else 1.0}
+            for (head, no_decay), params in sorted(groups.items(), key=lambda item: item[0])]
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
@@ -157,6 +165,8 @@ class Trainer:
                               f"{self.per_rank}")
         self.accum = self.per_rank // self.micro
 
+        # Read --init before the data, so a wrong file fails at once; a resumed run never reads it again.
+        init = resolve_init(cfg.init, cfg.model) if cfg.init and resume_from is None else None
         torch.manual_seed(cfg.seed)
         val_split = int(cfg.val_split) if cfg.val_split is not None and cfg.val_split >= 1 else cfg.val_split
         self.bundle = load_dataset(cfg.data, cfg.data_dir, val_split=val_split, split_seed=cfg.split_seed,
@@ -165,21 +175,38 @@ class Trainer:
         if self.bundle.num_classes < 2:  # one class is always right: "0% error" would mean nothing
             raise ResNetError(f"option 'data-dir': {cfg.data_dir} has {self.bundle.num_classes} class "
                               f"({', '.join(self.bundle.classes)}); training needs at least 2 class folders")
+        stored = init_normalization(init[1]) if init is not None and cfg.normalization == "init" else None
         if resume_from is not None:
             self.normalization = Normalization.from_dict(resume_from.meta["normalization"])
+        elif stored is not None:
+            self.normalization = Normalization.from_dict(stored)
+        elif cfg.normalization == "init":
+            logger.info("--init %s carries no normalisation: channel statistics of the training set", cfg.init)
+            self.normalization = fit_normalization(self.bundle, "channel")
         else:
             self.normalization = fit_normalization(self.bundle, cfg.normalization, quiet=self.quiet_bars)
 
         device = self.speed.device
         self.model_options = model_options(cfg, self.bundle.num_classes, self.bundle.in_channels)
+        if init is not None:
+            self.model_options = init_model_options(init[1], self.model_options)
+        elif resume_from is not None:  # e.g. stride_on 3x3 taken from --init weights at the start
+            saved = resume_from.meta.get("model_options") or {}
+            self.model_options.update({k: saved[k] for k in ARCHITECTURE_OPTIONS if k in saved})
         model = create_model(cfg.model, **self.model_options)
+        self.init_report = resume_from.meta.get("init") if resume_from is not None else None
         if resume_from is not None:
             ck.load_weights(model, resume_from.model, name=cfg.model)
+        elif init is not None:
+            self.init_report = apply_init(model, *init, classes=list(self.bundle.classes), head=cfg.init_head,
+                                          non_strict=cfg.init_non_strict, model_name=cfg.model)
         model = model.to(device)
         if self.speed.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and self.dist.enabled:
             model = distributed.convert_sync_batchnorm(model, device)
+        # Before the optimizer and DDP, which both take the trainable parameters only.
+        self.frozen = apply_freezing(model, cfg.freeze_until, cfg.linear_probe, cfg.freeze_bn)
         self.model = model  # the plain module: what is saved and evaluated
         self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.eval_model = create_model(cfg.model, **self.model_options).to(device) if self.ema else None
@@ -304,7 +331,7 @@ class Trainer:
             "val_protocol": cfg.val_protocol, "eval_protocol": cfg.final_protocol,
             "data": {"name": cfg.data, "data_dir": cfg.data_dir, "val_split": cfg.val_split,
                      "split_seed": cfg.split_seed, "cache_dir": cfg.cache_dir},
-            "eval_weights": "ema" if self.ema else "model",
+            "eval_weights": "ema" if self.ema else "model", "init": self.init_report,
             "step": self.step, "epoch": self.step / self.steps_per_epoch,
         }
 
@@ -318,6 +345,7 @@ class Trainer:
             "world_size": self.dist.world_size, "per_process_batch": self.per_rank,
             "micro_batch": self.micro, "accumulation_steps": self.accum,
             "warm_rule": self.cfg.uses_warm_rule, "speed": self.speed.describe(),
+            "init": self.init_report, "frozen": self.frozen,
         }
 
     def _write_run_files(self) -> None:
@@ -382,7 +410,7 @@ class Trainer:
     def _train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         lr = self.schedule.lr(self.step)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         for i, (x, y) in enumerate(batches):
             sync = self.dist.enabled and i < len(batches) - 1
             ctx = self.wrapped.no_sync() if sync else nullcontext()

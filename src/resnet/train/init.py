@@ -1,0 +1,176 @@
+"""``--init``: start a run from trained weights instead of random ones (fine-tuning, transfer).
+
+:func:`resolve_init` reads the weights and what they carry: a run folder (its best checkpoint, else
+its last), one of our checkpoints, a plain ``.safetensors`` file, a ``.pth`` state dict of torchvision
+or timm (``torch.load(weights_only=True)``: tensors only, no pickled code) or a published name (from
+:mod:`resnet.weights`). Our checkpoints also carry their class names and input normalisation.
+
+:func:`apply_init` loads every tensor that fits, keeps the fresh classifier when the classes differ,
+and reports exactly which tensors were loaded, re-initialised and ignored. A mismatch anywhere else is
+an error naming the keys, unless ``non_strict``. The trainer applies it at step 0 only: a resumed run
+takes every weight from its own checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnet.errors import ResNetError
+from resnet.train import checkpoint as ck
+from resnet.train.freeze import HEAD, is_head
+
+logger = logging.getLogger(__name__)
+
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+HEAD_MODES = ("auto", "load", "reset")
+
+
+def resolve_init(spec: str, model_name: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights ``spec`` names, and ``info``: ``source``, ``kind`` (run, checkpoint, state_dict or
+    published), ``path``, and where known ``model``, ``classes`` and ``normalization`` (a
+    :meth:`Normalization.to_dict`)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not any((path / name).is_file() for name in (ck.BEST, ck.LAST)):
+            raise ResNetError(f"--init {spec}: the folder holds no checkpoint ({ck.BEST} or {ck.LAST}); "
+                              "give a run folder, a checkpoint, a .pth state dict or a published name")
+        return _from_checkpoint(spec, path, "run")
+    if path.is_file():
+        if ck.is_checkpoint(path):
+            return _from_checkpoint(spec, path, "checkpoint")
+        try:
+            state = ck.read_state_dict(path)
+        except ResNetError as e:
+            raise ResNetError(f"--init: {e}") from None
+        return state, {"source": spec, "kind": "state_dict", "path": str(path.resolve())}
+    if "/" in spec or "\\" in spec or path.suffix in _WEIGHT_SUFFIXES:
+        raise ResNetError(f"--init {spec}: no such file or run folder")
+    return _published(spec, model_name)
+
+
+def _from_checkpoint(spec: str, path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    file = ck.resolve_path(path)
+    checkpoint = ck.load_checkpoint(file)
+    meta = checkpoint.meta
+    info = {"source": spec, "kind": kind, "path": str(file.resolve()), "model": meta.get("model"),
+            "classes": meta.get("classes"), "normalization": meta.get("normalization"), "step": meta.get("step"),
+            "model_options": meta.get("model_options") or {}}
+    return checkpoint.inference_weights(), info
+
+
+def _published(name: str, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        from resnet.weights import load_published
+    except ModuleNotFoundError as e:
+        if e.name != "resnet.weights":
+            raise
+        raise ResNetError(f"unknown weights {name!r}: not a file or run folder, and this version knows no "
+                          "published weights; give a run folder, a checkpoint or a .pth state dict") from None
+    state, weights = load_published(name, model_name or "")
+    return state, {"source": name, "kind": "published", "path": str(weights.source), "model": weights.model,
+                   "classes": weights.classes, "normalization": weights.normalization.to_dict(),
+                   "model_options": dict(weights.model_options)}
+
+
+# Options that change the function a set of weights computes: the network is built the way they were trained.
+ARCHITECTURE_OPTIONS = ("stride_on", "shortcut")
+
+
+def init_model_options(info: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
+    """``chosen`` plus the architecture options the weights were trained with (torchvision's bottleneck
+    nets: ``stride_on="3x3"``); an explicit option that contradicts them is a one-line error."""
+    options = dict(chosen)
+    for key in ARCHITECTURE_OPTIONS:
+        theirs = (info.get("model_options") or {}).get(key)
+        if theirs is None:
+            continue
+        if key in options and options[key] != theirs:
+            raise ResNetError(f"option '{key.replace('_', '-')}': --init {info['source']} was trained with "
+                              f"{key.replace('_', '-')} {theirs}, not {options[key]}; leave the option out")
+        options[key] = theirs
+    return options
+
+
+def _listed(keys: list[str], limit: int = 6) -> str:
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def _what(info: dict[str, Any]) -> str:
+    model = f", {info['model']} weights" if info.get("model") else ""
+    return f"--init {info['source']} ({info['kind']}{model})"
+
+
+def _head_decision(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], info: dict[str, Any],
+                   classes: list[str] | None, mode: str) -> tuple[bool, str]:
+    """Whether the file's classifier is loaded, and why (or why not)."""
+    keys = [k for k in expected if is_head(k) and not k.endswith("num_batches_tracked")]
+    fits = all(k in state and state[k].shape == expected[k].shape for k in keys)
+    weight = state.get(f"{HEAD}.weight")
+    theirs = f"{weight.shape[0]} classes" if weight is not None and weight.ndim == 2 else "no classifier"
+    ours = f"{expected[f'{HEAD}.weight'].shape[0]} classes" if f"{HEAD}.weight" in expected else "?"
+    if mode == "reset":
+        return False, "--init-head reset"
+    if mode == "load":
+        if not fits:
+            raise ResNetError(f"{_what(info)}: its classifier has {theirs}, the data has {ours}; --init-head load "
+                              "needs the same classes (--init-head auto or reset re-initialises the classifier)")
+        return True, "--init-head load"
+    if not fits:
+        return False, f"the weights have {theirs}, the data has {ours}"
+    named = info.get("classes")
+    if named is not None and classes is not None and list(named) != list(classes):
+        return False, f"other classes: {_listed(list(named), 3)} vs {_listed(list(classes), 3)}"
+    return True, "same classes" if named is not None and classes is not None else "same shape"
+
+
+def apply_init(model: nn.Module, state: dict[str, torch.Tensor], info: dict[str, Any], *,
+               classes: list[str] | None = None, head: str = "auto", non_strict: bool = False,
+               model_name: str = "the model") -> dict[str, Any]:
+    """Load ``state`` into ``model`` as :mod:`resnet.train.init` describes; the report says what happened."""
+    if head not in HEAD_MODES:
+        raise ResNetError(f"option 'init-head': {head!r} is not one of {', '.join(HEAD_MODES)}")
+    expected = model.state_dict()
+    load_head, why = _head_decision(expected, state, info, classes, head)
+    # BN's num_batches_tracked is absent from older files (torchvision's): BN fills it in itself.
+    body = [k for k in expected if not is_head(k)]
+    missing = [k for k in body if k not in state and not k.endswith("num_batches_tracked")]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in body
+              if k in state and state[k].shape != expected[k].shape]
+    unexpected = [k for k in state if k not in expected]
+    if (missing or shapes or unexpected) and not non_strict:
+        found = []
+        if missing:
+            found.append(f"missing keys: {_listed(missing)}")
+        if unexpected:
+            found.append(f"unexpected keys: {_listed(unexpected)}")
+        if shapes:
+            found.append(f"shape mismatches (file vs model): {_listed(shapes, 3)}")
+        raise ResNetError(f"{_what(info)} does not fit {model_name}: {'; '.join(found)}; only the classifier "
+                          f"({HEAD}) may differ, unless --init-non-strict")
+    loaded = {k: state[k] for k in expected
+              if k in state and state[k].shape == expected[k].shape and (load_head or not is_head(k))}
+    model.load_state_dict(loaded, strict=False)
+    reinitialised = [k for k in expected if k not in loaded and not (k.endswith("num_batches_tracked")
+                                                                    and k not in state)]
+    ignored = [k for k in state if k not in loaded]
+    report = {key: info[key] for key in ("source", "kind", "path", "model", "step") if info.get(key) is not None}
+    report.update(loaded=len(loaded), of=len(expected), reinitialised=reinitialised, ignored=ignored,
+                  head=("loaded" if load_head else "re-initialised") + f" ({why})")
+    logger.info("%s: loaded %d of %d tensors; re-initialised %d%s; ignored %d from the file%s; classifier %s",
+                _what(info), len(loaded), len(expected), len(reinitialised),
+                f" ({', '.join(reinitialised)})" if reinitialised else "", len(ignored),
+                f" ({', '.join(ignored)})" if ignored else "", report["head"])
+    logger.debug("loaded from --init: %s", ", ".join(loaded))
+    return report
+
+
+def init_normalization(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The input normalisation stored with the weights (a :meth:`Normalization.to_dict`), if any."""
+    norm = info.get("normalization")
+    return norm if isinstance(norm, dict) and "mode" in norm else None

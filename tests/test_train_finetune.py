@@ -1,0 +1,311 @@
+"""Fine-tuning: --init (run folders, checkpoints, state dicts, published names), freezing, frozen BN,
+linear probing, the head's LR, the finetune recipe, resume, and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_TRAIN, tiny_train_args
+from resnet import create_model
+from resnet.cli import main
+from resnet.errors import ResNetError
+from resnet.train import resolve, train
+from resnet.train.checkpoint import BEST, LAST, load_checkpoint
+from resnet.train.config import read_run_config
+from resnet.train.freeze import keep_in_eval
+from resnet.train.init import apply_init, resolve_init
+from resnet.train.trainer import Trainer
+
+# ResNet-8 on the digits in a few steps of batch 16; validation after step 2 so frozen BN layers go
+# through evaluate()'s eval()/train() switch before the later steps.
+QUICK = {**TINY_TRAIN, "batch_size": 16, "iterations": 4, "eval_every": 2, "log_every": 2}
+HEAD = ("fc.weight", "fc.bias")
+
+
+def _folder(root: Path, classes: tuple[str, ...], per_class: int = 6) -> Path:
+    """An image folder of 8x8 RGB PNGs, one colour pattern per class."""
+    rng = np.random.default_rng(len(classes))
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (8, 8, 3), dtype=np.uint8)
+            pixels[..., label % 3] += 150
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def _folder_run(tmp: Path, name: str, classes: tuple[str, ...], **changes: object) -> dict:
+    return {**TINY_TRAIN, "data": "imagefolder", "data_dir": str(_folder(tmp / f"{name}-data", classes)),
+            "cache_dir": str(tmp / "cache"), "val_split": 0.25, "batch_size": 6, "iterations": 2, "eval_every": 2,
+            "log_every": 1, "run_dir": str(tmp / name), **changes}
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory) -> Path:
+    """A finished run on three classes (a, b, c) of an image folder."""
+    tmp = tmp_path_factory.mktemp("source")
+    train(resolve(_folder_run(tmp, "run", ("a", "b", "c"))))
+    return tmp / "run"
+
+
+def _state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+# -- --init ----------------------------------------------------------------------------------------
+
+def test_init_from_a_run_folder_loads_everything_but_the_head_when_classes_differ(source_run, tmp_path, caplog):
+    caplog.set_level("INFO", logger="resnet.train.init")
+    cfg = resolve(_folder_run(tmp_path, "target", ("x", "y"), init=str(source_run), recipe="finetune"))
+    trainer = Trainer(cfg, cfg.run_dir)
+    pretrained = load_checkpoint(source_run / BEST).model
+    mine = trainer.model.state_dict()
+    assert mine["fc.weight"].shape == (2, 64) and pretrained["fc.weight"].shape == (3, 64)
+    for key, value in mine.items():
+        if key not in HEAD:
+            assert torch.equal(value, pretrained[key]), key
+    report = trainer.init_report
+    assert report["loaded"] == len(mine) - 2 and report["reinitialised"] == list(HEAD)
+    assert sorted(report["ignored"]) == sorted(HEAD)
+    assert report["head"].startswith("re-initialised (the weights have 3 classes")
+    assert "re-initialised 2 (fc.weight, fc.bias)" in caplog.text
+    # The finetune recipe takes the normalisation stored with the weights, not one fitted on the new data.
+    source_norm = json.loads((source_run / "normalization.json").read_text())
+    assert trainer.normalization.to_dict() == source_norm
+
+    trainer.fit()
+    saved = json.loads((tmp_path / "target" / "config.json").read_text())
+    assert saved["init"] == str(source_run) and saved["resolved"]["init"]["kind"] == "run"
+    assert saved["resolved"]["init"]["path"] == str((source_run / BEST).resolve())
+    assert load_checkpoint(tmp_path / "target" / LAST).meta["init"]["source"] == str(source_run)
+
+
+def test_same_class_count_but_other_classes_resets_the_head(source_run, tmp_path):
+    cfg = resolve(_folder_run(tmp_path, "target", ("p", "q", "r"), init=str(source_run)))
+    trainer = Trainer(cfg, cfg.run_dir)
+    assert trainer.init_report["reinitialised"] == list(HEAD)
+    assert "other classes" in trainer.init_report["head"]
+    assert not torch.equal(trainer.model.fc.weight, load_checkpoint(source_run / BEST).model["fc.weight"])
+
+
+def test_init_head_load_with_a_wrong_class_count_is_one_line(source_run, tmp_path, capsys):
+    data = _folder(tmp_path / "data", ("x", "y"))
+    argv = tiny_train_args(tmp_path / "run", data="imagefolder", data_dir=data, cache_dir=tmp_path / "cache",
+                           init=source_run, init_head="load")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its classifier has 3 classes, the data has 2" in err
+    assert "--init-head auto or reset" in err
+
+
+def test_same_classes_load_the_head_too(trained_run, tmp_path):
+    cfg = resolve({**QUICK, "init": str(trained_run), "run_dir": str(tmp_path / "run")})
+    trainer = Trainer(cfg, cfg.run_dir)
+    assert trainer.init_report["reinitialised"] == [] and trainer.init_report["head"] == "loaded (same classes)"
+    assert torch.equal(trainer.model.fc.weight, load_checkpoint(trained_run / BEST).model["fc.weight"])
+
+
+def test_strict_mismatch_names_the_keys_and_non_strict_loads_what_fits():
+    model = create_model("cifar_resnet", depth=8, num_classes=10)
+    other = create_model("cifar_resnet", depth=14, num_classes=10).state_dict()
+    info = {"source": "deeper.pth", "kind": "state_dict"}
+    with pytest.raises(ResNetError, match=r"does not fit cifar_resnet: unexpected keys: layer1\.1\.conv1\.weight"
+                       r".*only the classifier \(fc\) may differ, unless --init-non-strict"):
+        apply_init(model, other, info, model_name="cifar_resnet")
+    report = apply_init(model, other, info, non_strict=True)
+    assert report["reinitialised"] == [] and report["loaded"] == len(model.state_dict())
+    assert "layer1.1.conv1.weight" in report["ignored"]
+    assert torch.equal(model.layer2[0].conv1.weight, other["layer2.0.conv1.weight"])
+
+    wider = create_model("cifar_resnet", depth=8, num_classes=10, in_channels=3).state_dict()
+    with pytest.raises(ResNetError, match=r"shape mismatches \(file vs model\): conv1\.weight \(16, 3, 3, 3\) vs "
+                                          r"\(16, 1, 3, 3\)"):
+        apply_init(create_model("cifar_resnet", depth=8, num_classes=10, in_channels=1), wider, info)
+
+
+def test_pth_state_dict_with_a_ddp_prefix(tmp_path):
+    source = create_model("cifar_resnet", depth=8, num_classes=10)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "w.pth")
+    state, info = resolve_init(str(tmp_path / "w.pth"), "cifar_resnet")
+    assert info["kind"] == "state_dict" and "normalization" not in info
+    model = create_model("cifar_resnet", depth=8, num_classes=10)
+    report = apply_init(model, state, info)
+    assert report["head"] == "loaded (same shape)"
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_bad_init_sources(tmp_path, monkeypatch):
+    with pytest.raises(ResNetError, match="no such file or run folder"):
+        resolve_init(str(tmp_path / "missing.pth"))
+    with pytest.raises(ResNetError, match="holds no checkpoint"):
+        resolve_init(str(tmp_path))
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(ResNetError, match="cannot load weights from"):
+        resolve_init(str(tmp_path / "junk.pth"))
+    monkeypatch.setitem(sys.modules, "resnet.weights", None)  # as if resnet.weights did not exist
+    with pytest.raises(ResNetError, match="unknown weights 'resnet20_cifar10'"):
+        resolve_init("resnet20_cifar10", "resnet20")
+
+
+def test_published_names_go_through_resnet_weights(monkeypatch):
+    weights = create_model("cifar_resnet", depth=8, num_classes=10).state_dict()
+    calls = []
+
+    def load_published(name, model_name):
+        calls.append((name, model_name))
+        return weights, {"classes": None}
+
+    monkeypatch.setitem(sys.modules, "resnet.weights", types.SimpleNamespace(load_published=load_published))
+    state, info = resolve_init("tiny8", "cifar_resnet")
+    assert calls == [("tiny8", "cifar_resnet")] and state is weights
+    assert info["kind"] == "published" and info["source"] == "tiny8"
+
+
+# -- freezing ----------------------------------------------------------------------------------------
+
+def _run_and_compare(tmp_path: Path, **changes: object) -> tuple[Trainer, dict, dict]:
+    cfg = resolve({**QUICK, "run_dir": str(tmp_path / "run"), **changes})
+    trainer = Trainer(cfg, cfg.run_dir)
+    before = _state(trainer)
+    trainer.fit()
+    return trainer, before, _state(trainer)
+
+
+def _changed(before: dict, after: dict) -> set[str]:
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+def test_freeze_until_leaves_the_frozen_part_unchanged(tmp_path):
+    trainer, before, after = _run_and_compare(tmp_path, freeze_until="layer1")
+    changed = _changed(before, after)
+    frozen = {k for k in before if k.split(".")[0] in ("conv1", "bn1", "layer1")}
+    assert frozen and not frozen & changed  # weights and BN statistics alike
+    trained = {k for k, p in trainer.model.named_parameters() if k.split(".")[0] in ("layer2", "layer3", "fc")}
+    assert trained <= changed
+    in_optimizer = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    for name, p in trainer.model.named_parameters():
+        assert p.requires_grad == (name not in frozen) == (id(p) in in_optimizer), name
+    assert trainer.model.training and not trainer.model.layer1[0].bn1.training and trainer.model.layer2[0].bn1.training
+
+
+def test_freeze_bn_keeps_every_running_statistic(tmp_path):
+    trainer, before, after = _run_and_compare(tmp_path, freeze_bn=True)
+    changed = _changed(before, after)
+    stats = {k for k in before if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert stats and not stats & changed
+    # Only the statistics are frozen: BN's scale and shift still learn, as does everything else.
+    assert {k for k, _ in trainer.model.named_parameters()} <= changed
+    bns = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert trainer.model.training and bns and not any(m.training for m in bns)
+
+
+def test_linear_probe_changes_only_the_classifier(tmp_path):
+    trainer, before, after = _run_and_compare(tmp_path, linear_probe=True)
+    assert _changed(before, after) == set(HEAD)
+    assert [len(g["params"]) for g in trainer.optimizer.param_groups] == [2]
+
+
+def test_frozen_bn_stays_in_eval_through_train_and_deepcopy():
+    import copy
+
+    model = create_model("cifar_resnet", depth=8, num_classes=10)
+    keep_in_eval(model.bn1)
+    model.train()
+    assert model.training and not model.bn1.training and model.layer1[0].bn1.training
+    twin = copy.deepcopy(model)
+    twin.train()
+    assert not twin.bn1.training
+    model.eval()
+    twin.bn1.train(True)  # rebound to the copy: it must not touch the original, and stays eval itself
+    assert not twin.bn1.training and not model.training
+
+
+def test_head_lr_gets_its_own_group(tmp_path):
+    cfg = resolve({**QUICK, "run_dir": str(tmp_path / "run"), "head_lr": "10x", "wd_bn_bias": False,
+                   "lr": 0.05, "weight_decay": 5e-4})
+    trainer = Trainer(cfg, cfg.run_dir)
+    names = {id(p): k for k, p in trainer.model.named_parameters()}
+    groups = [([names[id(p)] for p in g["params"]], g["weight_decay"], g["lr_scale"])
+              for g in trainer.optimizer.param_groups]
+    assert groups[2:] == [(["fc.weight"], 5e-4, 10.0), (["fc.bias"], 0.0, 10.0)]
+    assert all(scale == 1.0 and "fc.weight" not in keys for keys, _, scale in groups[:2])
+    trainer._train_step(next(trainer._batches()))
+    lr = trainer.schedule.lr(0)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [lr, lr, 10 * lr, 10 * lr]
+
+    absolute = Trainer(cfg.replace(head_lr="0.2", wd_bn_bias=True), cfg.run_dir)
+    assert [g["lr_scale"] for g in absolute.optimizer.param_groups] == [1.0, pytest.approx(4.0)]
+
+
+def test_resume_of_an_init_run_is_bit_identical_and_needs_no_init(trained_run, tmp_path, monkeypatch):
+    init = tmp_path / "init"
+    shutil.copytree(trained_run, init)
+    opts = {**QUICK, "iterations": 8, "checkpoint_every": 3, "eval_every": 4, "init": str(init), "freeze_until": "layer1",
+            "freeze_bn": True, "head_lr": "5x", "schedule": "cosine", "augment": "cifar", "normalization": "init"}
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(resolve({**opts, "run_dir": str(straight)}))
+
+    trainer = Trainer(resolve({**opts, "run_dir": str(split)}), split)
+    step = trainer._train_step
+
+    def crash_after_5(batches):
+        step(batches)
+        if trainer.step == 5:
+            raise RuntimeError("crash")
+
+    monkeypatch.setattr(trainer, "_train_step", crash_after_5)
+    with pytest.raises(RuntimeError):
+        trainer.fit()
+    shutil.rmtree(init)  # the init applies at step 0 only: resuming never reads it
+    train(resume=split)
+    a, b = load_checkpoint(straight / LAST), load_checkpoint(split / LAST)
+    assert a.state["step"] == b.state["step"] == 8
+    assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
+    assert a.meta["init"] == b.meta["init"] and a.meta["normalization"] == b.meta["normalization"]
+
+
+# -- config ------------------------------------------------------------------------------------------
+
+def test_config_fields_round_trip_through_config_json(tmp_path):
+    cfg = resolve({**QUICK, "recipe": "finetune", "data": "digits", "init": "some/run", "init_head": "reset",
+                   "init_non_strict": True, "freeze_until": "stem", "freeze_bn": True, "head_lr": "10x"})
+    assert (cfg.normalization, cfg.lr, cfg.schedule, cfg.wd_bn_bias, cfg.warm_rule) == ("init", 0.01, "cosine", False,
+                                                                                         "off")
+    from resnet.train.config import save_json
+
+    save_json(cfg, tmp_path / "config.json")
+    assert read_run_config(tmp_path / "config.json")[0] == cfg
+    probe = resolve({**QUICK, "linear_probe": True, "head_lr": "0.5"})
+    save_json(probe, tmp_path / "probe.json")
+    assert read_run_config(tmp_path / "probe.json")[0] == probe
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"freeze_until": "layer4"}, "option 'freeze-until': 'layer4' is not a part of cifar_resnet (valid: conv1, stem, "
+                                 "layer1, layer2, layer3)"),
+    ({"head_lr": "fast"}, "option 'head-lr': must be a multiple of --lr such as '10x' or a learning rate"),
+    ({"normalization": "init"}, "option 'normalization': 'init' is the normalisation stored with the --init"),
+    ({"recipe": "finetune", "data": "digits"}, "option 'normalization': 'init' is the normalisation stored"),
+    ({"linear_probe": True, "freeze_until": "layer2"}, "--linear-probe already freezes the whole backbone"),
+])
+def test_bad_options_are_one_line(changes, message):
+    with pytest.raises(ResNetError) as e:
+        resolve({**QUICK, **changes})
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_weights_of_another_network_on_the_command_line(trained_run, tmp_path, capsys):
+    argv = tiny_train_args(tmp_path / "run", depth=14, init=trained_run)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--init {trained_run} (run, cifar_resnet weights) does not fit cifar_resnet: " \
+        "missing keys: layer1.1.conv1.weight" in err
