@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -156,18 +155,44 @@ def test_bad_init_sources(tmp_path, monkeypatch):
         resolve_init("resnet20_cifar10", "resnet20")
 
 
-def test_published_names_go_through_resnet_weights(monkeypatch):
-    weights = create_model("cifar_resnet", depth=8, num_classes=10).state_dict()
-    calls = []
+def _fake_published(monkeypatch, calls: list) -> dict[str, torch.Tensor]:
+    """``resnet.weights.load_published`` answering with weights trained with the stride on the 3x3 (as
+    torchvision's bottleneck nets are) and a normalisation of their own, without any download."""
+    import resnet.weights
+    from resnet.data import Normalization
+    from resnet.weights.load import WeightsInfo
+
+    weights = create_model("cifar_resnet", depth=8, num_classes=10, in_channels=1).state_dict()
+    norm = Normalization("channel", torch.tensor([100.0]), torch.tensor([50.0]))
 
     def load_published(name, model_name):
         calls.append((name, model_name))
-        return weights, {"classes": None}
+        return weights, WeightsInfo(name=f"{model_name}.{name}", model=model_name, model_options={"stride_on": "3x3"},
+                                    classes=None, normalization=norm, source=Path("/nowhere/tiny.pth"))
 
-    monkeypatch.setitem(sys.modules, "resnet.weights", types.SimpleNamespace(load_published=load_published))
+    monkeypatch.setattr(resnet.weights, "load_published", load_published)
+    return weights
+
+
+def test_published_names_build_the_network_the_weights_were_trained_as(monkeypatch, tmp_path):
+    calls: list = []
+    weights = _fake_published(monkeypatch, calls)
     state, info = resolve_init("tiny8", "cifar_resnet")
     assert calls == [("tiny8", "cifar_resnet")] and state is weights
-    assert info["kind"] == "published" and info["source"] == "tiny8"
+    assert info["kind"] == "published" and info["model_options"] == {"stride_on": "3x3"}
+
+    run = tmp_path / "run"
+    trainer = Trainer(resolve({**QUICK, "run_dir": str(run), "init": "tiny8", "normalization": "init"}), run)
+    assert trainer.model_options["stride_on"] == "3x3"  # taken from the weights, not the paper's default
+    assert trainer.normalization.mode == "channel" and float(trainer.normalization.mean[0]) == 100.0
+    trainer.fit()
+    # A resumed run is built the same way, although it never reads --init again.
+    assert load_checkpoint(run / LAST).meta["model_options"]["stride_on"] == "3x3"
+    assert train(resume=run, iterations=6).summary["iterations"] == 6
+    assert load_checkpoint(run / LAST).meta["model_options"]["stride_on"] == "3x3"
+
+    with pytest.raises(ResNetError, match="option 'stride-on'.*trained with stride-on 3x3, not 1x1"):
+        Trainer(resolve({**QUICK, "run_dir": str(tmp_path / "other"), "init": "tiny8", "stride_on": "1x1"}))
 
 
 # -- freezing ----------------------------------------------------------------------------------------
