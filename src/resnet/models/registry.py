@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from resnet.errors import ResNetError
+from resnet.models.backbone import BACKBONE_OPTIONS, BackboneOptions
 from resnet.models.blocks import (
     SHORTCUTS,
     STRIDE_ON,
@@ -56,7 +57,7 @@ _PLAIN = _COMMON | {"stride_on"}
 def _register(name: str, family: str, build: Callable[..., nn.Module], defaults: dict[str, Any],
               description: str, *, beyond_paper: bool = False, extra_options: set[str] | None = None) -> None:
     residual = defaults.get("shortcut", "x") is not None
-    options = (_RESIDUAL if residual else _PLAIN) | (extra_options or set())
+    options = (_RESIDUAL if residual else _PLAIN) | BACKBONE_OPTIONS | (extra_options or set())
     _REGISTRY[name] = ModelSpec(name, family, build, defaults, description, beyond_paper, frozenset(options))
 
 
@@ -169,7 +170,13 @@ def create_model(name: str, **options: Any) -> nn.Module:
     Options: ``num_classes``, ``in_channels``, ``shortcut`` ("A", "B", "C"), ``stride_on``
     ("1x1", "3x3"), ``zero_init_residual``; the generic ``cifar_*`` builders also take ``depth`` and
     ``block``. A wrong name or option raises :class:`~resnet.errors.ResNetError` listing valid choices.
+
+    Backbone keywords (``models.backbone``): ``output_stride`` (32, 16, 8: dilated last stages),
+    ``norm_layer`` ("bn", "frozen_bn"), ``features_only`` and ``out_indices`` (stage numbers, e.g.
+    ``(1, 2, 3, 4)`` for C2-C5): a feature extractor returning a list of maps.
     """
     spec = get_spec(name)
     _check_options(spec, options)
-    return spec.build(**{**spec.defaults, **options})
+    backbone = BackboneOptions.pop_from(options, name=name, family=spec.family)
+    model = spec.build(**{**spec.defaults, **options})
+    return backbone.apply(model)
