@@ -17,7 +17,7 @@ from torch import nn
 
 from resnet.errors import ResNetError
 
-FROZEN_BN_EPS = 1e-5  # torchvision's, whatever the eps of the BN it replaces
+FROZEN_BN_EPS = 1e-5  # torchvision's, and that of every BN in this package's networks
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -36,10 +36,10 @@ class FrozenBatchNorm2d(nn.Module):
 
     @classmethod
     def from_batchnorm(cls, bn: nn.modules.batchnorm._BatchNorm) -> FrozenBatchNorm2d:
-        """A frozen copy of ``bn``'s current values (on ``bn``'s device and dtype)."""
+        """A frozen copy of ``bn``'s current values and eps (on ``bn``'s device and dtype)."""
         if bn.running_mean is None or bn.running_var is None:
             raise ResNetError("cannot freeze a BatchNorm without running statistics (track_running_stats=False)")
-        frozen = cls(bn.num_features).to(device=bn.running_mean.device, dtype=bn.running_mean.dtype)
+        frozen = cls(bn.num_features, bn.eps).to(device=bn.running_mean.device, dtype=bn.running_mean.dtype)
         with torch.no_grad():
             if bn.affine:
                 frozen.weight.copy_(bn.weight)
