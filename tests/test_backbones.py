@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import OrderedDict
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import resnet
+from resnet.cli import main
 from resnet.errors import ResNetError
 from resnet.models import FeatureExtractor, FrozenBatchNorm2d, dilate, feature_info, freeze_batchnorm
 
@@ -378,3 +380,32 @@ def test_cifar_backbone_options() -> None:
         resnet.create_model("resnet20", features_only=True, out_indices=(4,))
     with pytest.raises(ResNetError, match="valid: .*features_only.*norm_layer.*out_indices.*output_stride"):
         resnet.create_model("resnet20", dilation=2)
+
+
+# --- resnet summary --features / --output-stride --------------------------------------------------------
+
+def test_summary_features_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet50", "--features", "--input-size", "225", "193"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "resnet50 feature maps at 225x193"
+    assert lines[1].split() == ["stage", "layer", "channels", "stride", "output"]
+    assert [line.split() for line in lines[3:]] == [
+        ["layer1", "conv2_x", "256", "4", "57x49"], ["layer2", "conv3_x", "512", "8", "29x25"],
+        ["layer3", "conv4_x", "1024", "16", "15x13"], ["layer4", "conv5_x", "2048", "32", "8x7"]]
+
+
+def test_summary_features_json_with_output_stride(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet18", "--features", "--output-stride", "8", "--input-size", "97", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(f["name"], f["channels"], f["stride"], f["output_size"]) for f in data["features"]] == [
+        ("layer1", 64, 4, [25, 25]), ("layer2", 128, 8, [13, 13]), ("layer3", 256, 8, [13, 13]),
+        ("layer4", 512, 8, [13, 13])]
+    assert main(["summary", "resnet20", "--features", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(f["stride"], f["output_size"]) for f in data["features"]] == [(1, [32, 32]), (2, [16, 16]), (4, [8, 8])]
+
+
+def test_summary_output_stride_on_a_cifar_net_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "resnet20", "--output-stride", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "output_stride applies only to ImageNet-family networks" in err and len(err.strip().splitlines()) == 1
