@@ -55,6 +55,18 @@ def test_stage_rows_match_table1() -> None:
     assert sum(r.macs for r in s.stages) == s.macs
 
 
+@pytest.mark.parametrize("name,stem", [("preact_resnet18", [64, 112, 112]), ("preact_resnet20", [16, 32, 32])])
+def test_preact_stem_row_keeps_its_shape_though_its_relu_runs_again_after_final_bn(name: str, stem: list[int]) -> None:
+    assert model_summary(name).stages[0].output_shape == stem
+
+
+def test_dilated_summary_keeps_params_and_counts_the_denser_last_stage() -> None:
+    plain, dilated = model_summary("resnet50"), model_summary("resnet50", output_stride=16)
+    assert dilated.params == plain.params
+    assert dilated.stages[4].output_shape == [2048, 14, 14]
+    assert dilated.stages[4].macs == 4 * plain.stages[4].macs  # 14x14 positions instead of 7x7
+
+
 def test_summary_of_a_real_model_leaves_it_untouched() -> None:
     from resnet import create_model
 

@@ -110,6 +110,10 @@ def _add_summary(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--depth", type=depth_int, default=None, help="depth, for the generic builders cifar_resnet/cifar_plain (6n+2)")
     p.add_argument("--in-channels", type=channels_int, default=None, help="input channels (default: 3)")
     _weights_argument(p)
+    p.add_argument("--output-stride", type=int, choices=[32, 16, 8], default=None,
+                   help="dilate the last stage (16) or two (8) instead of striding, as DeepLab does (ImageNet nets)")
+    p.add_argument("--features", action="store_true",
+                   help="the feature maps a detector or segmenter takes: stage, channels, stride, output size")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--table1", action="store_true", help="the paper's Table 1 for the whole ImageNet family")
     p.add_argument("--all", action="store_true", help="a Markdown table of every network: parameters and multiply-adds")

@@ -86,6 +86,7 @@ def summarize(model: nn.Module, input_size: tuple[int, int], *, name: str = "", 
     stages: dict[str, StageSummary] = {}
     macs: dict[str, int] = {}
     hooks = []
+    reached = [-1]  # the furthest row the forward has reached, in the rows' (= the forward's) order
 
     def row(stage: str, module_name: str) -> StageSummary:
         if stage not in stages:
@@ -106,7 +107,12 @@ def summarize(model: nn.Module, input_size: tuple[int, int], *, name: str = "", 
             entry.layers = _describe_block(top)
 
         def record_shape(_m: nn.Module, _i: object, out: torch.Tensor, entry: StageSummary = entry) -> None:
-            entry.output_shape = list(out.shape[1:])
+            # A shared module called again later (the ReLU that pre-activation nets also apply after
+            # final_bn) must not overwrite an earlier row's shape.
+            row_index = list(stages).index(entry.name)
+            if row_index >= reached[0]:
+                reached[0] = row_index
+                entry.output_shape = list(out.shape[1:])
 
         hooks.append(top.register_forward_hook(record_shape))
         for m in top.modules():
@@ -150,6 +156,33 @@ def model_summary(name: str, input_size: tuple[int, int] | None = None, **option
     with torch.device("meta"):
         model = create_model(name, **options)
     return summarize(model, size, name=name, in_channels=int(options.get("in_channels", 3)))
+
+
+def feature_summary(name: str, input_size: tuple[int, int] | None = None, **options: object) -> dict:
+    """Each stage's feature map (``features_only``) at ``input_size``, its size measured by a meta-device run."""
+    spec = get_spec(name)
+    size = input_size or (spec.input_size, spec.input_size)
+    with torch.device("meta"):
+        extractor = create_model(name, features_only=True, **options)
+    with torch.no_grad():
+        maps = extractor.eval()(torch.empty(1, int(options.get("in_channels", 3)), *size, device="meta"))
+    features = [{"name": f.name, "layer": f.layer, "channels": f.channels, "stride": f.stride,
+                 "output_size": list(m.shape[2:])} for f, m in zip(extractor.feature_info, maps, strict=True)]
+    return {"model": name, "input_size": list(size), "features": features}
+
+
+def format_feature_table(summary: dict) -> str:
+    """A plain-text table of :func:`feature_summary`: what ``return_layers`` / ``in_channels_list`` need."""
+    rows = [("stage", "layer", "channels", "stride", "output")]
+    rows += [(f["name"], f["layer"], str(f["channels"]), str(f["stride"]), "x".join(map(str, f["output_size"])))
+             for f in summary["features"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"{summary['model']} feature maps at {summary['input_size'][0]}x{summary['input_size'][1]}"]
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def _fmt_count(n: float) -> str:
@@ -225,7 +258,14 @@ def run_summary_command(args: argparse.Namespace) -> int:
         size = (args.input_size[0], args.input_size[-1])
     options = {k: v for k, v in (("num_classes", args.num_classes), ("shortcut", args.shortcut),
                                  ("stride_on", args.stride_on), ("depth", args.depth),
-                                 ("in_channels", args.in_channels)) if v is not None}
+                                 ("in_channels", args.in_channels), ("output_stride", args.output_stride))
+               if v is not None}
+    if args.features:
+        if args.weights:
+            raise ResNetError("--features lists the feature maps of the architecture; leave --weights out")
+        features = feature_summary(args.model, size, **options)
+        print(json.dumps(features) if args.json else format_feature_table(features))
+        return 0
     if args.weights:  # the network the weights need (e.g. stride on the 3x3), built for real and loaded
         from resnet.weights import model_from_weights
 

@@ -46,13 +46,19 @@ class CifarResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, STAGE_WIDTHS[0], 3, padding=1, bias=False)
         # Pre-activation networks start with a bare convolution: each block normalises its own input.
         self.bn1 = None if block.preact else nn.BatchNorm2d(STAGE_WIDTHS[0])
-        self.relu = nn.ReLU(inplace=True)
+        # The ReLU is registered where the forward first applies it (after bn1, or after final_bn in
+        # pre-activation nets), so running the children in order is the forward up to each stage:
+        # the contract of torchvision's IntermediateLayerGetter and of FeatureExtractor.
+        if not block.preact:
+            self.relu = nn.ReLU(inplace=True)
         channels = STAGE_WIDTHS[0]
         for index, width in enumerate(STAGE_WIDTHS):
             stage, channels = make_stage(block, channels, width, n, 1 if index == 0 else 2, shortcut,
                                          stride_on=stride_on)
             self.add_module(f"layer{index + 1}", stage)
         self.final_bn = nn.BatchNorm2d(channels) if block.preact else None
+        if block.preact:
+            self.relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
         self.num_features = channels

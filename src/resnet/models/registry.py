@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from resnet.errors import ResNetError
+from resnet.models.backbone import BACKBONE_OPTIONS, BackboneOptions
 from resnet.models.blocks import (
     SHORTCUTS,
     STRIDE_ON,
@@ -57,7 +58,7 @@ _PLAIN = _COMMON | {"stride_on"}
 def _register(name: str, family: str, build: Callable[..., nn.Module], defaults: dict[str, Any],
               description: str, *, beyond_paper: bool = False, extra_options: set[str] | None = None) -> None:
     residual = defaults.get("shortcut", "x") is not None
-    options = (_RESIDUAL if residual else _PLAIN) | (extra_options or set())
+    options = (_RESIDUAL if residual else _PLAIN) | BACKBONE_OPTIONS | (extra_options or set())
     _REGISTRY[name] = ModelSpec(name, family, build, defaults, description, beyond_paper, frozenset(options))
 
 
@@ -174,6 +175,10 @@ def create_model(name: str, *, weights: str | Path | None = None, **options: Any
     ``weights``: ``"torchvision"`` / ``"torchvision-v2"`` (published ImageNet weights, downloaded
     once into the cache), a ``.pth`` / ``.safetensors`` file or a checkpoint: the network is built
     as the weights need it (torchvision's bottleneck nets: ``stride_on="3x3"``), see :mod:`resnet.weights`.
+
+    Backbone keywords (``models.backbone``): ``output_stride`` (32, 16, 8: dilated last stages),
+    ``norm_layer`` ("bn", "frozen_bn"), ``features_only`` and ``out_indices`` (stage numbers, e.g.
+    ``(1, 2, 3, 4)`` for C2-C5): a feature extractor returning a list of maps.
     """
     if weights is not None:
         from resnet.weights import create_pretrained  # lazy: it builds its networks through this function
@@ -181,4 +186,6 @@ def create_model(name: str, *, weights: str | Path | None = None, **options: Any
         return create_pretrained(name, weights, **options)
     spec = get_spec(name)
     _check_options(spec, options)
-    return spec.build(**{**spec.defaults, **options})
+    backbone = BackboneOptions.pop_from(options, name=name, family=spec.family)
+    model = spec.build(**{**spec.defaults, **options})
+    return backbone.apply(model)

@@ -24,6 +24,7 @@ from torch import nn
 
 from resnet.data.normalization import Normalization
 from resnet.errors import ResNetError
+from resnet.models.backbone import BackboneOptions
 from resnet.models.registry import create_model, get_spec
 from resnet.train.checkpoint import is_checkpoint, load_checkpoint, load_weights, read_state_dict, resolve_path
 from resnet.weights.fetch import fetch, verify
@@ -198,8 +199,11 @@ def model_from_weights(model_name: str, weights: str | Path, *, cache_dir: str |
     if not info.guessed:
         _check_options(info.name, info.model_options, options)
     merged = {**info.model_options, **options}
+    # Backbone options (dilation, frozen BN, features_only) keep or drop keys: load the whole net first.
+    backbone = BackboneOptions.pop_from(merged, name=model_name, family=get_spec(model_name).family)
     model = create_model(model_name, **merged)
     load_into(model, state, info)
+    model = backbone.apply(model)
     if info.published is not None:
         logger.info("%s: ImageNet acc@1 %.3f%% acc@5 %.3f%% (%s), from %s", info.name, info.published.acc1,
                     info.published.acc5, TAGS[info.published.tag], info.source)
