@@ -86,8 +86,10 @@ def _crafted(source: Path, target: Path, *, header: dict[str, str | None] | None
 
 
 def _resume_copy(run: Path, target: Path, change) -> str:
-    """A copy of run folder ``run`` whose last checkpoint's training state went through ``change``."""
+    """A copy of run folder ``run``, as if killed before it finished (no summary: a finished run is
+    left alone by --resume), whose last checkpoint's training state went through ``change``."""
     shutil.copytree(run, target)
+    (target / "summary.json").unlink()
     last = target / "last.safetensors"
     head, weights = _read(last)
     state = json.loads(head["state"])
@@ -136,7 +138,8 @@ def _cases(run: Path, tmp: Path) -> list[tuple[str, list[str], list[str]]]:
     (cifar / "data_batch_1").write_bytes(py2_pickle(batch))
     toml = tmp / "seed.toml"
     toml.write_text("seed = 1e20\n")
-    rd = ["--run-dir", str(tmp / "never"), "--iterations", "1", "--cache-dir", str(tmp / "cache")]
+    def rd(name: str) -> list[str]:  # one run folder per case: cases run side by side, each folder is locked
+        return ["--run-dir", str(tmp / f"never-{name}"), "--iterations", "1", "--cache-dir", str(tmp / "cache")]
 
     return [
         # options, every subcommand's parser
@@ -177,11 +180,11 @@ def _cases(run: Path, tmp: Path) -> list[tuple[str, list[str], list[str]]]:
         ("step negative", ["train", "--resume", _resume_copy(run, tmp / "r4", _set("step", -5))], ["r4", "step"]),
         ("step beyond", ["train", "--resume", _resume_copy(run, tmp / "r5", _set("step", 10**6))], ["r5", "step"]),
         # data
-        ("archive as data-dir", ["train", "--data", "imagefolder", "--data-dir", str(archive), *rd],
+        ("archive as data-dir", ["train", "--data", "imagefolder", "--data-dir", str(archive), *rd("archive")],
          ["images.tar.gz", "archive", "tar"]),
-        ("one class", ["train", "--data", "imagefolder", "--data-dir", str(one_class), "--val-split", "1", *rd],
+        ("one class", ["train", "--data", "imagefolder", "--data-dir", str(one_class), "--val-split", "1", *rd("one-class")],
          ["one-class", "2 class"]),
-        ("float CIFAR labels", ["train", "--data", "cifar10", "--data-dir", str(cifar), *rd],
+        ("float CIFAR labels", ["train", "--data", "cifar10", "--data-dir", str(cifar), *rd("cifar")],
          ["data_batch_1", "integer"]),
     ]
 
