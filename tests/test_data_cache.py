@@ -56,7 +56,7 @@ def test_entry_records_source_and_date_and_is_listed(tmp_path, capsys):
     assert entry.size == sum(p.stat().st_size for p in (tmp_path / "cache").iterdir())
     assert main(["cache", "list", "--cache-dir", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
-    assert entry.key in out and str((tmp_path / "data").resolve()) in out and "1 entries" in out
+    assert entry.key in out and str((tmp_path / "data").resolve()) in out and "1 entry," in out
     assert main(["cache", "list", "--json", "--cache-dir", str(tmp_path / "cache")]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert listed["key"] == entry.key and listed["images"] == 9 and listed["bytes"] == entry.size
@@ -82,7 +82,7 @@ def test_clear_by_key_prefix_and_all(tmp_path, capsys):
     (cache / "notes.txt").write_text("mine")
     first, second = list_entries(cache)
     assert main(["cache", "clear", first.key[:8], "--cache-dir", str(cache)]) == 0
-    assert "removed 1 entries" in capsys.readouterr().out
+    assert "removed 1 entry (" in capsys.readouterr().out
     assert [e.key for e in list_entries(cache)] == [second.key]
     assert main(["cache", "clear", "--cache-dir", str(cache)]) == 2  # neither --all nor a key
     assert "give --all or the KEYs" in capsys.readouterr().err

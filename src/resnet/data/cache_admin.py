@@ -143,12 +143,15 @@ def run_cache_command(args: argparse.Namespace) -> int:
             rows.append([e.key, e.kind if e.complete else f"{e.kind} (incomplete)", human_size(e.size),
                          "" if e.images is None else str(e.images), e.created.replace("T", " ").rstrip("Z"), source])
         print(markdown_table(rows))
-        noun = "entry" if len(entries) == 1 else "entries"
-        print(f"{len(entries)} {noun}, {human_size(sum(e.size for e in entries))} in {cache_dir}")
+        print(f"{_entries(len(entries))}, {human_size(sum(e.size for e in entries))} in {cache_dir}")
         return 0
     if args.all == bool(args.keys):
         raise ResNetError("resnet cache clear: give --all or the KEYs of entries to remove (see `resnet cache list`)")
     chosen = entries if args.all else select(entries, args.keys)
     freed = remove(chosen)
-    print(f"removed {len(chosen)} entries ({human_size(freed)}) from {cache_dir}")
+    print(f"removed {_entries(len(chosen))} ({human_size(freed)}) from {cache_dir}")
     return 0
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"

@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 # torchvision's normalisation, on the 0..1 scale: (x / 255 - mean) / std.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IMAGE_SIZE = 224
 
 FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
@@ -59,7 +58,9 @@ class WeightsInfo:
     classes: list[str] | None  # None: a file of another tool whose classes are unknown
     normalization: Normalization
     source: Path  # the file the weights were read from
-    image_size: tuple[int, int] | None = (IMAGE_SIZE, IMAGE_SIZE)
+    # None: a network trained on image files with the ImageNet pipeline, so the test views are the
+    # ImageNet ones (shorter side 256, centre 224), as for this project's own runs on image folders.
+    image_size: tuple[int, int] | None = None
     protocol: str = "center"  # the evaluation view it was measured with (see resnet.data.transforms)
     published: PublishedWeights | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # a checkpoint's whole meta
