@@ -12,6 +12,8 @@ wrappers, ``module.`` prefixes from DataParallel/DDP) load through ``torch.load(
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import json
 import pickle
 from dataclasses import dataclass
@@ -192,9 +194,25 @@ def _is_tensor_dict(d: dict) -> bool:
     return bool(d) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in d.items())
 
 
-def _listed(keys: list[str], limit: int = 6) -> str:
+def listed(keys: list[str], limit: int = 6) -> str:
+    """The first ``limit`` keys, comma-separated, and how many more there are."""
     more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
+
+
+def state_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
+                   skip: Callable[[str], bool] = lambda key: False) -> str | None:
+    """What keeps ``state`` from loading into a model whose state dict is ``expected`` (keys for which
+    ``skip`` is true left out): missing and unexpected keys, shape mismatches; None if it fits."""
+    # Old files (torchvision's among them) lack BN's num_batches_tracked; BN fills it in itself.
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked") and not skip(k)]
+    unexpected = [k for k in state if k not in expected and not skip(k)]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and state[k].shape != v.shape and not skip(k)]
+    parts = [f"missing keys: {listed(missing)}"] if missing else []
+    parts += [f"unexpected keys: {listed(unexpected)}"] if unexpected else []
+    parts += [f"shape mismatches (file vs model): {listed(shapes, 3)}"] if shapes else []
+    return "; ".join(parts) or None
 
 
 def load_weights(model: nn.Module, source: str | Path | dict[str, torch.Tensor], name: str = "the model",
@@ -205,19 +223,7 @@ def load_weights(model: nn.Module, source: str | Path | dict[str, torch.Tensor],
     """
     state = read_state_dict(source) if not isinstance(source, dict) else source
     where = where or (source if not isinstance(source, dict) else "the checkpoint")
-    expected = model.state_dict()
-    # Old files (torchvision's among them) lack BN's num_batches_tracked; BN fills it in itself.
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-              if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {_listed(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {_listed(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatches (file vs model): {_listed(shapes, 3)}")
-        raise ResNetError(f"weights in {where} do not fit {name}: {'; '.join(parts)}")
+    problems = state_mismatch(model.state_dict(), state)
+    if problems:
+        raise ResNetError(f"weights in {where} do not fit {name}: {problems}")
     model.load_state_dict(state, strict=False)

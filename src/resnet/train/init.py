@@ -96,11 +96,6 @@ def init_model_options(info: dict[str, Any], chosen: dict[str, Any]) -> dict[str
     return options
 
 
-def _listed(keys: list[str], limit: int = 6) -> str:
-    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
-
-
 def _what(info: dict[str, Any]) -> str:
     model = f", {info['model']} weights" if info.get("model") else ""
     return f"--init {info['source']} ({info['kind']}{model})"
@@ -125,7 +120,7 @@ def _head_decision(expected: dict[str, torch.Tensor], state: dict[str, torch.Ten
         return False, f"the weights have {theirs}, the data has {ours}"
     named = info.get("classes")
     if named is not None and classes is not None and list(named) != list(classes):
-        return False, f"other classes: {_listed(list(named), 3)} vs {_listed(list(classes), 3)}"
+        return False, f"other classes: {ck.listed(list(named), 3)} vs {ck.listed(list(classes), 3)}"
     return True, "same classes" if named is not None and classes is not None else "same shape"
 
 
@@ -137,21 +132,9 @@ def apply_init(model: nn.Module, state: dict[str, torch.Tensor], info: dict[str,
         raise ResNetError(f"option 'init-head': {head!r} is not one of {', '.join(HEAD_MODES)}")
     expected = model.state_dict()
     load_head, why = _head_decision(expected, state, info, classes, head)
-    # BN's num_batches_tracked is absent from older files (torchvision's): BN fills it in itself.
-    body = [k for k in expected if not is_head(k)]
-    missing = [k for k in body if k not in state and not k.endswith("num_batches_tracked")]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in body
-              if k in state and state[k].shape != expected[k].shape]
-    unexpected = [k for k in state if k not in expected]
-    if (missing or shapes or unexpected) and not non_strict:
-        found = []
-        if missing:
-            found.append(f"missing keys: {_listed(missing)}")
-        if unexpected:
-            found.append(f"unexpected keys: {_listed(unexpected)}")
-        if shapes:
-            found.append(f"shape mismatches (file vs model): {_listed(shapes, 3)}")
-        raise ResNetError(f"{_what(info)} does not fit {model_name}: {'; '.join(found)}; only the classifier "
+    problems = ck.state_mismatch(expected, state, skip=is_head)  # only the classifier may differ
+    if problems and not non_strict:
+        raise ResNetError(f"{_what(info)} does not fit {model_name}: {problems}; only the classifier "
                           f"({HEAD}) may differ, unless --init-non-strict")
     loaded = {k: state[k] for k in expected
               if k in state and state[k].shape == expected[k].shape and (load_head or not is_head(k))}
