@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from test_data_download import Server
+from test_data_download import Server, server  # noqa: F401 (the local HTTP server fixture)
 from test_models import FIXTURE
 
 import resnet
@@ -133,14 +133,6 @@ def cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("RESNET_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return tmp_path / "cache" / "weights"
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
 
 
 def _serve(server: Server, monkeypatch, prefix: str = SHA8) -> PublishedWeights:
