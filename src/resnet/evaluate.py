@@ -93,12 +93,12 @@ def evaluate(model: nn.Module, loader: Any, speed: Any = None, *, quiet: bool = 
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """The network of a resnet checkpoint (or run folder), weights loaded, in eval mode, and its meta."""
     from resnet import create_model
-    from resnet.train.checkpoint import load_checkpoint, load_weights
+    from resnet.train.checkpoint import load_checkpoint, load_weights, nonfinite_keys
 
     ckpt = load_checkpoint(path)
     meta = ckpt.meta
     weights = ckpt.inference_weights()
-    broken = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    broken = nonfinite_keys(weights)
     if broken:
         raise ResNetError(f"{path}: {len(broken)} weight tensors hold NaN or infinite values (e.g. {broken[0]}); "
                           "the checkpoint is unusable")

@@ -194,6 +194,11 @@ def _is_tensor_dict(d: dict) -> bool:
     return bool(d) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in d.items())
 
 
+def nonfinite_keys(state: dict[str, torch.Tensor]) -> list[str]:
+    """The floating-point tensors of ``state`` that hold a NaN or an infinity."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def listed(keys: list[str], limit: int = 6) -> str:
     """The first ``limit`` keys, comma-separated, and how many more there are."""
     more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""

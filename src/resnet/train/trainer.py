@@ -168,8 +168,8 @@ class Trainer:
         # Read --init before the data, so a wrong file fails at once; a resumed run never reads it again.
         init = resolve_init(cfg.init, cfg.model) if cfg.init and resume_from is None else None
         torch.manual_seed(cfg.seed)
-        val_split = int(cfg.val_split) if cfg.val_split is not None and cfg.val_split >= 1 else cfg.val_split
-        self.bundle = load_dataset(cfg.data, cfg.data_dir, val_split=val_split, split_seed=cfg.split_seed,
+        # The config holds counts as int and fractions as float (option_types.val_split_value).
+        self.bundle = load_dataset(cfg.data, cfg.data_dir, val_split=cfg.val_split, split_seed=cfg.split_seed,
                                    cache_dir=cfg.cache_dir, skip_bad_images=cfg.skip_bad_images,
                                    download=cfg.download, quiet=self.quiet_bars)
         if self.bundle.num_classes < 2:  # one class is always right: "0% error" would mean nothing
@@ -182,7 +182,7 @@ class Trainer:
             self.normalization = Normalization.from_dict(stored)
         elif cfg.normalization == "init":
             logger.info("--init %s carries no normalisation: channel statistics of the training set", cfg.init)
-            self.normalization = fit_normalization(self.bundle, "channel")
+            self.normalization = fit_normalization(self.bundle, "channel", quiet=self.quiet_bars)
         else:
             self.normalization = fit_normalization(self.bundle, cfg.normalization, quiet=self.quiet_bars)
 
@@ -398,14 +398,11 @@ class Trainer:
         bad = torch.where(bad < 0, torch.tensor(2**62, device=bad.device), bad)
         bad = int(distributed.all_reduce(bad, distributed.dist.ReduceOp.MIN))
         what = "loss"
-        if bad >= 2**62 and weights and not all(
-                bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point()):
+        if bad >= 2**62 and weights and ck.nonfinite_keys(self.model.state_dict()):
             bad, what = self.step - 1, "weights"
         if bad < 2**62:
-            kept = (f"the last good checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
-                    if self.last_saved_step is not None else "no checkpoint was saved")
             raise ResNetError(f"the {what} became NaN or infinite at step {bad + 1} (epoch "
-                              f"{bad // self.steps_per_epoch + 1}); stopped, {kept}. Try a lower --lr")
+                              f"{bad // self.steps_per_epoch + 1}); stopped, {self.saved_note()}. Try a lower --lr")
 
     def _train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         lr = self.schedule.lr(self.step)
@@ -471,9 +468,8 @@ class Trainer:
             result = evaluate(self._eval_net(), self.val_loader, self.speed, quiet=self.quiet_bars,
                               desc="validating")
         except NonFiniteOutputs as e:  # before best/last are written: no checkpoint holds these weights
-            kept = (f"the last good checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
-                    if self.last_saved_step is not None else "no checkpoint was saved")
-            raise ResNetError(f"validation at step {self.step}: {e}; stopped, {kept}. Try a lower --lr") from None
+            raise ResNetError(f"validation at step {self.step}: {e}; stopped, {self.saved_note()}. "
+                              "Try a lower --lr") from None
         if self.schedule.observe_val_error(result.top1_error):
             logger.info("validation error plateaued: LR now %g", self.schedule.lr(self.step))
         if stream is not None:
@@ -578,7 +574,8 @@ class Trainer:
         return RunResult(self.run_dir, summary)
 
     def saved_note(self) -> str:
-        return (f"the last checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
+        """Where the last checkpoint is, for error lines (every saved checkpoint was checked finite)."""
+        return (f"the last good checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
                 if self.last_saved_step is not None else "no checkpoint was saved")
 
     def _stop_requested(self, flag: dict[str, bool]) -> bool:
