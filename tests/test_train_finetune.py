@@ -195,6 +195,20 @@ def test_published_names_build_the_network_the_weights_were_trained_as(monkeypat
         Trainer(resolve({**QUICK, "run_dir": str(tmp_path / "other"), "init": "tiny8", "stride_on": "1x1"}))
 
 
+def test_a_bare_bottleneck_state_dict_gets_torchvisions_stride_placement_unless_told_otherwise(tmp_path):
+    # torchvision's and timm's bottleneck nets carry the stride on the 3x3: same keys, another function.
+    from resnet.train.init import init_model_options
+
+    path = tmp_path / "bottleneck.pth"
+    torch.save(create_model("cifar_resnet", depth=11, block="bottleneck").state_dict(), path)
+    _, info = resolve_init(str(path), "cifar_resnet")
+    assert init_model_options(info, {"num_classes": 5})["stride_on"] == "3x3"
+    assert init_model_options(info, {"stride_on": "1x1"})["stride_on"] == "1x1"  # a guess yields to the user
+    basic = tmp_path / "basic.pth"
+    torch.save(create_model("cifar_resnet", depth=8).state_dict(), basic)
+    assert "stride_on" not in init_model_options(resolve_init(str(basic), "cifar_resnet")[1], {})
+
+
 # -- freezing ----------------------------------------------------------------------------------------
 
 def _run_and_compare(tmp_path: Path, **changes: object) -> tuple[Trainer, dict, dict]:

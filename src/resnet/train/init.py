@@ -47,7 +47,11 @@ def resolve_init(spec: str, model_name: str | None = None) -> tuple[dict[str, to
             state = ck.read_state_dict(path)
         except ResNetError as e:
             raise ResNetError(f"--init: {e}") from None
-        return state, {"source": spec, "kind": "state_dict", "path": str(path.resolve())}
+        from resnet.weights.load import layout_options
+
+        # A bare state dict is taken to be in torchvision's/timm's layout, as create_model(weights=) does.
+        return state, {"source": spec, "kind": "state_dict", "path": str(path.resolve()),
+                       "model_options": layout_options(state), "guessed": True}
     if "/" in spec or "\\" in spec or path.suffix in _WEIGHT_SUFFIXES:
         raise ResNetError(f"--init {spec}: no such file or run folder")
     return _published(spec, model_name)
@@ -83,11 +87,12 @@ ARCHITECTURE_OPTIONS = ("stride_on", "shortcut")
 
 def init_model_options(info: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
     """``chosen`` plus the architecture options the weights were trained with (torchvision's bottleneck
-    nets: ``stride_on="3x3"``); an explicit option that contradicts them is a one-line error."""
+    nets: ``stride_on="3x3"``); an explicit option that contradicts them is a one-line error, except for
+    options only guessed from a bare state dict's layout, where the explicit option wins."""
     options = dict(chosen)
     for key in ARCHITECTURE_OPTIONS:
         theirs = (info.get("model_options") or {}).get(key)
-        if theirs is None:
+        if theirs is None or (info.get("guessed") and key in options):
             continue
         if key in options and options[key] != theirs:
             raise ResNetError(f"option '{key.replace('_', '-')}': --init {info['source']} was trained with "

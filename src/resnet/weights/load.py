@@ -94,12 +94,17 @@ def _published_info(entry: PublishedWeights, path: Path) -> WeightsInfo:
                        path, published=entry)
 
 
+def layout_options(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The architecture options a state dict of torchvision's or timm's layout was trained with: their
+    bottleneck nets put a downsampling block's stride on the 3x3 (same keys as the paper's placement,
+    another function), so a file with bottleneck blocks needs ``stride_on="3x3"``."""
+    return {"stride_on": "3x3"} if any(k.endswith(".conv3.weight") for k in state) else {}
+
+
 def _file_info(path: Path, model_name: str, state: dict[str, torch.Tensor]) -> WeightsInfo:
     """For another tool's file: torchvision and timm put a bottleneck's stride on the 3x3, and a
     1000-way classifier is ImageNet-1k's, normalised as torchvision does (timm's defaults are the same)."""
-    options: dict[str, Any] = {}
-    if any(k.endswith(".conv3.weight") for k in state):  # bottleneck blocks
-        options["stride_on"] = "3x3"
+    options = layout_options(state)
     fc = state.get("fc.weight")
     outputs = int(fc.shape[0]) if fc is not None and fc.ndim == 2 else None
     if outputs is not None and outputs != get_spec(model_name).defaults.get("num_classes"):
