@@ -6,6 +6,7 @@ all variants from the same initial weights and the same batches, and prints per 
 
 - the loss and training error of the batch,
 - the gradient norm of the stem, of each stage and of the classifier,
+- at step 0, the std of the last block's output and the first batch's loss,
 - how alive the network is: the spread of the logits *across images* (0 when every image gets the
   same prediction, the collapsed state whose loss is the entropy of the class prior, ln 10 = 2.303)
   and the fraction of the pooled features that are exactly 0 (dead ReLUs).
@@ -39,6 +40,18 @@ def stage_of(name: str) -> str:
     return name.split(".")[0] if name.startswith("layer") else "stem"
 
 
+@torch.no_grad()
+def initial_row(model: torch.nn.Module, variant: str, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Step 0, before any update: the std of the last block's output (the residual stream, which grows
+    with depth unless each branch starts at zero) and the loss of the first batch."""
+    outputs: list[torch.Tensor] = []
+    last_block = [m for m in model.modules() if hasattr(m, "downsample")][-1]
+    hook = last_block.register_forward_hook(lambda m, i, o: outputs.append(o))
+    loss = F.cross_entropy(model(x), y)
+    hook.remove()
+    return {"variant": variant, "step": 0, "loss": float(loss), "last_block_std": float(outputs[0].std())}
+
+
 def run(model_name: str, variant: str, batches: list[tuple[torch.Tensor, torch.Tensor]], warmup: int,
         seed: int) -> list[dict]:
     torch.manual_seed(seed)
@@ -47,7 +60,7 @@ def run(model_name: str, variant: str, batches: list[tuple[torch.Tensor, torch.T
     opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=1e-4)
     pooled: list[torch.Tensor] = []
     model.avgpool.register_forward_hook(lambda m, i, o: pooled.append(o.detach().flatten(1)))
-    rows = []
+    rows = [initial_row(model, variant, *batches[0])]
     for step, (x, y) in enumerate(batches, 1):
         lr = base_lr * min(1.0, step / warmup) if variant == "warmup" else base_lr
         for g in opt.param_groups:
