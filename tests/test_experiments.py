@@ -13,6 +13,7 @@ from resnet.cli import main
 from resnet.errors import ResNetError
 from resnet.experiments import PAPER_TABLE6, degradation
 from resnet.report import load_run
+from resnet.train.config import resolve
 from resnet.train.metrics import read_metrics
 
 # No --set val_split: on the digits the experiment itself must not ask for the recipe's 5,000 images.
@@ -116,6 +117,36 @@ def test_bad_experiment_options_are_one_line_errors(tmp_path, capsys, argv, mess
     assert main(["experiment", "degradation", "--data", "digits", "--out", str(tmp_path / "x"), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("resnet: error:") and message in err and "\n" not in err
+
+
+def test_short_modes_change_only_length_data_part_warmup_and_speed(monkeypatch, tmp_path: Path) -> None:
+    import resnet.experiments as E
+
+    base = E._base_options("cifar-paper", {"data": "imagefolder", "data_dir": "d"}, E.MODES["quick"], None)
+    cfg = resolve({**base, "model": "resnet56"})
+    # What the modes keep from the paper's recipe ...
+    assert (cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.augment) == (128, 0.1, 0.9, 1e-4, "cifar")
+    assert (cfg.schedule, cfg.milestones, cfg.val_split) == ("multistep", (0.5, 0.75), 5000)
+    # ... and what they change: length, a seeded part of the training images, a short warm-up for every
+    # network instead of the ResNet-110 rule, and speed options.
+    assert (cfg.iterations, cfg.train_subset, cfg.warmup_iterations, cfg.warm_rule) == (2000, 10000, 100, "off")
+    assert not cfg.uses_warm_rule and (cfg.precision, cfg.channels_last) == ("native", "on")
+    assert E.MODES["medium"] == E.MODES["quick"] and E.MODE_DEPTHS["medium"] == [20, 32, 44, 56]
+    # --set still wins, and the digits keep all their training images.
+    digits = E._base_options("cifar-paper", {"data": "digits"}, E.MODES["quick"], {"iterations": "7"})
+    assert digits["iterations"] == "7" and digits["train_subset"] is None and digits["val_split"] == 0.2
+
+    seen = {}
+    monkeypatch.setattr(E, "degradation", lambda depths, data, out, mode, overrides: seen.update(
+        depths=depths, mode=mode) or E.ExperimentResult(Path(out), {}, [["depth"]], None, None))
+    assert main(["experiment", "degradation", "--medium", "--data", "digits", "--out", str(tmp_path)]) == 0
+    assert seen == {"depths": [20, 32, 44, 56], "mode": "medium"}
+    assert main(["experiment", "degradation", "--quick", "--depths", "20", "--data", "digits", "--out",
+                 str(tmp_path)]) == 0
+    assert seen == {"depths": [20], "mode": "quick"}
+    with pytest.raises(SystemExit) as stop:
+        main(["experiment", "degradation", "--quick", "--medium", "--data", "digits"])
+    assert stop.value.code == 2
 
 
 def test_degradation_needs_a_depth() -> None:

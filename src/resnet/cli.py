@@ -208,12 +208,17 @@ def _add_experiment(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         e = kinds.add_parser(name, help=help_text, description=help_text)
         _data_arguments(e)
         if name == "degradation":
-            e.add_argument("--depths", default="20,56", help="comma-separated depths 6n+2 (default: 20,56; the "
-                           "paper: 20,32,44,56,110)")
+            e.add_argument("--depths", default=None, help="comma-separated depths 6n+2 (default: 20,56; with "
+                           "--medium 20,32,44,56; the paper: 20,32,44,56,110)")
+            modes = e.add_mutually_exclusive_group()
+            modes.add_argument("--quick", action="store_true", help="short schedule for a laptop CPU: 2,000 "
+                               "iterations on 10,000 training images, depths 20 and 56 (see README)")
+            modes.add_argument("--medium", action="store_true", help="the quick schedule at depths 20, 32, 44 "
+                               "and 56: about twice the time")
         else:
             e.add_argument("--model", default="resnet20", help="residual network (default: resnet20)")
             e.add_argument("--options", default="A,B,C", help="shortcut options to compare (default: A,B,C)")
-        e.add_argument("--quick", action="store_true", help="shortened schedule for a laptop CPU (see README)")
+            e.add_argument("--quick", action="store_true", help="500 iterations: a pipeline check (see README)")
         e.add_argument("--iterations", type=positive_int, default=None, help="training length of every run (milestones scale)")
         e.add_argument("--seed", type=seed_int, default=0, help="seed of every run (default: 0)")
         e.add_argument("--out", default=None, help=f"output folder (default: experiments/{name})")

@@ -94,7 +94,8 @@ def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = Non
     if val_split is not None and val_split >= 1:
         val_split = int(val_split)
     bundle = load_dataset(name, folder, val_split=val_split, split_seed=trained["split_seed"],
-                          cache_dir=trained.get("cache_dir"), quiet=quiet)
+                          cache_dir=trained.get("cache_dir"), quiet=quiet,
+                          train_subset=trained.get("train_subset") if own and split == "train" else None)
     if split == "all":
         if own:
             logger.warning("--split all: %s includes the images %s was trained on", where, source)

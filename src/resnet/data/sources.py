@@ -14,7 +14,7 @@ from resnet.data import cache as cache_mod
 from resnet.data.bundle import DataBundle, FileSplit, Split, TensorSplit
 from resnet.data.folder import image_root_classes, scan_image_root
 from resnet.data.images import image_size
-from resnet.data.splits import split_indices
+from resnet.data.splits import split_indices, subset_indices
 from resnet.errors import ResNetError
 from resnet.progress import progress
 
@@ -26,7 +26,8 @@ SMALL_SIDE = 64  # image folders whose images are all one size no larger than th
 
 def load_dataset(name: str, data_dir: str | None = None, *, val_split: float | int | None = None,
                  split_seed: int = 0, cache_dir: str | None = None, skip_bad_images: bool = False,
-                 download: bool = False, decode_workers: int | None = None, quiet: bool = False) -> DataBundle:
+                 download: bool = False, decode_workers: int | None = None, quiet: bool = False,
+                 train_subset: int | None = None) -> DataBundle:
     """Load a dataset as a :class:`DataBundle`.
 
     - ``digits``: scikit-learn's 1,797 8x8 digits, 1 channel, no download, no ``data_dir``.
@@ -41,7 +42,8 @@ def load_dataset(name: str, data_dir: str | None = None, *, val_split: float | i
     CIFAR split is ``val_split=5000``) or a fraction. ``None`` keeps the source's own validation set
     (an image folder's ``val/``; digits and CIFAR have none). When both exist, the held-out part is
     ``val`` and the folder's ``val/`` becomes ``test``. ``quiet`` turns off the progress bars of the
-    header pass and the one-time decoding.
+    header pass and the one-time decoding. ``train_subset`` keeps a seeded random part of the training
+    images (after the validation images are held out, so the validation set does not change).
     """
     if name not in DATASETS:
         raise ResNetError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
@@ -65,7 +67,7 @@ def load_dataset(name: str, data_dir: str | None = None, *, val_split: float | i
         if data_dir is None:
             raise ResNetError("--data imagefolder needs --data-dir DIR (DIR/<class>/*.jpg or DIR/{train,val}/<class>/*)")
         parts = _image_folder(Path(data_dir), cache, skip_bad_images, workers, quiet)
-    return _assemble(name, data_dir, parts, val_split, split_seed, cache)
+    return _assemble(name, data_dir, parts, val_split, split_seed, cache, train_subset)
 
 
 def dataset_classes(name: str, data_dir: str | None = None) -> list[str]:
@@ -85,7 +87,7 @@ def dataset_classes(name: str, data_dir: str | None = None) -> list[str]:
 
 
 def _assemble(name: str, data_dir: str | None, parts: dict[str, Any], val_split: float | int | None,
-              seed: int, cache: Path) -> DataBundle:
+              seed: int, cache: Path, train_subset: int | None = None) -> DataBundle:
     train: Split = parts["train"]
     own_val: Split | None = parts["own_val"]
     test: Split | None = parts["test"]
@@ -101,6 +103,10 @@ def _assemble(name: str, data_dir: str | None, parts: dict[str, Any], val_split:
         val = own_val
         desc.update(val_source="the source's val folder" if own_val is not None else None,
                     train_size=len(train), val_size=len(val) if val is not None else 0)
+    if train_subset is not None:
+        keep, subset_desc = subset_indices(len(train), train_subset, seed)
+        train = train.subset(keep)
+        desc.update(subset_desc)
     desc["test_size"] = len(test) if test is not None else 0
     skipped = parts.get("skipped", [])
     desc["skipped_images"] = len(skipped)

@@ -50,3 +50,18 @@ def split_indices(n: int, val_split: float | int, seed: int) -> tuple[torch.Tens
     if k <= _LIST_LIMIT:
         desc["val_indices"] = val.tolist()
     return torch.from_numpy(train), torch.from_numpy(val), desc
+
+
+def subset_indices(n: int, size: int, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """(sorted indices, description): ``size`` of ``n`` training images, a seeded random choice.
+
+    The generator is seeded apart from the validation split's (``seed + 1``), so the subset is a fresh
+    random draw rather than a shifted window of the split's permutation.
+    """
+    if isinstance(size, bool) or size < 1:
+        raise ResNetError(f"option 'train-subset': {size} must be a count >= 1")
+    if size > n:
+        raise ResNetError(f"option 'train-subset': {size} is more than the {n} training images")
+    keep = np.sort(np.random.default_rng(seed + 1).permutation(n)[:size])
+    return torch.from_numpy(keep), {"train_subset": size, "train_size": size,
+                                    "train_subset_sha256": hashlib.sha256(keep.astype("<i8").tobytes()).hexdigest()}

@@ -1,21 +1,25 @@
 """The device and the options that only change speed, with per-device defaults.
 
 On CPU everything is off (float32, contiguous NCHW, eager); on CUDA ``auto`` means bf16 autocast
-(fp16 where bf16 is unsupported) and channels-last. ``torch.compile`` stays off unless asked for,
+(fp16 where bf16 is unsupported) and channels-last. ``--precision native`` adds bf16 on CPUs with
+bf16 kernels. ``torch.compile`` stays off unless asked for,
 since compiling a deep network takes minutes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from resnet.errors import ResNetError
-from resnet.inference import DTYPES, precision_name
+from resnet.inference import DTYPES, cpu_has_native_bf16, precision_name
 from resnet.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,4 +66,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 def resolve_speed(cfg: TrainConfig, local_rank: int = 0) -> Speed:
     device = resolve_device(cfg.device, local_rank)
     channels_last = device.type == "cuda" if cfg.channels_last == "auto" else cfg.channels_last == "on"
-    return Speed(device, precision_name(cfg.precision, device), channels_last, cfg.compile == "on")
+    precision = precision_name(cfg.precision, device)
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        logger.warning("--precision bf16: this CPU has no bf16 kernels (AVX-512 or newer), so bf16 is emulated "
+                       "and many times slower than fp32 here; --precision native picks bf16 only where it pays")
+    return Speed(device, precision, channels_last, cfg.compile == "on")

@@ -109,6 +109,8 @@ def _check(meta: Any) -> None:
             raise _Bad(f"meta 'data' val_split must be a count or fraction (got {_short(split)})")
         if "split_seed" in data:
             _int(data["split_seed"], "meta 'data' split_seed", 0, 2**32 - 1)
+        if data.get("train_subset") is not None:
+            _int(data["train_subset"], "meta 'data' train_subset", 1, 2**40)
 
 
 def validate_meta(meta: Any, source: object) -> dict[str, Any]:

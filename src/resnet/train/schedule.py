@@ -38,6 +38,18 @@ class Cosine:
         return 0.5 * self.base * (1.0 + math.cos(math.pi * t))
 
 
+class Linear:
+    """A straight line from ``lr`` to 0 between ``start`` and ``total`` (beyond the paper; the decay
+    that does best under a fixed training budget, Li et al. 2020, "Budgeted Training")."""
+
+    def __init__(self, lr: float, total: int, start: int = 0) -> None:
+        self.base, self.total, self.start = lr, total, start
+
+    def lr(self, step: int) -> float:
+        t = min(max(step - self.start, 0) / max(self.total - self.start, 1), 1.0)
+        return self.base * (1.0 - t)
+
+
 class Constant:
     def __init__(self, lr: float) -> None:
         self.base = lr
@@ -140,6 +152,8 @@ def build_schedule(cfg: TrainConfig, total: int) -> Schedule:
         base = MultiStep(cfg.lr, milestone_steps(cfg.milestones, total), cfg.gamma)
     elif cfg.schedule == "cosine":
         base = Cosine(cfg.lr, total, start=cfg.warmup_iterations)
+    elif cfg.schedule == "linear":
+        base = Linear(cfg.lr, total, start=cfg.warmup_iterations)
     elif cfg.schedule == "plateau":
         base = Plateau(cfg.lr, cfg.gamma, cfg.plateau_patience, cfg.plateau_threshold)
     else:

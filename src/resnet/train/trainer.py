@@ -171,7 +171,7 @@ class Trainer:
         # The config holds counts as int and fractions as float (option_types.val_split_value).
         self.bundle = load_dataset(cfg.data, cfg.data_dir, val_split=cfg.val_split, split_seed=cfg.split_seed,
                                    cache_dir=cfg.cache_dir, skip_bad_images=cfg.skip_bad_images,
-                                   download=cfg.download, quiet=self.quiet_bars)
+                                   download=cfg.download, quiet=self.quiet_bars, train_subset=cfg.train_subset)
         if self.bundle.num_classes < 2:  # one class is always right: "0% error" would mean nothing
             raise ResNetError(f"option 'data-dir': {cfg.data_dir} has {self.bundle.num_classes} class "
                               f"({', '.join(self.bundle.classes)}); training needs at least 2 class folders")
@@ -330,7 +330,7 @@ class Trainer:
             "image_size": list(self.bundle.image_size) if self.bundle.image_size else None,
             "val_protocol": cfg.val_protocol, "eval_protocol": cfg.final_protocol,
             "data": {"name": cfg.data, "data_dir": cfg.data_dir, "val_split": cfg.val_split,
-                     "split_seed": cfg.split_seed, "cache_dir": cfg.cache_dir},
+                     "split_seed": cfg.split_seed, "cache_dir": cfg.cache_dir, "train_subset": cfg.train_subset},
             "eval_weights": "ema" if self.ema else "model", "init": self.init_report,
             "step": self.step, "epoch": self.step / self.steps_per_epoch,
         }
@@ -474,7 +474,9 @@ class Trainer:
             logger.info("validation error plateaued: LR now %g", self.schedule.lr(self.step))
         if stream is not None:
             stream.emit({"kind": "val", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
-                         "val_error": result.top1_error, "val_top5_error": result.top5_error, "val_loss": result.loss})
+                         "val_error": result.top1_error, "val_top5_error": result.top5_error, "val_loss": result.loss,
+                         # the run's wall time so far (all sessions), for error-against-time curves
+                         "wall_s": round(self.run_time.wall_s, 3)})
         self.last_val = (self.step, result)
         if self.best is None or result.top1_error < self.best["val_error"]:
             self.best = {"val_error": result.top1_error, "step": self.step}
@@ -609,8 +611,8 @@ class Trainer:
         if cfg.schedule == "multistep":
             return f"milestones {', '.join(f'{m:g}' for m in cfg.milestones)} of it: steps " \
                    f"{', '.join(map(str, milestone_steps(cfg.milestones, self.total)))}"
-        if cfg.schedule == "cosine":
-            return f"cosine reaching 0 at step {self.total}"
+        if cfg.schedule in ("cosine", "linear"):
+            return f"{cfg.schedule} decay reaching 0 at step {self.total}"
         return f"{cfg.schedule}: it does not depend on the length"
 
     def _finish(self) -> dict[str, Any]:
