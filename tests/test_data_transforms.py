@@ -171,6 +171,12 @@ def test_test_views_at_a_small_networks_own_size():
     assert torch.equal(T.padded_views(z, "single", (32, 32)), z) and torch.equal(T.padded_views(z, "ten-crop", None), z)
     with pytest.raises(ResNetError, match="trained on 32x32 images"):
         T.test_views(x, "multi-scale", image_size=(32, 32))
+    # Flip: the single view and its mirror image, for small and ImageNet-style networks alike.
+    flipped = T.padded_views(T.test_views(z, "flip", image_size=(32, 32)), "flip", (32, 32))
+    assert flipped.shape == (2, 2, 3, 32, 32) and torch.equal(flipped[:, 0], z) and torch.equal(flipped[:, 1], z.flip(-1))
+    big = torch.randint(0, 256, (3, 256, 300), generator=g, dtype=torch.uint8).float()
+    both = T.padded_views(T.test_views(big, "flip"), "flip", None)
+    assert both.shape == (2, 3, 224, 224) and torch.equal(both[1], T.center_view(big).flip(-1))
 
 
 def test_test_views_of_an_imagenet_network():

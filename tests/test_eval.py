@@ -182,6 +182,16 @@ def test_test_views_follow_the_networks_input_size(trained_run, capsys):
         (single["top1_error"], single["loss"]), abs=1e-6)
     ten = _eval_json(capsys, str(trained_run), "--ten-crop")
     assert ten["images"] == single["images"] and ten["loss"] != pytest.approx(single["loss"])
+    # --flip: the mean softmax of each image and its mirror, computed here by hand for comparison.
+    flip = _eval_json(capsys, str(trained_run), "--flip")
+    model, meta = model_from_checkpoint(trained_run / "best.safetensors", torch.device("cpu"))
+    val = load_dataset("digits", val_split=meta["data"]["val_split"], split_seed=meta["data"]["split_seed"]).val
+    x = Normalization.from_dict(meta["normalization"]).apply(val.images.float())
+    with torch.no_grad():
+        probs = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)) / 2
+    by_hand = float((probs.argmax(1) != val.labels).float().mean())
+    assert flip["protocol"] == "flip" and flip["top1_error"] == pytest.approx(by_hand, abs=1e-6)
+    assert flip["loss"] != pytest.approx(single["loss"])
     assert main(["eval", str(trained_run), "--multi-scale", "--data-dir", "/nonexistent"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "trained on 8x8 images" in err and "--ten-crop" in err

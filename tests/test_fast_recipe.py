@@ -29,6 +29,7 @@ def test_cifar_fast_recipe_configuration():
         None, 24.0, "linear", 200, "off")
     assert (cfg.lr, cfg.weight_decay, cfg.wd_bn_bias, cfg.label_smoothing) == (0.1, 5e-4, False, 0.1)
     assert (cfg.precision, cfg.channels_last, cfg.normalization) == ("native", "on", "channel")
+    assert (cfg.val_protocol, cfg.final_protocol) == ("single", "flip")
     # Any option still overrides it, e.g. the paper's deeper net or a longer budget.
     longer = C.resolve({"recipe": "cifar-fast", "data_dir": "/x", "model": "resnet56", "epochs": 40})
     assert (longer.model, longer.epochs, longer.schedule) == ("resnet56", 40.0, "linear")
@@ -90,14 +91,15 @@ def test_train_subset_in_a_run(tmp_path):
     from resnet.train import train
 
     result = train(C.resolve({"train_subset": 300, "iterations": 3, "batch_size": 50, "run_dir": str(tmp_path / "r"),
-                              "quiet": True, "tensorboard": False}))
+                              "quiet": True, "tensorboard": False, "final_protocol": "flip"}))
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["train_subset"] == 300 and config["resolved"]["steps_per_epoch"] == 6
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     vals = [r for r in records if r["kind"] == "val"]
     # Validation records carry the run's wall time, for error-against-time curves.
     assert vals and all(r["wall_s"] > 0 for r in vals)
-    assert result is not None
+    # The final test takes each image with its mirror image (the cifar-fast recipe's final protocol).
+    assert result.summary["final"]["protocol"] == "flip" and result.summary["final"]["images"] == 359
 
 
 def _bench():

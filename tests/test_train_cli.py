@@ -38,7 +38,7 @@ def test_config_file_and_flags(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--model", "resnet21"], "option 'model': unknown model 'resnet21' (did you mean "),
     (["--recipe", "cifar-paper"], "--data cifar10 needs --data-dir DIR"),
-    (["--schedule", "poly"], "invalid choice 'poly'; choose from multistep, plateau, cosine, constant"),
+    (["--schedule", "poly"], "invalid choice 'poly'; choose from multistep, plateau, cosine, linear, constant"),
 ])
 def test_bad_options_give_one_line_with_the_choices(argv, message, capsys):
     try:

@@ -165,6 +165,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        "(ImageNet-style networks only)")
     views.add_argument("--center", action="store_true", help="resize 256, centre 224 crop (small-image networks: "
                        "shorter side resized to their size, centre crop)")
+    views.add_argument("--flip", action="store_true", help="average the single view and its mirror image "
+                       "(beyond the paper)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per forward pass (default: 100)")
     _device_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")

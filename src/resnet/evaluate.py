@@ -114,6 +114,8 @@ def _protocol(args: Any, meta: dict[str, Any]) -> str:
         return "multi-scale"
     if args.center:
         return "center"
+    if args.flip:
+        return "flip"
     return meta.get("val_protocol", "single")
 
 

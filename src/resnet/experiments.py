@@ -30,9 +30,9 @@ PAPER_TABLE3 = {"A": 25.03, "B": 24.52, "C": 24.19}
 # The degradation experiment's short modes. Degradation is a statement about optimisation (training
 # error), so they keep what decides it: the paper's networks, batch 128, LR 0.1, momentum 0.9, weight
 # decay 1e-4, the CIFAR augmentation, LR /10 at 50% and 75% of the run, one schedule for every network.
-# What changes, each measured (README, "The paper's experiments"): a seeded 10,000-image part of the 45k
-# training images, so that 2,000 iterations are 25.6 epochs of it and the networks get far enough into
-# fitting their data for depth to show (the 5,000 validation images are the recipe's own); a 100-step
+# What changes (README, "The paper's experiments", with what it measured): a seeded 10,000-image part
+# of the 45k training images, so that 2,000 iterations are 25.6 epochs of it rather than 5.7 of all
+# of them (the 5,000 validation images are the recipe's own); a 100-step
 # linear warm-up for every network, since at LR 0.1 from the first step ResNet-56 collapses on this
 # data (dead features for a few hundred steps) where the paper's networks did not; and the speed
 # options (bf16 only on CPUs that have it natively), which change nothing but rounding.

@@ -13,7 +13,8 @@ of its seed.
   image (the paper's CIFAR view), ``center`` the centre crop after resizing the shorter side to the
   size, ``ten-crop`` the 4 corner and centre crops of the image padded by 4 pixels (the translations of
   the CIFAR augmentation) and their mirror images, taken after normalisation (:func:`padded_views`);
-  ``multi-scale`` is refused. A network trained on image files (``image_size`` None) gets the
+  ``multi-scale`` is refused; ``flip`` (beyond the paper) scores the single view and its mirror
+  image. A network trained on image files (``image_size`` None) gets the
   ImageNet protocols: :func:`center_view` (resize 256, centre 224; also the ``single`` view),
   :func:`ten_crop`, :func:`multi_scale` (shorter sides 224, 256, 384, 480, 640, fully convolutional).
 - :func:`load_image`: one image file as a model input, for ``resnet predict``.
@@ -30,7 +31,7 @@ from resnet.data.images import decode_tensor
 from resnet.errors import ResNetError
 
 SCALES = (224, 256, 384, 480, 640)
-PROTOCOLS = ("single", "center", "ten-crop", "multi-scale")
+PROTOCOLS = ("single", "center", "ten-crop", "multi-scale", "flip")
 CIFAR_PAD = 4  # the CIFAR augmentation's zero padding, also the small-image ten-crop's
 # AlexNet's PCA of ImageNet RGB pixels on the 0..1 scale (as in fb.resnet.torch's transforms.lua).
 PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
@@ -183,7 +184,7 @@ def test_views(x: torch.Tensor, protocol: str, *, image_size: tuple[int, int] | 
     check_protocol(protocol, image_size)
     if image_size is not None:
         return native_view(x, tuple(image_size), crop_to_fit=protocol == "center")
-    if protocol in ("single", "center"):
+    if protocol in ("single", "center", "flip"):
         return center_view(x)
     if protocol == "ten-crop":
         return ten_crop(x)
@@ -194,8 +195,13 @@ def padded_views(x: torch.Tensor, protocol: str, image_size: tuple[int, int] | N
                  pad: int = CIFAR_PAD) -> torch.Tensor:
     """The views that come after normalisation: for a small-image network's ``ten-crop``, the 4 corner
     and centre crops of ``x`` zero-padded by ``pad`` (zero is the mean pixel after normalisation, as the
-    CIFAR augmentation pads) and their mirror images, ``[..., 10, C, H, W]``; otherwise ``x`` itself."""
-    if protocol != "ten-crop" or image_size is None or isinstance(x, list):
+    CIFAR augmentation pads) and their mirror images, ``[..., 10, C, H, W]``; for ``flip``, ``x`` and
+    its mirror image, ``[..., 2, C, H, W]``; otherwise ``x`` itself."""
+    if isinstance(x, list):
+        return x
+    if protocol == "flip":  # the view and its mirror image, [..., 2, C, H, W]
+        return torch.stack([x, hflip(x)], dim=-4)
+    if protocol != "ten-crop" or image_size is None:
         return x
     h, w = x.shape[-2:]
     return ten_crop(F.pad(x, (pad, pad, pad, pad)), resize_to=None, size=(h, w))
