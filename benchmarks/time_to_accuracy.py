@@ -28,6 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from resnet.train.config import RECIPES as PRESETS  # noqa: E402
+from resnet.train.metrics import read_metrics  # noqa: E402
+
 RECIPES = ("cifar-fast", "cifar-paper")
 SPEED = ["--precision", "native", "--channels-last", "on"]
 
@@ -42,15 +47,8 @@ def minutes_to(points: list[tuple[float, float]], target: float) -> float | None
 
 def val_curve(run_dir: Path) -> list[tuple[float, float]]:
     """(wall minutes, validation error) of every validation of a run, in order."""
-    out = []
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:  # a torn last line of an interrupted run
-            continue
-        if record.get("kind") == "val" and "wall_s" in record:
-            out.append((record["wall_s"] / 60, record["val_error"]))
-    return out
+    return [(r["wall_s"] / 60, r["val_error"]) for r in read_metrics(run_dir / "metrics.jsonl")
+            if r.get("kind") == "val" and "wall_s" in r]
 
 
 def flags_for(recipe: str, args: argparse.Namespace, seed: int) -> list[str]:
@@ -133,9 +131,6 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("time-to-accuracy"))
     args = p.parse_args()
     if args.epochs is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-        from resnet.train.config import RECIPES as PRESETS
-
         args.epochs = PRESETS["cifar-fast"]["epochs"]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     targets = [float(t) for t in args.targets.split(",") if t.strip()]
