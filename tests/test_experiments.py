@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,25 +123,46 @@ def test_bad_experiment_options_are_one_line_errors(tmp_path, capsys, argv, mess
     assert err.startswith("resnet: error:") and message in err and "\n" not in err
 
 
-def test_short_modes_change_only_length_data_part_warmup_and_speed(monkeypatch, tmp_path: Path) -> None:
+def test_short_modes_change_only_length_data_part_augmentation_decay_warmup_and_speed(monkeypatch,
+                                                                                     tmp_path: Path) -> None:
     import resnet.experiments as E
 
     base = E._base_options("cifar-paper", {"data": "imagefolder", "data_dir": "d"}, E.MODES["quick"], None)
     cfg = resolve({**base, "model": "resnet56"})
     # What the modes keep from the paper's recipe ...
-    assert (cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.augment) == (128, 0.1, 0.9, 1e-4, "cifar")
-    assert (cfg.schedule, cfg.milestones, cfg.val_split) == ("multistep", (0.5, 0.75), 5000)
-    # ... and what they change: length, a seeded part of the training images, a short warm-up for every
-    # network instead of the ResNet-110 rule, and speed options.
-    assert (cfg.iterations, cfg.train_subset, cfg.warmup_iterations, cfg.warm_rule) == (2000, 10000, 100, "off")
+    assert (cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert (cfg.schedule, cfg.gamma, cfg.val_split) == ("multistep", 0.1, 5000)
+    # ... and what they change: length, a seeded part of the training images seen as they are, the first
+    # LR drop, a short warm-up for every network instead of the ResNet-110 rule, and speed options.
+    assert (cfg.iterations, cfg.train_subset, cfg.augment, cfg.milestones) == (640, 5000, "none", (0.25, 0.75))
+    assert (cfg.warmup_iterations, cfg.warm_rule) == (100, "off")
     assert not cfg.uses_warm_rule and (cfg.precision, cfg.channels_last) == ("native", "on")
     assert E.MODES["medium"] == E.MODES["quick"] and E.MODE_DEPTHS["medium"] == [20, 32, 44, 56]
     # --set still wins, and the digits keep all their training images.
     digits = E._base_options("cifar-paper", {"data": "digits"}, E.MODES["quick"], {"iterations": "7"})
     assert digits["iterations"] == "7" and digits["train_subset"] is None and digits["val_split"] == 0.2
 
+    # Every network of an experiment gets the same options but its name.
+    class Stop(Exception):
+        pass
+
+    def capture(jobs, parallel):
+        seen_jobs.extend(jobs)
+        raise Stop
+
+    monkeypatch.setattr(E, "run_all", capture)
+    for mode in ("quick", None):
+        seen_jobs: list = []
+        with pytest.raises(Stop):
+            degradation([20, 56], {"data": "digits"}, tmp_path, mode=mode)
+        options = {key: opts for key, opts, _, _ in seen_jobs}
+        assert sorted(options) == ["plain20", "plain56", "resnet20", "resnet56"]
+        assert [options[k]["model"] for k in sorted(options)] == ["plain20", "plain56", "resnet20", "resnet56"]
+        others = [{k: v for k, v in o.items() if k != "model"} for o in options.values()]
+        assert all(o == others[0] for o in others) and others[0].get("iterations") == (640 if mode else None)
+
     seen = {}
-    monkeypatch.setattr(E, "degradation", lambda depths, data, out, mode, overrides: seen.update(
+    monkeypatch.setattr(E, "degradation", lambda depths, data, out, mode, overrides, parallel: seen.update(
         depths=depths, mode=mode) or E.ExperimentResult(Path(out), {}, [["depth"]], None, None))
     assert main(["experiment", "degradation", "--medium", "--data", "digits", "--out", str(tmp_path)]) == 0
     assert seen == {"depths": [20, 32, 44, 56], "mode": "medium"}
@@ -147,6 +172,27 @@ def test_short_modes_change_only_length_data_part_warmup_and_speed(monkeypatch, 
     with pytest.raises(SystemExit) as stop:
         main(["experiment", "degradation", "--quick", "--medium", "--data", "digits"])
     assert stop.value.code == 2
+
+
+def test_runs_side_by_side_are_the_runs_trained_one_at_a_time(tmp_path: Path, caplog) -> None:
+    threads = torch.get_num_threads()
+    args = ["experiment", "degradation", "--depths", "8", *TINY]
+    try:
+        torch.set_num_threads(1)
+        assert main([*args, "--out", str(tmp_path / "serial")]) == 0
+        torch.set_num_threads(2)  # --jobs 2 gives each of its two processes one thread
+        with caplog.at_level("INFO"):
+            assert main([*args, "--out", str(tmp_path / "parallel"), "--jobs", "2"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "training 2 runs, 2 at a time with 1 thread(s) each" in caplog.text
+    for name in ("plain8", "resnet8"):
+        serial, parallel = (read_metrics(tmp_path / mode / name / "metrics.jsonl") for mode in ("serial", "parallel"))
+        assert [r["step"] for r in parallel] == [r["step"] for r in serial] and len(serial) > 4
+        for a, b in zip(serial, parallel):
+            assert b.get("loss", b.get("val_loss")) == pytest.approx(a.get("loss", a.get("val_loss")), rel=1e-5)
+    table = lambda mode: json.loads((tmp_path / mode / "table6.json").read_text())["rows"]  # noqa: E731
+    assert table("parallel") == table("serial")
 
 
 def test_degradation_needs_a_depth() -> None:
@@ -183,3 +229,60 @@ def test_analyze_gradients_cli_writes_a_profile_per_model_and_step(tmp_path: Pat
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in create_model("resnet20").modules())
     assert all(len(p["norms"]) == convs and all(n > 0 for n in p["norms"]) for p in profiles)
     assert (tmp_path / "gradients.png").is_file()
+
+
+# -- runs side by side stop cleanly -----------------------------------------------------------------
+
+LONG_RUNS = ["experiment", "degradation", "--data", "digits", "--quiet", "--jobs", "2", "--set", "iterations=100000",
+             "--set", "log_every=1", "--set", "eval_every=100000", "--set", "batch_size=32"]
+
+
+def _start_side_by_side(out: Path, depths: str, err: Path, **popen):
+    """The experiment command, once two runs train side by side (a record in each metrics.jsonl)."""
+    from test_train_ddp_signals import _alive, _children, _env, _wait_for
+
+    command = subprocess.Popen([sys.executable, "-m", "resnet", *LONG_RUNS, "--depths", depths, "--out", str(out)],
+                               env={**_env(), "OMP_NUM_THREADS": "2"}, stdout=subprocess.DEVNULL,
+                               stderr=err.open("w"), **popen)
+    training = lambda: sum(bool(read_metrics(p)) for p in out.glob("*/metrics.jsonl")) == 2  # noqa: E731
+    assert _wait_for(lambda: training() or command.poll() is not None, 180) and command.poll() is None, \
+        err.read_text()[-3000:]
+    workers = [p for p in _children(command.pid) if _alive(p)]
+    return command, workers
+
+
+def test_side_by_side_runs_save_and_stop_when_the_command_is_killed(tmp_path: Path) -> None:
+    from test_train_ddp_signals import _alive, _wait_for
+
+    out = tmp_path / "exp"
+    command, workers = _start_side_by_side(out, "8", tmp_path / "err.txt")
+    try:
+        command.kill()  # SIGKILL: the command cannot tell its runs to stop
+        command.wait(30)
+        assert _wait_for(lambda: not any(_alive(p) for p in workers), 60), "runs outlived the command"
+        for run in ("plain8", "resnet8"):
+            assert (out / run / "last.safetensors").is_file()  # stopped at a step, with its checkpoint
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_the_runs_in_progress_and_starts_no_other(tmp_path: Path) -> None:
+    from test_train_ddp_signals import _alive, _wait_for
+
+    out, err = tmp_path / "exp", tmp_path / "err.txt"
+    command, workers = _start_side_by_side(out, "8,20", err, start_new_session=True)
+    try:
+        os.killpg(command.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+        assert command.wait(120) == 130
+        assert _wait_for(lambda: not any(_alive(p) for p in workers), 30)
+        text = err.read_text()
+        assert "Traceback" not in text and text.strip().splitlines()[-1].startswith("resnet: "), text[-3000:]
+        # The two deepest runs were in progress and saved; the two waiting ones never started.
+        assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["plain20", "resnet20"]
+        assert all((out / run / "last.safetensors").is_file() for run in ("plain20", "resnet20"))
+    finally:
+        for pid in [command.pid, *workers]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

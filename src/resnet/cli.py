@@ -213,8 +213,8 @@ def _add_experiment(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
             e.add_argument("--depths", default=None, help="comma-separated depths 6n+2 (default: 20,56; with "
                            "--medium 20,32,44,56; the paper: 20,32,44,56,110)")
             modes = e.add_mutually_exclusive_group()
-            modes.add_argument("--quick", action="store_true", help="short schedule for a laptop CPU: 2,000 "
-                               "iterations on 10,000 training images, depths 20 and 56 (see README)")
+            modes.add_argument("--quick", action="store_true", help="short schedule for a laptop CPU: 640 "
+                               "iterations on 5,000 training images, depths 20 and 56 (see README)")
             modes.add_argument("--medium", action="store_true", help="the quick schedule at depths 20, 32, 44 "
                                "and 56: about twice the time")
         else:
@@ -227,6 +227,8 @@ def _add_experiment(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         e.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                        help="any `resnet train` option for every run, e.g. --set batch_size=64 (repeatable)")
         e.add_argument("--quiet", action="store_true", help="no progress bars")
+        e.add_argument("--jobs", type=positive_int, default=1, help="CPU runs trained side by side, each with "
+                       "its share of the threads (default: 1; see README for when it pays)")
         e.set_defaults(func=_lazy("resnet.experiments", "run_experiment_command"))
     return p
 

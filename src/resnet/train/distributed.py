@@ -102,21 +102,30 @@ LAUNCHER_PID = "RESNET_LAUNCHER_PID"  # set by launch(): the process the trainin
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _die() -> None:
+def _die(signum: int | None = None) -> None:
+    if signum is not None:
+        os.kill(os.getpid(), signum)
+        return
     if hasattr(signal, "SIGKILL"):
         os.kill(os.getpid(), signal.SIGKILL)
     os._exit(1)  # no SIGKILL (Windows)
 
 
-def _watch_parent(parent_pid: int, interval_s: float) -> None:
+def _watch_parent(parent_pid: int, interval_s: float, signum: int | None) -> None:
     while True:
         if os.getppid() != parent_pid:
-            _die()
+            _die(signum)
+            if signum is not None:
+                return  # sent once: the process stops in its own time
         time.sleep(interval_s)
 
 
-def die_with_parent(parent_pid: int, *, use_prctl: bool = True, interval_s: float = 0.5) -> str:
+def die_with_parent(parent_pid: int, *, use_prctl: bool = True, interval_s: float = 0.5,
+                    signum: int | None = None) -> str:
     """Make this process end (as by SIGKILL) when ``parent_pid``, its parent, ends; returns how.
+
+    With ``signum`` (e.g. SIGTERM) the process is sent that signal instead, once, and ends in its own
+    time: a trainer then stops at its next step and saves its checkpoint.
 
     On Linux the kernel does it (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, through ctypes): immediate, and
     even a process stopped with SIGSTOP goes. Elsewhere, or if prctl is unavailable, a daemon thread
@@ -126,16 +135,18 @@ def die_with_parent(parent_pid: int, *, use_prctl: bool = True, interval_s: floa
     if use_prctl and sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            ok = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+            ok = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL if signum is None else signum), 0, 0, 0) == 0
         except (OSError, AttributeError):
             ok = False
         if ok:
             if os.getppid() != parent_pid:
-                _die()
+                _die(signum)
             return "prctl"
     if os.getppid() != parent_pid:
-        _die()
-    threading.Thread(target=_watch_parent, args=(parent_pid, interval_s), name="die-with-parent",
+        _die(signum)
+        if signum is not None:
+            return "already gone"
+    threading.Thread(target=_watch_parent, args=(parent_pid, interval_s, signum), name="die-with-parent",
                      daemon=True).start()
     return "watchdog"
 
