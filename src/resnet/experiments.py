@@ -224,9 +224,12 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
     if mode is not None and mode not in MODES:
         raise ResNetError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
     base = _base_options("cifar-paper", data_options, MODES.get(mode or "", {}), overrides)
-    jobs = [(f"{kind}{depth}", {**base, "model": name, **extra}, out / f"{kind}{depth}", depth)
-            for depth in depths for kind in ("plain", "resnet") for name, extra in [_cifar_name(kind, depth)]]
-    runs = run_all(jobs, parallel)
+    jobs = []
+    for depth in depths:
+        for kind in ("plain", "resnet"):
+            name, extra = _cifar_name(kind, depth)
+            jobs.append((f"{kind}{depth}", {**base, "model": name, **extra}, out / f"{kind}{depth}", depth))
+    runs = run_all(jobs, parallel)  # depth is each run's cost: the deepest go first side by side
 
     loaded = {key: load_run(path) for key, path in runs.items()}
     iterations = next(iter(loaded.values())).summary.get("iterations", "?")

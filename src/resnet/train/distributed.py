@@ -103,6 +103,7 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _die(signum: int | None = None) -> None:
+    """End this process now (SIGKILL; os._exit where there is none), or send it ``signum`` and return."""
     if signum is not None:
         os.kill(os.getpid(), signum)
         return
