@@ -46,9 +46,16 @@ def minutes_to(points: list[tuple[float, float]], target: float) -> float | None
 
 
 def val_curve(run_dir: Path) -> list[tuple[float, float]]:
-    """(wall minutes, validation error) of every validation of a run, in order."""
-    return [(r["wall_s"] / 60, r["val_error"]) for r in read_metrics(run_dir / "metrics.jsonl")
-            if r.get("kind") == "val" and "wall_s" in r]
+    """(wall minutes, validation error) of every validation of a run, in order, ending with the final test.
+
+    The final test is the recipe's own protocol (``flip`` for cifar-fast, which can differ from the
+    last single-view validation), at the run's wall time when it ended."""
+    points = [(r["wall_s"] / 60, r["val_error"]) for r in read_metrics(run_dir / "metrics.jsonl")
+              if r.get("kind") == "val" and "wall_s" in r]
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    if summary.get("final"):
+        points.append((summary["wall_time_s"] / 60, summary["final"]["top1_error"]))
+    return points
 
 
 def flags_for(recipe: str, args: argparse.Namespace, seed: int) -> list[str]:
@@ -78,20 +85,22 @@ def run(run_dir: Path, flags: list[str]) -> dict:
 
 
 def table(results: dict[str, dict[int, dict]], curves: dict[str, dict[int, list]], targets: list[float]) -> str:
-    head = ["recipe", "seed", "final val err (%)", "command to prompt (min)",
+    # Epochs and training images/s say what bounds a budget: how much training the machine fits in it.
+    head = ["recipe", "seed", "epochs", "training images/s", "final val err (%)", "command to prompt (min)",
             *(f"min to {100 * t:g}% val err" for t in targets)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for recipe, by_seed in results.items():
         for seed, s in sorted(by_seed.items()):
             final = s["final"]["top1_error"] if s.get("final") else float("nan")
             reach = [minutes_to(curves[recipe][seed], t) for t in targets]
-            lines.append("| " + " | ".join([recipe, str(seed), f"{100 * final:.2f}", f"{s['command_s'] / 60:.1f}",
+            lines.append("| " + " | ".join([recipe, str(seed), f"{s['epochs']:g}", f"{s['images_per_s']:.0f}",
+                                            f"{100 * final:.2f}", f"{s['command_s'] / 60:.1f}",
                                             *("-" if m is None else f"{m:.1f}" for m in reach)]) + " |")
         finals = [s["final"]["top1_error"] for s in by_seed.values() if s.get("final")]
         if len(finals) > 1:
             mean = sum(finals) / len(finals)
             sd = math.sqrt(sum((f - mean) ** 2 for f in finals) / (len(finals) - 1))
-            lines.append(f"| {recipe} | mean of {len(finals)} | {100 * mean:.2f} ± {100 * sd:.2f} | | "
+            lines.append(f"| {recipe} | mean of {len(finals)} | | | {100 * mean:.2f} ± {100 * sd:.2f} | | "
                          + " | ".join("" for _ in targets) + " |")
     return "\n".join(lines)
 

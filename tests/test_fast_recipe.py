@@ -124,10 +124,15 @@ def test_time_to_accuracy_reads_curves_and_times_targets(tmp_path):
     assert curve == [(1.0, 0.30), (2.0, 0.14), (3.0, 0.16), (4.0, 0.11)]
     assert bench.minutes_to(curve, 0.15) == 2.0 and bench.minutes_to(curve, 0.12) == 4.0
     assert bench.minutes_to(curve, 0.05) is None
-    results = {"cifar-fast": {1: {"final": {"top1_error": 0.11}, "command_s": 300.0},
-                              2: {"final": {"top1_error": 0.13}, "command_s": 320.0}}}
+    # A finished run's final test (its own protocol, e.g. flip) ends the curve at the run's wall time.
+    (run / "summary.json").write_text(json.dumps({"wall_time_s": 270.0, "final": {"top1_error": 0.10}}))
+    assert bench.val_curve(run)[-1] == (4.5, 0.10) and bench.minutes_to(bench.val_curve(run), 0.105) == 4.5
+    run_facts = {"epochs": 7.0, "images_per_s": 205.6}
+    results = {"cifar-fast": {1: {"final": {"top1_error": 0.11}, "command_s": 300.0, **run_facts},
+                              2: {"final": {"top1_error": 0.13}, "command_s": 320.0, **run_facts}}}
     text = bench.table(results, {"cifar-fast": {1: curve, 2: curve}}, [0.15, 0.05])
-    assert "| cifar-fast | 1 | 11.00 | 5.0 | 2.0 | - |" in text and "12.00 ± 1.41" in text
+    assert "| cifar-fast | 1 | 7 | 206 | 11.00 | 5.0 | 2.0 | - |" in text
+    assert "| cifar-fast | mean of 2 | | | 12.00 ± 1.41 |" in text
 
 
 def test_time_to_accuracy_gives_both_recipes_the_same_length():
