@@ -286,3 +286,28 @@ def test_ctrl_c_stops_the_runs_in_progress_and_starts_no_other(tmp_path: Path) -
         for pid in [command.pid, *workers]:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_run_stopped_by_a_signal_keeps_its_process_from_starting_the_next(monkeypatch, tmp_path: Path) -> None:
+    # The worker takes the next queued run as soon as its run returns, possibly before the command has
+    # set the stop event after Ctrl-C; a stopped run sets it itself, so the next one is not started.
+    import threading
+
+    from resnet import experiments as E
+    from resnet.train.trainer import Interrupted
+
+    stop, started = threading.Event(), []
+
+    def stopped_run(options, run_dir):
+        started.append(run_dir)
+        raise Interrupted("stopped at step 3/10; checkpoint saved")
+
+    monkeypatch.setattr(E, "run_or_resume", stopped_run)
+    monkeypatch.setattr(E, "_STOP", stop)
+    monkeypatch.setattr(E, "_COMMAND_PID", None)
+    with pytest.raises(Interrupted):
+        E._run_side_by_side({}, tmp_path / "plain20")
+    assert stop.is_set()
+    with pytest.raises(Interrupted, match="not started"):
+        E._run_side_by_side({}, tmp_path / "plain8")
+    assert started == [tmp_path / "plain20"]

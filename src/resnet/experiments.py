@@ -132,6 +132,12 @@ def _run_side_by_side(options: dict[str, Any], run_dir: Path) -> Path:
         raise Interrupted(f"{run_dir} not started")
     try:
         return run_or_resume(options, run_dir)
+    except Interrupted:
+        # Stopped by Ctrl-C or SIGTERM. This process takes the next queued run at once, possibly before
+        # the command has set the event, so it sets it itself: no queued run may start after a stop.
+        if _STOP is not None:
+            _STOP.set()
+        raise
     finally:
         if _COMMAND_PID is not None and os.getppid() != _COMMAND_PID:
             os._exit(130)  # the command is gone and nobody waits for this result (its pool would hang)
