@@ -45,14 +45,13 @@ def minutes_to(points: list[tuple[float, float]], target: float) -> float | None
     return None
 
 
-def val_curve(run_dir: Path) -> list[tuple[float, float]]:
+def val_curve(run_dir: Path, summary: dict) -> list[tuple[float, float]]:
     """(wall minutes, validation error) of every validation of a run, in order, ending with the final test.
 
     The final test is the recipe's own protocol (``flip`` for cifar-fast, which can differ from the
-    last single-view validation), at the run's wall time when it ended."""
+    last single-view validation), at the run's wall time when it ended (``summary``, as :func:`run` returns it)."""
     points = [(r["wall_s"] / 60, r["val_error"]) for r in read_metrics(run_dir / "metrics.jsonl")
               if r.get("kind") == "val" and "wall_s" in r]
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
     if summary.get("final"):
         points.append((summary["wall_time_s"] / 60, summary["final"]["top1_error"]))
     return points
@@ -151,7 +150,7 @@ def main() -> None:
         for recipe in recipes:
             run_dir = args.out / "runs" / f"{args.model}-{recipe}-seed{seed}"
             results[recipe][seed] = run(run_dir, flags_for(recipe, args, seed))
-            curves[recipe][seed] = val_curve(run_dir)
+            curves[recipe][seed] = val_curve(run_dir, results[recipe][seed])
 
     text = table(results, curves, targets)
     print(f"\n{args.model}, {args.epochs:g} epochs each, 45k/5k split, {' '.join(SPEED)}\n\n{text}")

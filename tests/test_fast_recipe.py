@@ -120,13 +120,13 @@ def test_time_to_accuracy_reads_curves_and_times_targets(tmp_path):
              {"kind": "val", "step": 30, "val_error": 0.16, "wall_s": 180.0},
              {"kind": "val", "step": 40, "val_error": 0.11, "wall_s": 240.0}]
     (run / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n{\"kind\": \"va")  # torn last line
-    curve = bench.val_curve(run)
+    curve = bench.val_curve(run, {})  # a run without its final test yet
     assert curve == [(1.0, 0.30), (2.0, 0.14), (3.0, 0.16), (4.0, 0.11)]
     assert bench.minutes_to(curve, 0.15) == 2.0 and bench.minutes_to(curve, 0.12) == 4.0
     assert bench.minutes_to(curve, 0.05) is None
     # A finished run's final test (its own protocol, e.g. flip) ends the curve at the run's wall time.
-    (run / "summary.json").write_text(json.dumps({"wall_time_s": 270.0, "final": {"top1_error": 0.10}}))
-    assert bench.val_curve(run)[-1] == (4.5, 0.10) and bench.minutes_to(bench.val_curve(run), 0.105) == 4.5
+    finished = bench.val_curve(run, {"wall_time_s": 270.0, "final": {"top1_error": 0.10}})
+    assert finished[-1] == (4.5, 0.10) and bench.minutes_to(finished, 0.105) == 4.5
     run_facts = {"epochs": 7.0, "images_per_s": 205.6}
     results = {"cifar-fast": {1: {"final": {"top1_error": 0.11}, "command_s": 300.0, **run_facts},
                               2: {"final": {"top1_error": 0.13}, "command_s": 320.0, **run_facts}}}
