@@ -25,6 +25,7 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "global batch 32 = 2 process(es) x 16" in done.stderr
     assert done.stdout.count("run folder:") == 1  # rank 0 alone reports, logs and saves
+    assert "Warning" not in done.stderr  # e.g. no deprecated collective in the synchronised BN
     assert main(tiny_train_args(single, **OPTS)) == 0
 
     a, b = load_checkpoint(ddp / "last.safetensors"), load_checkpoint(single / "last.safetensors")

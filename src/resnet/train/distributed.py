@@ -222,6 +222,22 @@ def launch(nproc: int, argv: list[str], stop_grace_s: float = 30) -> int:
     return 0
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """The sum of a tensor over all processes, differentiable: the gradient of every process's input is
+    the sum of the gradients of every process's output (each output depends on each input with weight 1).
+    PyTorch's ``torch.distributed.nn.functional.all_reduce`` does the same but is deprecated."""
+
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        total = x.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        return _SumOverProcesses.apply(grad)
+
+
 class GlooSyncBatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the batches of all processes.
 
@@ -233,14 +249,12 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce as all_reduce_grad
-
         dims = (0, 2, 3)
         count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
         count = all_reduce(count.clone())
-        mean = all_reduce_grad(x.sum(dims)) / count
+        mean = _SumOverProcesses.apply(x.sum(dims)) / count
         centred = x - mean[None, :, None, None]
-        var = all_reduce_grad((centred * centred).sum(dims)) / count
+        var = _SumOverProcesses.apply((centred * centred).sum(dims)) / count
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
