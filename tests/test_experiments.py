@@ -67,6 +67,43 @@ def test_table6_holds_each_runs_numbers(degradation_dir: Path) -> None:
     assert "shortened schedule, 20 of 64000 iterations" in note and "full schedule" not in note
 
 
+class _Curves:
+    """A run reduced to its training curve, for depth_order."""
+
+    def __init__(self, errors: dict[int, float]) -> None:
+        self.errors = errors
+
+    def curve(self, kind: str, key: str) -> tuple[list[int], list[float]]:
+        assert (kind, key) == ("train", "train_error")
+        return list(self.errors), list(self.errors.values())
+
+
+def test_depth_order_counts_second_half_windows_in_the_papers_order() -> None:
+    from resnet.experiments import depth_order
+
+    steps = range(10, 90, 10)  # 8 windows; the second half is steps 50 to 80
+    runs = {"plain20": _Curves({s: 0.5 for s in steps}),
+            "plain56": _Curves({s: 0.6 if s != 60 else 0.4 for s in steps}),  # worse but at step 60
+            "resnet20": _Curves({s: 0.5 for s in steps}),
+            # better only from step 70 on; its step 20 is missing, which must not matter
+            "resnet56": _Curves({s: 0.6 if s < 70 else 0.3 for s in steps if s != 20})}
+    rows = depth_order(runs, [20, 56])
+    assert rows[1] == ["plain-20 vs plain-56", "higher training error", "3 of 4", "50.00 vs 60.00", "yes"]
+    assert rows[2] == ["ResNet-20 vs ResNet-56", "lower training error", "2 of 4", "50.00 vs 30.00", "yes"]
+    runs["resnet56"] = _Curves({s: 0.3 if s < 80 else 0.55 for s in steps})  # ahead until the last window
+    assert depth_order(runs, [20, 56])[2][2:] == ["3 of 4", "50.00 vs 55.00", "no"]
+    # Neighbouring depths only: 20 vs 32 and 32 vs 56.
+    runs |= {"plain32": runs["plain20"], "resnet32": runs["resnet20"]}
+    assert [r[0] for r in depth_order(runs, [20, 32, 56])[1:]] == [
+        "plain-20 vs plain-32", "plain-32 vs plain-56", "ResNet-20 vs ResNet-32", "ResNet-32 vs ResNet-56"]
+
+
+def test_the_command_writes_and_prints_the_depth_order(degradation_dir: Path) -> None:
+    rows = json.loads((degradation_dir / "depth_order.json").read_text())["rows"]
+    assert [r[0] for r in rows[1:]] == ["plain-8 vs plain-20", "ResNet-8 vs ResNet-20"]
+    assert "| ResNet-8 vs ResNet-20 |" in (degradation_dir / "report" / "report.md").read_text()
+
+
 def test_figure6_data_are_the_runs_curves(degradation_dir: Path) -> None:
     data = json.loads((degradation_dir / "figure6.json").read_text())
     assert set(data) == {"plain", "ResNet"}

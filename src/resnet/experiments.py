@@ -62,6 +62,7 @@ class ExperimentResult:
     table: list[list[str]]
     figure: Path | None
     report: Path | None
+    checks: list[list[str]] | None = None  # the degradation experiment's depth-order table
 
 
 def _base_options(recipe: str, data_options: dict[str, Any], mode_options: dict[str, Any],
@@ -212,6 +213,36 @@ def _save_table(out: Path, stem: str, rows: list[list[str]], note: str) -> None:
     (out / f"{stem}.json").write_text(json.dumps({"note": note, "rows": rows}, indent=2) + "\n")
 
 
+# Figure 6's two claims, on training error: a deeper plain net fits worse, a deeper ResNet better.
+PAPER_ORDER = {"plain": "higher", "resnet": "lower"}
+
+
+def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
+    """For each pair of neighbouring depths and each kind, whether the deeper net's training error is
+    where the paper puts it (higher for plain nets, lower for ResNets): in how many log windows of the
+    second half of the run (steps past half the last step, where both nets logged) and at the end."""
+    rows = [["networks", "the paper: the deeper has", "second-half windows that agree", "at the end (%)",
+             "agrees at the end"]]
+    for kind, label in (("plain", "plain"), ("resnet", "ResNet")):
+        want_lower = PAPER_ORDER[kind] == "lower"
+        for shallow, deep in zip(depths, depths[1:]):
+            deep_error = dict(zip(*loaded[f"{kind}{deep}"].curve("train", "train_error")))
+            both = [(step, error, deep_error[step])
+                    for step, error in zip(*loaded[f"{kind}{shallow}"].curve("train", "train_error"))
+                    if step in deep_error]
+            name = f"{label}-{shallow} vs {label}-{deep}"
+            if not both:
+                rows.append([name, f"{PAPER_ORDER[kind]} training error", "-", "-", "-"])
+                continue
+            half = both[-1][0] / 2
+            second = [(s, d < e if want_lower else d > e) for s, e, d in both if s > half]
+            _, last_shallow, last_deep = both[-1]
+            rows.append([name, f"{PAPER_ORDER[kind]} training error",
+                         f"{sum(ok for _, ok in second)} of {len(second)}",
+                         f"{100 * last_shallow:.2f} vs {100 * last_deep:.2f}", "yes" if second[-1][1] else "no"])
+    return rows
+
+
 def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | Path, *, mode: str | None = None,
                 overrides: dict[str, Any] | None = None, parallel: int = 1) -> ExperimentResult:
     """Plain and residual CIFAR nets at each depth, the paper's CIFAR recipe; Figure 6 and Table 6.
@@ -252,6 +283,9 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
             f"average of the last log window) and validation error of our runs; the paper's column is CIFAR-10 "
             f"test error after 64k iterations.")
     _save_table(out, "table6", rows, note)
+    checks = depth_order(loaded, depths)
+    _save_table(out, "depth_order", checks, f"Figure 6's claims ({mode_text}): training error of the deeper net "
+                "against the shallower, log window by log window (the training error of the window's batches).")
     panels = {panel: {f"{label}-{d}": (*run.curve("train", "train_error"), *run.curve("val", "val_error"))
                       for d in depths for run in [loaded[f"{kind}{d}"]]}
               for panel, kind, label in (("plain", "plain", "plain"), ("ResNet", "resnet", "ResNet"))}
@@ -261,8 +295,8 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
         {panel: {label: dict(zip(("train_steps", "train_error", "val_steps", "val_error"), map(list, curve)))
                  for label, curve in curves.items()} for panel, curves in panels.items()}, indent=1) + "\n")
     report, _ = write_report(list(runs.values()), out / "report", title=f"Degradation experiment ({mode_text})",
-                             extra_tables={"Table 6": rows})
-    return ExperimentResult(out, runs, rows, figure, report)
+                             extra_tables={"Table 6": rows, "Depth order (Figure 6's claims)": checks})
+    return ExperimentResult(out, runs, rows, figure, report, checks)
 
 
 def shortcuts(model: str, options: list[str], data_options: dict[str, Any], out_dir: str | Path, *,
@@ -339,6 +373,9 @@ def _run_experiment(args: Any) -> int:
         result = shortcuts(args.model, options, data, out, quick=args.quick, overrides=overrides,
                            parallel=args.jobs)
     print(markdown_table(result.table))
+    if result.checks:
+        print()
+        print(markdown_table(result.checks))
     print(f"report: {result.report}")
     if result.figure is not None:
         print(f"figure: {result.figure}")
