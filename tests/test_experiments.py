@@ -171,7 +171,7 @@ def test_short_modes_change_only_length_data_part_augmentation_decay_warmup_and_
     assert (cfg.schedule, cfg.gamma, cfg.val_split) == ("multistep", 0.1, 5000)
     # ... and what they change: length, a seeded part of the training images seen as they are, the first
     # LR drop, a short warm-up for every network instead of the ResNet-110 rule, and speed options.
-    assert (cfg.iterations, cfg.train_subset, cfg.augment, cfg.milestones) == (640, 5000, "none", (0.25, 0.75))
+    assert (cfg.iterations, cfg.train_subset, cfg.augment, cfg.milestones) == (640, 2500, "none", (0.25, 0.5))
     assert (cfg.warmup_iterations, cfg.warm_rule) == (100, "off")
     assert not cfg.uses_warm_rule and (cfg.precision, cfg.channels_last) == ("native", "on")
     assert E.MODES["medium"] == E.MODES["quick"] and E.MODE_DEPTHS["medium"] == [20, 32, 44, 56]

@@ -214,7 +214,7 @@ def _add_experiment(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                            "--medium 20,32,44,56; the paper: 20,32,44,56,110)")
             modes = e.add_mutually_exclusive_group()
             modes.add_argument("--quick", action="store_true", help="short schedule for a laptop CPU: 640 "
-                               "iterations on 5,000 training images, depths 20 and 56 (see README)")
+                               "iterations on 2,500 training images, depths 20 and 56 (see README)")
             modes.add_argument("--medium", action="store_true", help="the quick schedule at depths 20, 32, 44 "
                                "and 56: about twice the time")
         else:
