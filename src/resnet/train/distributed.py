@@ -228,13 +228,13 @@ class _SumOverProcesses(torch.autograd.Function):
     PyTorch's ``torch.distributed.nn.functional.all_reduce`` does the same but is deprecated."""
 
     @staticmethod
-    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
         total = x.clone(memory_format=torch.contiguous_format)
         dist.all_reduce(total)
         return total
 
     @staticmethod
-    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
         return _SumOverProcesses.apply(grad)
 
 
