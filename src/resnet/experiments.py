@@ -214,33 +214,28 @@ def _save_table(out: Path, stem: str, rows: list[list[str]], note: str) -> None:
     (out / f"{stem}.json").write_text(json.dumps({"note": note, "rows": rows}, indent=2) + "\n")
 
 
-# Figure 6's two claims, on training error: a deeper plain net fits worse, a deeper ResNet better.
-PAPER_ORDER = {"plain": "higher", "resnet": "lower"}
-
-
 def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
-    """For each pair of neighbouring depths and each kind, whether the deeper net's training error is
-    where the paper puts it (higher for plain nets, lower for ResNets): in how many log windows of the
-    second half of the run (steps past half the last step, where both nets logged) and at the end."""
+    """Figure 6's two claims, on training error: for each pair of neighbouring depths and each kind,
+    whether the deeper net's training error is where the paper puts it (higher for plain nets, lower for
+    ResNets): in how many log windows of the second half of the run (steps past half the last step,
+    where both nets logged) and at the end."""
     rows = [["networks", "the paper: the deeper has", "second-half windows that agree", "at the end (%)",
              "agrees at the end"]]
-    for kind, label in (("plain", "plain"), ("resnet", "ResNet")):
-        want_lower = PAPER_ORDER[kind] == "lower"
+    for kind, label, paper in (("plain", "plain", "higher"), ("resnet", "ResNet", "lower")):
         for shallow, deep in zip(depths, depths[1:]):
             deep_error = dict(zip(*loaded[f"{kind}{deep}"].curve("train", "train_error")))
             both = [(step, error, deep_error[step])
                     for step, error in zip(*loaded[f"{kind}{shallow}"].curve("train", "train_error"))
                     if step in deep_error]
-            name = f"{label}-{shallow} vs {label}-{deep}"
+            row = [f"{label}-{shallow} vs {label}-{deep}", f"{paper} training error"]
             if not both:
-                rows.append([name, f"{PAPER_ORDER[kind]} training error", "-", "-", "-"])
+                rows.append(row + ["-", "-", "-"])
                 continue
             half = both[-1][0] / 2
-            second = [(s, d < e if want_lower else d > e) for s, e, d in both if s > half]
+            agree = [d < e if paper == "lower" else d > e for s, e, d in both if s > half]
             _, last_shallow, last_deep = both[-1]
-            rows.append([name, f"{PAPER_ORDER[kind]} training error",
-                         f"{sum(ok for _, ok in second)} of {len(second)}",
-                         f"{100 * last_shallow:.2f} vs {100 * last_deep:.2f}", "yes" if second[-1][1] else "no"])
+            rows.append(row + [f"{sum(agree)} of {len(agree)}", f"{100 * last_shallow:.2f} vs {100 * last_deep:.2f}",
+                               "yes" if agree[-1] else "no"])
     return rows
 
 
