@@ -104,6 +104,23 @@ def test_the_command_writes_and_prints_the_depth_order(degradation_dir: Path) ->
     assert "| ResNet-8 vs ResNet-20 |" in (degradation_dir / "report" / "report.md").read_text()
 
 
+def test_one_half_of_figure6_trains_only_its_nets_and_they_are_the_same_runs(degradation_dir: Path,
+                                                                            tmp_path: Path, capsys) -> None:
+    out = tmp_path / "resnets"
+    assert main(["experiment", "degradation", "--depths", "8,20", "--nets", "resnet", "--out", str(out), *TINY]) == 0
+    assert sorted(p.name for p in out.iterdir() if (p / "config.json").is_file()) == ["resnet20", "resnet8"]
+    for name in ("resnet8", "resnet20"):  # same options and seed as the full experiment's: the same runs
+        assert _val_errors(out / name) == _val_errors(degradation_dir / name)
+    rows = json.loads((out / "table6.json").read_text())["rows"]
+    full = json.loads((degradation_dir / "table6.json").read_text())["rows"]
+    for row, full_row in zip(rows[1:], full[1:]):
+        assert row[2:4] == ["-", "-"] and row[1] == full_row[1] and row[4:] == full_row[4:]
+    checks = json.loads((out / "depth_order.json").read_text())["rows"]
+    assert [r[0] for r in checks[1:]] == ["ResNet-8 vs ResNet-20"]
+    assert set(json.loads((out / "figure6.json").read_text())) == {"ResNet"}
+    assert "plain-8 vs plain-20" not in capsys.readouterr().out
+
+
 def test_figure6_data_are_the_runs_curves(degradation_dir: Path) -> None:
     data = json.loads((degradation_dir / "figure6.json").read_text())
     assert set(data) == {"plain", "ResNet"}
@@ -153,6 +170,8 @@ def test_shortcut_options_have_their_parameter_counts(tmp_path: Path) -> None:
     (["--depths", "20,x"], "--depths"),
     (["--set", "nonsense"], "OPTION=VALUE"),
     (["--set", "no_such_option=1"], "no_such_option"),
+    (["--nets", "deep"], "--nets"),
+    (["--nets", ","], "--nets"),
 ])
 def test_bad_experiment_options_are_one_line_errors(tmp_path, capsys, argv, message) -> None:
     assert main(["experiment", "degradation", "--data", "digits", "--out", str(tmp_path / "x"), *argv]) == 2

@@ -212,6 +212,9 @@ def _add_experiment(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         if name == "degradation":
             e.add_argument("--depths", default=None, help="comma-separated depths 6n+2 (default: 20,56; with "
                            "--medium 20,32,44,56; the paper: 20,32,44,56,110)")
+            e.add_argument("--nets", default="plain,resnet", help="which half of Figure 6 to train: plain, "
+                           "resnet or plain,resnet (default), e.g. --nets resnet to repeat the residual half "
+                           "with another --seed at half the cost")
             modes = e.add_mutually_exclusive_group()
             modes.add_argument("--quick", action="store_true", help="short schedule for a laptop CPU: 640 "
                                "iterations on 2,500 training images, depths 20 and 56 (see README)")

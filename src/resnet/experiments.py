@@ -46,6 +46,7 @@ SHORT_SCHEDULE = {"iterations": 640, "train_subset": 2500, "augment": "none", "m
                   "warmup_iterations": 100, "warm_rule": "off", "eval_every": 160, "log_every": 20,
                   "precision": "native", "channels_last": "on"}
 MODES: dict[str, dict[str, Any]] = {"quick": SHORT_SCHEDULE, "medium": SHORT_SCHEDULE}
+KINDS = ("plain", "resnet")  # the two halves of Figure 6
 MODE_DEPTHS = {"quick": [20, 56], "medium": [20, 32, 44, 56], None: [20, 56]}
 # The shortcuts experiment's quick mode stays a pipeline check: 500 iterations, the paper's warm rule.
 SHORTCUTS_QUICK = {"iterations": 500, "eval_every": 125, "log_every": 25, "warm_rule": "on"}
@@ -197,6 +198,8 @@ def _cifar_name(kind: str, depth: int) -> tuple[str, dict[str, Any]]:
 
 
 def _last(run: Any, kind: str, key: str) -> float | None:
+    if run is None:  # a kind the experiment did not train (--nets)
+        return None
     _, values = run.curve(kind, key)
     return values[-1] if values else None
 
@@ -222,6 +225,8 @@ def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
     rows = [["networks", "the paper: the deeper has", "second-half windows that agree", "at the end (%)",
              "agrees at the end"]]
     for kind, label, paper in (("plain", "plain", "higher"), ("resnet", "ResNet", "lower")):
+        if f"{kind}{depths[0]}" not in loaded:  # not trained (--nets)
+            continue
         for shallow, deep in zip(depths, depths[1:]):
             deep_error = dict(zip(*loaded[f"{kind}{deep}"].curve("train", "train_error")))
             both = [(step, error, deep_error[step])
@@ -240,10 +245,13 @@ def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
 
 
 def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | Path, *, mode: str | None = None,
-                overrides: dict[str, Any] | None = None, parallel: int = 1) -> ExperimentResult:
+                overrides: dict[str, Any] | None = None, parallel: int = 1,
+                kinds: tuple[str, ...] = KINDS) -> ExperimentResult:
     """Plain and residual CIFAR nets at each depth, the paper's CIFAR recipe; Figure 6 and Table 6.
 
     ``mode`` "quick" or "medium" trains on the short schedule of :data:`MODES` (the README measures it).
+    ``kinds`` trains only the plain or only the residual nets, e.g. to repeat one half of Figure 6 with
+    other seeds at half the cost; the other half's columns are then empty.
     """
     from resnet.models.cifar import blocks_per_stage
     from resnet.plots import plot_error_curves
@@ -251,6 +259,8 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
 
     if not depths:
         raise ResNetError("--depths needs at least one depth, e.g. 20,56")
+    if not kinds or any(kind not in KINDS for kind in kinds):
+        raise ResNetError(f"--nets {','.join(kinds) or '(none)'}: choose plain, resnet or both (plain,resnet)")
     for depth in depths:
         blocks_per_stage(depth, 2)  # a clear error for a depth that is not 6n+2
     out = Path(out_dir)
@@ -259,7 +269,7 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
     base = _base_options("cifar-paper", data_options, MODES.get(mode or "", {}), overrides)
     jobs = []
     for depth in depths:
-        for kind in ("plain", "resnet"):
+        for kind in kinds:
             name, extra = _cifar_name(kind, depth)
             jobs.append((f"{kind}{depth}", {**base, "model": name, **extra}, out / f"{kind}{depth}", depth))
     runs = run_all(jobs, parallel)  # depth is each run's cost: the deepest go first side by side
@@ -270,8 +280,8 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
     rows = [["depth", "params", "plain train err (%)", "plain val err (%)", "ResNet train err (%)",
              "ResNet val err (%)", "paper ResNet test err (%)"]]
     for depth in depths:
-        plain, res = loaded[f"plain{depth}"], loaded[f"resnet{depth}"]
-        rows.append([str(depth), _params(res),
+        plain, res = loaded.get(f"plain{depth}"), loaded.get(f"resnet{depth}")
+        rows.append([str(depth), _params(res or plain),
                      _pct(_last(plain, "train", "train_error")), _pct(_last(plain, "val", "val_error")),
                      _pct(_last(res, "train", "train_error")), _pct(_last(res, "val", "val_error")),
                      f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "-"])
@@ -284,7 +294,7 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
                 "against the shallower, log window by log window (the training error of the window's batches).")
     panels = {panel: {f"{label}-{d}": (*run.curve("train", "train_error"), *run.curve("val", "val_error"))
                       for d in depths for run in [loaded[f"{kind}{d}"]]}
-              for panel, kind, label in (("plain", "plain", "plain"), ("ResNet", "resnet", "ResNet"))}
+              for panel, kind, label in (("plain", "plain", "plain"), ("ResNet", "resnet", "ResNet")) if kind in kinds}
     figure = plot_error_curves(panels, out / "figure6.png", title=f"Degradation on {base.get('data')} ({mode_text})")
     # The plotted numbers beside the picture, for anyone re-plotting or checking it.
     (out / "figure6.json").write_text(json.dumps(
@@ -363,7 +373,8 @@ def _run_experiment(args: Any) -> int:
                       else MODE_DEPTHS[mode])
         except ValueError:
             raise ResNetError(f"--depths {args.depths!r}: expected comma-separated integers, e.g. 20,32,44,56") from None
-        result = degradation(depths, data, out, mode=mode, overrides=overrides, parallel=args.jobs)
+        kinds = tuple(dict.fromkeys(k.strip().lower() for k in args.nets.split(",") if k.strip()))
+        result = degradation(depths, data, out, mode=mode, overrides=overrides, parallel=args.jobs, kinds=kinds)
     else:
         options = [o.strip().upper() for o in args.options.split(",") if o.strip()]
         result = shortcuts(args.model, options, data, out, quick=args.quick, overrides=overrides,
