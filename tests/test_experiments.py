@@ -218,13 +218,13 @@ def test_short_modes_change_only_length_data_part_augmentation_decay_warmup_and_
         assert all(o == others[0] for o in others) and others[0].get("iterations") == (640 if mode else None)
 
     seen = {}
-    monkeypatch.setattr(E, "degradation", lambda depths, data, out, mode, overrides, parallel: seen.update(
-        depths=depths, mode=mode) or E.ExperimentResult(Path(out), {}, [["depth"]], None, None))
+    monkeypatch.setattr(E, "degradation", lambda depths, data, out, mode, overrides, parallel, kinds: seen.update(
+        depths=depths, mode=mode, kinds=kinds) or E.ExperimentResult(Path(out), {}, [["depth"]], None, None))
     assert main(["experiment", "degradation", "--medium", "--data", "digits", "--out", str(tmp_path)]) == 0
-    assert seen == {"depths": [20, 32, 44, 56], "mode": "medium"}
+    assert seen == {"depths": [20, 32, 44, 56], "mode": "medium", "kinds": ("plain", "resnet")}
     assert main(["experiment", "degradation", "--quick", "--depths", "20", "--data", "digits", "--out",
-                 str(tmp_path)]) == 0
-    assert seen == {"depths": [20], "mode": "quick"}
+                 str(tmp_path), "--nets", "ResNet, resnet"]) == 0
+    assert seen == {"depths": [20], "mode": "quick", "kinds": ("resnet",)}
     with pytest.raises(SystemExit) as stop:
         main(["experiment", "degradation", "--quick", "--medium", "--data", "digits"])
     assert stop.value.code == 2
