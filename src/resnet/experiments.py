@@ -46,7 +46,7 @@ SHORT_SCHEDULE = {"iterations": 640, "train_subset": 2500, "augment": "none", "m
                   "warmup_iterations": 100, "warm_rule": "off", "eval_every": 160, "log_every": 20,
                   "precision": "native", "channels_last": "on"}
 MODES: dict[str, dict[str, Any]] = {"quick": SHORT_SCHEDULE, "medium": SHORT_SCHEDULE}
-KINDS = ("plain", "resnet")  # the two halves of Figure 6
+KINDS = {"plain": "plain", "resnet": "ResNet"}  # the two halves of Figure 6, and their labels
 MODE_DEPTHS = {"quick": [20, 56], "medium": [20, 32, 44, 56], None: [20, 56]}
 # The shortcuts experiment's quick mode stays a pipeline check: 500 iterations, the paper's warm rule.
 SHORTCUTS_QUICK = {"iterations": 500, "eval_every": 125, "log_every": 25, "warm_rule": "on"}
@@ -224,9 +224,10 @@ def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
     where both nets logged) and at the end."""
     rows = [["networks", "the paper: the deeper has", "second-half windows that agree", "at the end (%)",
              "agrees at the end"]]
-    for kind, label, paper in (("plain", "plain", "higher"), ("resnet", "ResNet", "lower")):
+    for kind, paper in (("plain", "higher"), ("resnet", "lower")):
         if f"{kind}{depths[0]}" not in loaded:  # not trained (--nets)
             continue
+        label = KINDS[kind]
         for shallow, deep in zip(depths, depths[1:]):
             deep_error = dict(zip(*loaded[f"{kind}{deep}"].curve("train", "train_error")))
             both = [(step, error, deep_error[step])
@@ -246,7 +247,7 @@ def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
 
 def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | Path, *, mode: str | None = None,
                 overrides: dict[str, Any] | None = None, parallel: int = 1,
-                kinds: tuple[str, ...] = KINDS) -> ExperimentResult:
+                kinds: tuple[str, ...] = tuple(KINDS)) -> ExperimentResult:
     """Plain and residual CIFAR nets at each depth, the paper's CIFAR recipe; Figure 6 and Table 6.
 
     ``mode`` "quick" or "medium" trains on the short schedule of :data:`MODES` (the README measures it).
@@ -292,9 +293,9 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
     checks = depth_order(loaded, depths)
     _save_table(out, "depth_order", checks, f"Figure 6's claims ({mode_text}): training error of the deeper net "
                 "against the shallower, log window by log window (the training error of the window's batches).")
-    panels = {panel: {f"{label}-{d}": (*run.curve("train", "train_error"), *run.curve("val", "val_error"))
+    panels = {label: {f"{label}-{d}": (*run.curve("train", "train_error"), *run.curve("val", "val_error"))
                       for d in depths for run in [loaded[f"{kind}{d}"]]}
-              for panel, kind, label in (("plain", "plain", "plain"), ("ResNet", "resnet", "ResNet")) if kind in kinds}
+              for kind, label in KINDS.items() if kind in kinds}
     figure = plot_error_curves(panels, out / "figure6.png", title=f"Degradation on {base.get('data')} ({mode_text})")
     # The plotted numbers beside the picture, for anyone re-plotting or checking it.
     (out / "figure6.json").write_text(json.dumps(
