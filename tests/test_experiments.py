@@ -179,18 +179,18 @@ def test_bad_experiment_options_are_one_line_errors(tmp_path, capsys, argv, mess
     assert err.startswith("resnet: error:") and message in err and "\n" not in err
 
 
-def test_short_modes_change_only_length_data_part_augmentation_decay_warmup_and_speed(monkeypatch,
-                                                                                     tmp_path: Path) -> None:
+def test_short_modes_change_only_length_data_part_augmentation_lr_warmup_and_speed(monkeypatch,
+                                                                                  tmp_path: Path) -> None:
     import resnet.experiments as E
 
     base = E._base_options("cifar-paper", {"data": "imagefolder", "data_dir": "d"}, E.MODES["quick"], None)
     cfg = resolve({**base, "model": "resnet56"})
     # What the modes keep from the paper's recipe ...
-    assert (cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay) == (128, 0.1, 0.9, 1e-4)
-    assert (cfg.schedule, cfg.gamma, cfg.val_split) == ("multistep", 0.1, 5000)
-    # ... and what they change: length, a seeded part of the training images seen as they are, the first
-    # LR drop, a short warm-up for every network instead of the ResNet-110 rule, and speed options.
-    assert (cfg.iterations, cfg.train_subset, cfg.augment, cfg.milestones) == (640, 2500, "none", (0.25, 0.5))
+    assert (cfg.batch_size, cfg.momentum, cfg.weight_decay) == (128, 0.9, 1e-4)
+    assert (cfg.schedule, cfg.gamma, cfg.milestones, cfg.val_split) == ("multistep", 0.1, (0.5, 0.75), 5000)
+    # ... and what they change: length, a seeded part of the training images seen as they are, the peak
+    # LR, a short warm-up for every network instead of the ResNet-110 rule, and speed options.
+    assert (cfg.iterations, cfg.train_subset, cfg.augment, cfg.lr) == (640, 2500, "none", 0.02)
     assert (cfg.warmup_iterations, cfg.warm_rule) == (100, "off")
     assert not cfg.uses_warm_rule and (cfg.precision, cfg.channels_last) == ("native", "on")
     assert E.MODES["medium"] == E.MODES["quick"] and E.MODE_DEPTHS["medium"] == [20, 32, 44, 56]
