@@ -110,7 +110,7 @@ def _fast_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Settings,
                 precision: str = "auto") -> tuple[Step, str]:
     """The trainer's step (resnet.train.trainer.Trainer._train_step) with its speed options on."""
     from resnet.train.config import TrainConfig
-    from resnet.train.device import resolve_speed
+    from resnet.train.device import at_least_float32, resolve_speed
     from resnet.train.trainer import make_optimizer
 
     cfg = TrainConfig().replace(device=str(s.device), channels_last="on", compile="on" if s.compile else "off",
@@ -124,7 +124,7 @@ def _fast_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Settings,
 
     def step() -> torch.Tensor:
         with speed.autocast():
-            loss = loss_fn(forward(speed.prepare(x)).float(), y)
+            loss = loss_fn(at_least_float32(forward(speed.prepare(x))), y)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(opt)

@@ -45,6 +45,11 @@ class Speed:
                 f"{'on' if self.channels_last else 'off'}, compile {'on' if self.compile else 'off'}")
 
 
+def at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: autocast's bf16/fp16 ones upcast, float32 and float64 ones left as they are."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():

@@ -32,7 +32,7 @@ from resnet.train import checkpoint as ck
 from resnet.train import config as config_mod
 from resnet.train import distributed
 from resnet.train.config import TrainConfig
-from resnet.train.device import Speed, resolve_speed
+from resnet.train.device import Speed, at_least_float32, resolve_speed
 from resnet.train.ema import EMA
 from resnet.train.freeze import apply_freezing, head_lr_scale, is_head
 from resnet.train.init import ARCHITECTURE_OPTIONS, apply_init, init_model_options, init_normalization, resolve_init
@@ -414,7 +414,7 @@ class Trainer:
             with ctx:
                 with self.speed.autocast():
                     logits = self.forward(self.speed.prepare(x))
-                    loss = self.criterion(logits.float(), y)
+                    loss = self.criterion(at_least_float32(logits), y)
                 scaled = loss / self.accum
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             with torch.no_grad():
