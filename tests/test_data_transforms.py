@@ -13,6 +13,7 @@ from resnet.data import Normalization, TensorSplit, fit_normalization
 from resnet.data import transforms as T
 from resnet.data.batched import PadCropFlipNormalize, flip_batch, pad_crop_flip_batch, random_crop_params
 from resnet.errors import ResNetError
+from resnet.predict import load_image
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
@@ -144,11 +145,11 @@ def test_load_image_for_predict(tmp_path):
     pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "x.png")
     none = Normalization("none")
-    x = T.load_image(tmp_path / "x.png", none, image_size=(40, 50))
+    x = load_image(tmp_path / "x.png", none, image_size=(40, 50))
     assert x.shape == (1, 3, 40, 50) and torch.allclose(x[0], torch.from_numpy(pixels).permute(2, 0, 1) / 255)
-    assert T.load_image(tmp_path / "x.png", none, image_size=(8, 8), in_channels=1).shape == (1, 1, 8, 8)
-    assert T.load_image(tmp_path / "x.png", none, protocol="ten-crop").shape == (1, 10, 3, 224, 224)
-    assert [v.shape[-2] for v in T.load_image(tmp_path / "x.png", none, protocol="multi-scale")] == list(T.SCALES)
+    assert load_image(tmp_path / "x.png", none, image_size=(8, 8), in_channels=1).shape == (1, 1, 8, 8)
+    assert load_image(tmp_path / "x.png", none, protocol="ten-crop").shape == (1, 10, 3, 224, 224)
+    assert [v.shape[-2] for v in load_image(tmp_path / "x.png", none, protocol="multi-scale")] == list(T.SCALES)
 
 
 def test_test_views_at_a_small_networks_own_size():

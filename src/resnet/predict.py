@@ -17,6 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnet.data import transforms as T
+from resnet.data.images import decode_tensor
+from resnet.data.normalization import Normalization
 from resnet.errors import ResNetError
 from resnet.evaluate import class_scores, model_from_checkpoint
 from resnet.inference import prepare_for_inference
@@ -39,14 +42,27 @@ def image_paths(arguments: Iterable[str | Path]) -> list[str]:
     return paths
 
 
+def load_image(path: str | Path, normalization: Normalization, *, protocol: str = "single",
+               image_size: tuple[int, int] | None = None, in_channels: int = 3) -> torch.Tensor | list[torch.Tensor]:
+    """One image file as the model's input: ``[1, C, H, W]``, ``[1, 10, C, H, W]`` (ten-crop) or a
+    list of ``[1, C, H, W]`` (multi-scale), normalised by ``normalization``.
+
+    ``image_size`` is the network's input size if it was trained on images of one small size (see
+    :func:`test_views`); ``in_channels=1`` converts to grey as the digits are.
+    """
+    T.check_protocol(protocol, image_size)
+    x = T.to_channels(decode_tensor(path, min_side=T.decode_side(protocol, image_size)), in_channels)
+    views = T.test_views(x, protocol, image_size=image_size)
+    if isinstance(views, list):
+        return [normalization.apply(v[None]) for v in views]
+    return T.padded_views(normalization.apply(views[None]), protocol, image_size)
+
+
 @torch.no_grad()
 def iter_predictions(model: nn.Module, meta: dict[str, Any], images: Iterable[str | Path], top: int = 5,
                      device: torch.device | str = "cpu") -> Iterator[dict[str, Any]]:
     """For each image, as it is classified: ``{"image", "top": [{"class", "index", "probability"}, ...]}``,
     most likely first."""
-    from resnet.data import Normalization
-    from resnet.data.transforms import load_image
-
     norm = Normalization.from_dict(meta["normalization"])
     size = tuple(meta["image_size"]) if meta.get("image_size") else None
     classes = meta["classes"]

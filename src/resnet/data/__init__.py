@@ -45,14 +45,15 @@ Loaders::
     # at that size; multi-scale refused), None for one trained on files (ImageNet crops); "split":
     # the split's own. in_channels: convert the images to the network's channels.
 
-For ``resnet predict``: ``resnet.data.transforms.load_image(path, normalization, *, protocol="single",
+For ``resnet predict``: ``resnet.predict.load_image(path, normalization, *, protocol="single",
 image_size=None, in_channels=3)``. (extra) For ``resnet eval`` on other data:
 ``resnet.data.sources.dataset_classes(name, data_dir)`` reads the class names without loading images.
 """
 
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.loaders import AUGMENTS, PROTOCOLS, EvalLoader, TrainLoader, make_eval_loader, make_train_loader
-from resnet.data.normalization import Normalization, fit_normalization
+from resnet.data.normalization import Normalization
+from resnet.data.statistics import fit_normalization
 from resnet.data.sources import DATASETS, load_dataset
 
 __all__ = ["AUGMENTS", "DATASETS", "PROTOCOLS", "DataBundle", "EvalLoader", "FileSplit", "Normalization",

@@ -17,17 +17,13 @@ of its seed.
   image. A network trained on image files (``image_size`` None) gets the
   ImageNet protocols: :func:`center_view` (resize 256, centre 224; also the ``single`` view),
   :func:`ten_crop`, :func:`multi_scale` (shorter sides 224, 256, 384, 480, 640, fully convolutional).
-- :func:`load_image`: one image file as a model input, for ``resnet predict``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
-from resnet.data.images import decode_tensor
 from resnet.errors import ResNetError
 
 SCALES = (224, 256, 384, 480, 640)
@@ -205,25 +201,6 @@ def padded_views(x: torch.Tensor, protocol: str, image_size: tuple[int, int] | N
         return x
     h, w = x.shape[-2:]
     return ten_crop(F.pad(x, (pad, pad, pad, pad)), resize_to=None, size=(h, w))
-
-
-def load_image(path: str | Path, normalization, *, protocol: str = "single",
-               image_size: tuple[int, int] | None = None, in_channels: int = 3) -> torch.Tensor | list[torch.Tensor]:
-    """One image file as the model's input: ``[1, C, H, W]``, ``[1, 10, C, H, W]`` (ten-crop) or a
-    list of ``[1, C, H, W]`` (multi-scale), normalised by ``normalization``.
-
-    ``image_size`` is the network's input size if it was trained on images of one small size (see
-    :func:`test_views`); ``in_channels=1`` converts to grey as the digits are.
-    """
-    from resnet.data.normalization import Normalization
-
-    assert isinstance(normalization, Normalization)
-    check_protocol(protocol, image_size)
-    x = to_channels(decode_tensor(path, min_side=decode_side(protocol, image_size)), in_channels)
-    views = test_views(x, protocol, image_size=image_size)
-    if isinstance(views, list):
-        return [normalization.apply(v[None]) for v in views]
-    return padded_views(normalization.apply(views[None]), protocol, image_size)
 
 
 def decode_side(protocol: str, image_size: tuple[int, int] | None) -> int | None:
