@@ -69,7 +69,7 @@ def test_unknown_format_and_missing_folder_are_user_errors(tmp_path):
 
 
 def _checkpoint(tmp_path, model):
-    from resnet.train.checkpoint import save_checkpoint
+    from resnet.checkpoints import save_checkpoint
 
     path = tmp_path / "best.safetensors"
     meta = {"model": "resnet20", "model_options": {"num_classes": 10, "in_channels": 3},

@@ -14,7 +14,7 @@ from resnet import inference
 from resnet.data import load_dataset
 from resnet.errors import ResNetError
 from resnet.train import config as C
-from resnet.train.device import resolve_speed
+from resnet.device import resolve_speed
 from resnet.train.schedule import build_schedule
 
 
@@ -57,15 +57,15 @@ def test_native_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch, native,
 
 
 def test_bf16_on_a_cpu_without_bf16_kernels_warns(monkeypatch, caplog):
-    import resnet.train.device as device
+    import resnet.device as device
 
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
     with caplog.at_level("WARNING"):
-        speed = resolve_speed(C.resolve({"device": "cpu", "precision": "bf16"}))
+        speed = resolve_speed("cpu", "bf16")
     assert speed.precision == "bf16" and "emulated" in caplog.text and "--precision native" in caplog.text
     caplog.clear()
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
-    resolve_speed(C.resolve({"device": "cpu", "precision": "bf16"}))
+    resolve_speed("cpu", "bf16")
     assert "emulated" not in caplog.text
 
 

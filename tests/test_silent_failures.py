@@ -24,7 +24,7 @@ from resnet.data.images import decode_rgb
 from resnet.data.safe_pickle import safe_load
 from resnet.errors import ResNetError
 from resnet.train import resolve
-from resnet.train.checkpoint import BEST, save_checkpoint
+from resnet.checkpoints import BEST, save_checkpoint
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))

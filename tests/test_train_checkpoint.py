@@ -13,10 +13,10 @@ from torch import nn
 
 from resnet.errors import ResNetError
 from resnet import files
-from resnet.train import checkpoint as ck
+from resnet import checkpoints as ck
 
 
-# The smallest meta the loader accepts (see resnet.train.meta_schema): a network, its classes, normalisation.
+# The smallest meta the loader accepts (see resnet.checkpoints.meta): a network, its classes, normalisation.
 META = {"model": "resnet20", "model_options": {"num_classes": 3}, "classes": ["a", "b", "c"],
         "normalization": {"mode": "none"}}
 

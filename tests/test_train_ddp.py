@@ -10,7 +10,7 @@ import torch
 
 from conftest import tiny_train_args
 from resnet.cli import main
-from resnet.train.checkpoint import load_checkpoint
+from resnet.checkpoints import load_checkpoint
 from resnet.train.metrics import read_metrics
 
 # No augmentation, so both runs see exactly the same global batches in the same order.

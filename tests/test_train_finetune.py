@@ -18,7 +18,7 @@ from resnet import create_model
 from resnet.cli import main
 from resnet.errors import ResNetError
 from resnet.train import resolve, train
-from resnet.train.checkpoint import BEST, LAST, load_checkpoint
+from resnet.checkpoints import BEST, LAST, load_checkpoint
 from resnet.train.config import read_run_config
 from resnet.train.freeze import keep_in_eval
 from resnet.train.init import apply_init, resolve_init

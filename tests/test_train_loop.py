@@ -15,7 +15,7 @@ from resnet import create_model
 from resnet.cli import main
 from resnet.errors import ResNetError
 from resnet.train import resolve, train
-from resnet.train.checkpoint import load_checkpoint
+from resnet.checkpoints import load_checkpoint
 from resnet.train.ema import EMA
 from resnet.train.metrics import read_metrics
 from resnet.train.trainer import Interrupted, Trainer, param_groups

@@ -16,7 +16,7 @@ from conftest import TINY_TRAIN, tiny_train_args
 from resnet.cli import main
 from resnet.files import temp_path
 from resnet.train import resolve, train
-from resnet.train.checkpoint import load_checkpoint
+from resnet.checkpoints import load_checkpoint
 from resnet.train.metrics import read_metrics
 from resnet.train.trainer import Trainer
 

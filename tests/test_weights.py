@@ -281,7 +281,7 @@ def test_a_classifier_of_another_size_says_so(tmp_path) -> None:
 
 
 def test_a_checkpoint_brings_its_own_options_classes_and_normalisation(trained_run) -> None:
-    from resnet.train.checkpoint import load_checkpoint
+    from resnet.checkpoints import load_checkpoint
 
     meta = load_checkpoint(trained_run / "best.safetensors").meta
     state, info = load_published(trained_run, meta["model"])

@@ -4,7 +4,8 @@ The public entry points are :func:`create_model` and :func:`list_models`; the ``
 command (``resnet --help``) wraps training, evaluation and the paper's experiments.
 """
 
-from resnet.models import create_model, list_models
+from resnet.factory import create_model
+from resnet.models import list_models
 
 __version__ = "0.1.0"
 

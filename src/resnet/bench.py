@@ -8,7 +8,7 @@ already on the device, so the numbers are the network's and the step's, not the 
 Implementations:
 * baseline: the same network, eager, float32, NCHW, a textbook loop (forward, loss, ``zero_grad``,
   backward, SGD step) / ``model.eval()`` under ``torch.no_grad()``.
-* fast: training exactly as the trainer runs it (``resnet.train.device.Speed`` with channels-last
+* fast: training exactly as the trainer runs it (``resnet.device.Speed`` with channels-last
   and ``torch.compile`` on, autocast at the device's default precision: float32 on CPU, bf16 on CUDA);
   inference through :func:`resnet.inference.prepare_for_inference` under ``torch.inference_mode()``.
 * fast-bf16 (CPU with native bf16 only): the same with ``--precision bf16`` (bf16 autocast for training,
@@ -109,13 +109,13 @@ def _baseline_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Step:
 def _fast_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Settings,
                 precision: str = "auto") -> tuple[Step, str]:
     """The trainer's step (resnet.train.trainer.Trainer._train_step) with its speed options on."""
+    from resnet.device import at_least_float32, resolve_speed
     from resnet.train.config import TrainConfig
-    from resnet.train.device import at_least_float32, resolve_speed
     from resnet.train.trainer import make_optimizer
 
     cfg = TrainConfig().replace(device=str(s.device), channels_last="on", compile="on" if s.compile else "off",
                                 precision=precision, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-    speed = resolve_speed(cfg)
+    speed = resolve_speed(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
     model = model.to(memory_format=torch.channels_last) if speed.channels_last else model
     forward = _compile(model, s)
     opt = make_optimizer(model, cfg)
@@ -203,7 +203,7 @@ def _warm(name: str, step: Step, s: Settings) -> Step:
 
 
 def _bench_one(name: str, task: str, s: Settings, tmp: Path) -> list[Row]:
-    from resnet import create_model
+    from resnet.models import build_model
     from resnet.inference import cpu_has_native_bf16, prepare_for_inference
 
     side = MODELS[name]
@@ -213,7 +213,7 @@ def _bench_one(name: str, task: str, s: Settings, tmp: Path) -> list[Row]:
     x = torch.randn(batch, 3, side, side, generator=gen).to(dev)
     y = torch.randint(0, 1000 if side == 224 else 10, (batch,), generator=gen).to(dev)
     torch.manual_seed(0)
-    model = create_model(name).to(dev)
+    model = build_model(name).to(dev)
     rows = {k: Row(name, side, task, batch, k) for k in ("baseline", "fast", "fast-bf16", "torchvision", "onnxruntime")}
     # On a CPU with native bf16 (AVX512-BF16/AMX) the bf16 path is worth showing beside the exact one;
     # it is what --precision bf16 does, and not "the same results within float32 tolerance".
@@ -223,14 +223,14 @@ def _bench_one(name: str, task: str, s: Settings, tmp: Path) -> list[Row]:
     logger.info("%s %s, batch %d:", name, task, batch)
     if task == "train":
         initial = {k: v.clone() for k, v in model.state_dict().items()}  # every variant starts from these
-        baseline = create_model(name).to(dev)
+        baseline = build_model(name).to(dev)
         baseline.load_state_dict(initial)
         steps["baseline"] = _warm("baseline", _baseline_train(baseline.train(), x, y), s)
         fast, described = _fast_train(model.train(), x, y, s)
         rows["fast"].note = f"trainer's step: {described}"
         steps["fast"] = _warm("fast", fast, s)
         if cpu_bf16:
-            twin = create_model(name).to(dev)
+            twin = build_model(name).to(dev)
             twin.load_state_dict(initial)
             fast16, described = _fast_train(twin.train(), x, y, s, precision="bf16")
             rows["fast-bf16"].note = f"trainer's step with --precision bf16: {described}"
@@ -347,7 +347,7 @@ def format_table(result: dict) -> str:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    from resnet.train.device import resolve_device
+    from resnet.device import resolve_device
 
     device = resolve_device(args.device)
     if device.type not in BATCHES:

@@ -92,8 +92,8 @@ def evaluate(model: nn.Module, loader: Any, speed: Any = None, *, quiet: bool = 
 
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """The network of a resnet checkpoint (or run folder), weights loaded, in eval mode, and its meta."""
-    from resnet import create_model
-    from resnet.train.checkpoint import load_checkpoint, load_weights, nonfinite_keys
+    from resnet.models import build_model
+    from resnet.checkpoints import load_checkpoint, load_weights, nonfinite_keys
 
     ckpt = load_checkpoint(path)
     meta = ckpt.meta
@@ -102,7 +102,7 @@ def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") 
     if broken:
         raise ResNetError(f"{path}: {len(broken)} weight tensors hold NaN or infinite values (e.g. {broken[0]}); "
                           "the checkpoint is unusable")
-    model = create_model(meta["model"], **meta["model_options"])
+    model = build_model(meta["model"], **meta["model_options"])
     load_weights(model, weights, name=meta["model"])
     return model.to(device).eval(), meta
 
@@ -127,7 +127,7 @@ def run_eval_command(args: Any) -> int:
     from resnet.data.transforms import check_protocol
     from resnet.eval_data import checkpoint_split, data_name
     from resnet.inference import prepare_for_inference
-    from resnet.train.device import resolve_device
+    from resnet.device import resolve_device
 
     device = resolve_device(args.device)
     model, meta = model_from_checkpoint(args.checkpoint, device)

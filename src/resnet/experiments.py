@@ -92,7 +92,7 @@ def _finished(run_dir: Path) -> bool:
 def run_or_resume(options: dict[str, Any], run_dir: Path) -> Path:
     """Train one run of an experiment, or continue it, or read it back if it already finished."""
     from resnet.train import resolve, train
-    from resnet.train.checkpoint import LAST
+    from resnet.checkpoints import LAST
 
     if _finished(run_dir):
         logger.info("%s: finished earlier, reusing it", run_dir)

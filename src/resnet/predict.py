@@ -100,7 +100,7 @@ def csv_text(results: list[dict[str, Any]]) -> str:
 
 def run_predict_command(args: Any) -> int:
     from resnet.files import atomic_write
-    from resnet.train.device import resolve_device
+    from resnet.device import resolve_device
 
     paths = image_paths(args.images)  # before loading the network: a wrong folder fails at once
     device = resolve_device(args.device)

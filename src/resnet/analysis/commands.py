@@ -47,7 +47,7 @@ def run_responses_command(args: argparse.Namespace) -> int:
     from resnet.eval_data import checkpoint_split
     from resnet.evaluate import model_from_checkpoint
     from resnet.plots import plot_responses
-    from resnet.train.device import resolve_device
+    from resnet.device import resolve_device
 
     device = resolve_device(args.device)
     out = _out_dir(args.out)
@@ -79,11 +79,11 @@ def run_responses_command(args: argparse.Namespace) -> int:
 
 def run_gradients_command(args: argparse.Namespace) -> int:
     """Per-layer gradient norms, at initialisation and after --steps SGD steps, for each model given."""
-    from resnet import create_model
+    from resnet.models import build_model
     from resnet.analysis.gradients import gradient_flow
     from resnet.data import fit_normalization, load_dataset, make_eval_loader, make_train_loader
     from resnet.plots import plot_gradient_flow
-    from resnet.train.device import resolve_device
+    from resnet.device import resolve_device
 
     device = resolve_device(args.device)
     out = _out_dir(args.out)
@@ -98,7 +98,7 @@ def run_gradients_command(args: argparse.Namespace) -> int:
     profiles = []
     for name in args.models:
         torch.manual_seed(args.seed)
-        model = create_model(name, num_classes=bundle.num_classes, in_channels=bundle.in_channels).to(device)
+        model = build_model(name, num_classes=bundle.num_classes, in_channels=bundle.in_channels).to(device)
         loader = make_train_loader(bundle, args.batch_size, augment=augment, normalization=normalization,
                                    device=device, seed=args.seed)
         batches = itertools.chain.from_iterable(_epochs(loader))

@@ -21,7 +21,7 @@ from torch import nn
 
 from resnet.errors import ResNetError
 from resnet.markdown import markdown_table
-from resnet.models import create_model, get_spec, list_models
+from resnet.models import build_model, get_spec, list_models
 
 
 @dataclass
@@ -154,7 +154,7 @@ def model_summary(name: str, input_size: tuple[int, int] | None = None, **option
     spec = get_spec(name)
     size = input_size or (spec.input_size, spec.input_size)
     with torch.device("meta"):
-        model = create_model(name, **options)
+        model = build_model(name, **options)
     return summarize(model, size, name=name, in_channels=int(options.get("in_channels", 3)))
 
 
@@ -163,7 +163,7 @@ def feature_summary(name: str, input_size: tuple[int, int] | None = None, **opti
     spec = get_spec(name)
     size = input_size or (spec.input_size, spec.input_size)
     with torch.device("meta"):
-        extractor = create_model(name, features_only=True, **options)
+        extractor = build_model(name, features_only=True, **options)
     with torch.no_grad():
         maps = extractor.eval()(torch.empty(1, int(options.get("in_channels", 3)), *size, device="meta"))
     features = [{"name": f.name, "layer": f.layer, "channels": f.channels, "stride": f.stride,

@@ -1,4 +1,4 @@
-"""Names for every network: ``create_model("resnet56", num_classes=100)`` and ``list_models()``.
+"""Names for every network: ``build_model("resnet56", num_classes=100)`` and ``list_models()``.
 
 Plain networks and option variants are the same builders with a different switch, never copies.
 """
@@ -9,7 +9,6 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -165,25 +164,19 @@ def _check_options(spec: ModelSpec, options: dict[str, Any]) -> None:
         raise ResNetError(f"{spec.name} needs depth=... (6n+2, e.g. 20, 56, 164)")
 
 
-def create_model(name: str, *, weights: str | Path | None = None, **options: Any) -> nn.Module:
-    """Build a network by name with the paper's defaults, overridden by ``options``.
+def build_model(name: str, **options: Any) -> nn.Module:
+    """Build a network by name with the paper's defaults, overridden by ``options`` (random weights).
 
     Options: ``num_classes``, ``in_channels``, ``shortcut`` ("A", "B", "C"), ``stride_on``
     ("1x1", "3x3"), ``zero_init_residual``; the generic ``cifar_*`` builders also take ``depth`` and
     ``block``. A wrong name or option raises :class:`~resnet.errors.ResNetError` listing valid choices.
 
-    ``weights``: ``"torchvision"`` / ``"torchvision-v2"`` (published ImageNet weights, downloaded
-    once into the cache), a ``.pth`` / ``.safetensors`` file or a checkpoint: the network is built
-    as the weights need it (torchvision's bottleneck nets: ``stride_on="3x3"``), see :mod:`resnet.weights`.
-
     Backbone keywords (``models.backbone``): ``output_stride`` (32, 16, 8: dilated last stages),
     ``norm_layer`` ("bn", "frozen_bn"), ``features_only`` and ``out_indices`` (stage numbers, e.g.
     ``(1, 2, 3, 4)`` for C2-C5): a feature extractor returning a list of maps.
-    """
-    if weights is not None:
-        from resnet.weights import create_pretrained  # lazy: it builds its networks through this function
 
-        return create_pretrained(name, weights, **options)
+    With pretrained weights: :func:`resnet.factory.create_model` (``resnet.create_model``).
+    """
     spec = get_spec(name)
     _check_options(spec, options)
     backbone = BackboneOptions.pop_from(options, name=name, family=spec.family)

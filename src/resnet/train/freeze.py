@@ -56,11 +56,11 @@ def freeze_choices(model: nn.Module) -> list[str]:
 def check_freeze_until(cfg: Any) -> None:
     """ValueError naming the valid stages when ``cfg.freeze_until`` is not one of ``cfg.model``'s (built on
     the meta device: no memory, no time)."""
-    from resnet import create_model
+    from resnet.models import build_model
 
     options = {k: getattr(cfg, k) for k in ("depth", "shortcut", "stride_on") if getattr(cfg, k) is not None}
     with torch.device("meta"):
-        model = create_model(cfg.model, **options)
+        model = build_model(cfg.model, **options)
     valid = freeze_choices(model)
     if cfg.freeze_until not in valid:
         raise ValueError(f"{cfg.freeze_until!r} is not a part of {cfg.model} (valid: {', '.join(valid)})")

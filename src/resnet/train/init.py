@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from resnet.errors import ResNetError
-from resnet.train import checkpoint as ck
+from resnet import checkpoints as ck
 from resnet.train.freeze import HEAD, is_head
 
 logger = logging.getLogger(__name__)

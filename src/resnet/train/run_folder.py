@@ -19,7 +19,7 @@ from typing import Any
 
 from resnet.errors import ResNetError
 from resnet.files import remove_stale_temp_files
-from resnet.train.checkpoint import BEST, LAST
+from resnet.checkpoints import BEST, LAST
 
 try:
     import fcntl

@@ -28,15 +28,15 @@ from resnet.errors import ResNetError
 from resnet.evaluate import EvalResult, NonFiniteOutputs, evaluate
 from resnet.files import atomic_write
 from resnet.progress import bars_enabled
-from resnet.train import checkpoint as ck
+from resnet import checkpoints as ck
 from resnet.train import config as config_mod
 from resnet.train import distributed
 from resnet.train.config import TrainConfig
-from resnet.train.device import Speed, at_least_float32, resolve_speed
+from resnet.device import Speed, at_least_float32, resolve_speed
 from resnet.train.ema import EMA
 from resnet.train.freeze import apply_freezing, head_lr_scale, is_head
 from resnet.train.init import ARCHITECTURE_OPTIONS, apply_init, init_model_options, init_normalization, resolve_init
-from resnet.train.meta_schema import validate_train_state
+from resnet.train.resume_state import validate_train_state
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, truncate_after
 from resnet.train.run_folder import RunFolder, finished_summary
 from resnet.train.run_time import RunTime
@@ -147,13 +147,13 @@ class Trainer:
     """One training run. ``Trainer(cfg).fit()``; ``Trainer.resume(run_dir).fit()`` continues one."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, resume_from: ck.Checkpoint | None = None):
-        from resnet import create_model
+        from resnet.models import build_model
         from resnet.data import Normalization, fit_normalization, load_dataset, make_eval_loader, make_train_loader
         from resnet.data.transforms import check_protocol
 
         self.cfg = cfg
         self.dist = distributed.from_env()
-        self.speed: Speed = resolve_speed(cfg, self.dist.local_rank)
+        self.speed: Speed = resolve_speed(cfg.device, cfg.precision, cfg.channels_last, cfg.compile, self.dist.local_rank)
         distributed.init_process_group(self.dist, self.speed.device, cfg.dist_timeout)
         if cfg.batch_size % self.dist.world_size:
             raise ResNetError(f"option 'batch-size': {cfg.batch_size} is not divisible by the "
@@ -193,7 +193,7 @@ class Trainer:
         elif resume_from is not None:  # e.g. stride_on 3x3 taken from --init weights at the start
             saved = resume_from.meta.get("model_options") or {}
             self.model_options.update({k: saved[k] for k in ARCHITECTURE_OPTIONS if k in saved})
-        model = create_model(cfg.model, **self.model_options)
+        model = build_model(cfg.model, **self.model_options)
         self.init_report = resume_from.meta.get("init") if resume_from is not None else None
         if resume_from is not None:
             ck.load_weights(model, resume_from.model, name=cfg.model)
@@ -209,7 +209,7 @@ class Trainer:
         self.frozen = apply_freezing(model, cfg.freeze_until, cfg.linear_probe, cfg.freeze_bn)
         self.model = model  # the plain module: what is saved and evaluated
         self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-        self.eval_model = create_model(cfg.model, **self.model_options).to(device) if self.ema else None
+        self.eval_model = build_model(cfg.model, **self.model_options).to(device) if self.ema else None
         if self.dist.enabled:
             ids = [device.index] if device.type == "cuda" else None
             self.wrapped: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=ids)

@@ -25,8 +25,8 @@ from torch import nn
 from resnet.data.normalization import Normalization
 from resnet.errors import ResNetError
 from resnet.models.backbone import BackboneOptions
-from resnet.models.registry import create_model, get_spec
-from resnet.train.checkpoint import is_checkpoint, load_checkpoint, load_weights, read_state_dict, resolve_path
+from resnet.models.registry import build_model, get_spec
+from resnet.checkpoints import is_checkpoint, load_checkpoint, load_weights, read_state_dict, resolve_path
 from resnet.weights.fetch import fetch, verify
 from resnet.weights.imagenet_classes import IMAGENET_CLASSES
 from resnet.weights.published import TAGS, PublishedWeights, find_by_file, find_published
@@ -207,7 +207,7 @@ def model_from_weights(model_name: str, weights: str | Path, *, cache_dir: str |
     merged = {**info.model_options, **options}
     # Backbone options (dilation, frozen BN, features_only) keep or drop keys: load the whole net first.
     backbone = BackboneOptions.pop_from(merged, name=model_name, family=get_spec(model_name).family)
-    model = create_model(model_name, **merged)
+    model = build_model(model_name, **merged)
     load_into(model, state, info)
     model = backbone.apply(model)
     if info.published is not None:

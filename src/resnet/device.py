@@ -17,7 +17,6 @@ import torch
 
 from resnet.errors import ResNetError
 from resnet.inference import DTYPES, cpu_has_native_bf16, precision_name
-from resnet.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +67,14 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
-def resolve_speed(cfg: TrainConfig, local_rank: int = 0) -> Speed:
-    device = resolve_device(cfg.device, local_rank)
-    channels_last = device.type == "cuda" if cfg.channels_last == "auto" else cfg.channels_last == "on"
-    precision = precision_name(cfg.precision, device)
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+def resolve_speed(device: str = "auto", precision: str = "auto", channels_last: str = "auto", compile: str = "off",
+                  local_rank: int = 0) -> Speed:
+    """How to run: the device (``auto``: this process's GPU, else the CPU), autocast precision, channels-last
+    (``auto``: on for CUDA) and ``torch.compile`` (``on``/``off``), from the options as the user gave them."""
+    resolved = resolve_device(device, local_rank)
+    channels_last_on = resolved.type == "cuda" if channels_last == "auto" else channels_last == "on"
+    name = precision_name(precision, resolved)
+    if name == "bf16" and resolved.type == "cpu" and not cpu_has_native_bf16():
         logger.warning("--precision bf16: this CPU has no bf16 kernels (AVX-512 or newer), so bf16 is emulated "
                        "and many times slower than fp32 here; --precision native picks bf16 only where it pays")
-    return Speed(device, precision, channels_last, cfg.compile == "on")
+    return Speed(resolved, name, channels_last_on, compile == "on")
