@@ -29,7 +29,7 @@ from resnet import create_model  # noqa: E402
 from resnet.data.batched import PadCropFlipNormalize, random_crop_params  # noqa: E402
 from resnet.inference import cpu_has_native_bf16  # noqa: E402
 from resnet.train.config import TrainConfig  # noqa: E402
-from resnet.train.trainer import make_optimizer  # noqa: E402
+from resnet.train.build import make_optimizer  # noqa: E402
 
 KINDS = (  # (kind, operator name fragments) of the forward and backward pass; the first match wins
     ("convolution", ("convolution", "conv2d")),

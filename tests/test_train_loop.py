@@ -18,7 +18,8 @@ from resnet.train import resolve, train
 from resnet.checkpoints import load_checkpoint
 from resnet.train.ema import EMA
 from resnet.train.metrics import read_metrics
-from resnet.train.trainer import Interrupted, Trainer, param_groups
+from resnet.train.build import param_groups
+from resnet.train.trainer import Interrupted, Trainer
 
 
 def test_run_folder_holds_everything(trained_run):

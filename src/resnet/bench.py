@@ -108,10 +108,11 @@ def _baseline_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Step:
 
 def _fast_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Settings,
                 precision: str = "auto") -> tuple[Step, str]:
-    """The trainer's step (resnet.train.trainer.Trainer._train_step) with its speed options on."""
-    from resnet.device import at_least_float32, resolve_speed
+    """The trainer's step (:func:`resnet.train.step.train_step`) with its speed options on."""
+    from resnet.device import resolve_speed
+    from resnet.train.build import make_optimizer
     from resnet.train.config import TrainConfig
-    from resnet.train.trainer import make_optimizer
+    from resnet.train.step import train_step
 
     cfg = TrainConfig().replace(device=str(s.device), channels_last="on", compile="on" if s.compile else "off",
                                 precision=precision, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
@@ -123,17 +124,7 @@ def _fast_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Settings,
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> torch.Tensor:
-        with speed.autocast():
-            loss = loss_fn(at_least_float32(forward(speed.prepare(x))), y)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss
+        return train_step(forward, [(x, y)], optimizer=opt, criterion=loss_fn, speed=speed, scaler=scaler)
 
     return step, speed.describe()
 

@@ -1,4 +1,9 @@
-"""What the training state of a ``last`` checkpoint may contain, checked before a run resumes from it.
+"""The resumable state of a run, and everything about resuming: one object, read, checked and written here.
+
+Everything a resumed run needs to take exactly the same path is in the ``last`` checkpoint: weights,
+optimizer buffers, schedule state, step, RNG states of torch/numpy/python/CUDA, EMA, best metric,
+and the running sums of the current metrics window. The data order is a pure function of
+(seed, epoch, rank), so restoring the step restores the batches.
 
 Like the metadata (:mod:`resnet.checkpoints.meta`), the state is data from outside: a damaged or
 crafted one gives one line naming the file, never a traceback from deep inside the optimizer.
@@ -7,12 +12,152 @@ crafted one gives one line naming the file, never a traceback from deep inside t
 from __future__ import annotations
 
 import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from resnet import checkpoints as ck
 from resnet.checkpoints.meta import MetaProblem, bounded_int, short_repr
 from resnet.errors import ResNetError
+from resnet.train import config as config_mod
+from resnet.train.config import TrainConfig
+
+
+@dataclass
+class MetricWindow:
+    """Running sums of the steps since the last log line, kept on the device (no sync per step)."""
+
+    loss: torch.Tensor
+    errors: torch.Tensor
+    count: int = 0
+    time: float = 0.0
+
+    @classmethod
+    def empty(cls, device: torch.device) -> MetricWindow:
+        return cls(torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long))
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss += loss * len(labels)
+        self.errors += (logits.argmax(1) != labels).sum()
+        self.count += len(labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": float(self.loss), "errors": int(self.errors), "count": self.count, "time": self.time}
+
+    @classmethod
+    def from_dict(cls, w: dict[str, Any], device: torch.device) -> MetricWindow:
+        return cls(torch.tensor(w["loss"], device=device), torch.tensor(w["errors"], device=device),
+                   int(w["count"]), float(w["time"]))
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(), "python": random.getstate(),
+        "numpy": [np_state[0], [int(v) for v in np_state[1]], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainState:
+    """Where a run is: the step, the best validation so far and the current metrics window.
+
+    With the optimizer, schedule and scaler (whose own ``state_dict`` s it packs) it is all a resume needs.
+    """
+
+    window: MetricWindow
+    step: int = 0
+    best: dict[str, Any] | None = None
+
+    def to_checkpoint(self, *, optimizer: torch.optim.Optimizer, schedule: Any, scaler: Any,
+                      steps_per_epoch: int, accum: int, rng: Any, time: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "step": self.step, "epoch": self.step // steps_per_epoch,
+            "batch_index": (self.step % steps_per_epoch) * accum, "best": self.best,
+            "window": self.window.to_dict(), "rng": rng, "time": time,
+        }
+
+    def restore(self, state: dict[str, Any], *, total: int, where: object, optimizer: torch.optim.Optimizer,
+                schedule: Any, scaler: Any, rank: int, device: torch.device) -> None:
+        """Check the whole of ``state``, then load it: a damaged one is one line naming ``where``."""
+        validate_train_state(state, total, where)
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            self.step = int(state["step"])
+            self.best = state["best"]
+            self.window = MetricWindow.from_dict(state["window"], device)
+            set_rng_state(state["rng"][rank] if isinstance(state["rng"], list) else state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError) as e:
+            if isinstance(e, ResNetError):
+                raise
+            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+            raise ResNetError(f"{where}: damaged training state ({type(e).__name__}: {first})") from None
+
+
+@dataclass
+class ResumePoint:
+    """A run folder read for resuming: its config, the length it had planned, its ``last`` checkpoint."""
+
+    cfg: TrainConfig
+    planned: int | None  # the iterations in config.json
+    last: ck.Checkpoint
+
+    @property
+    def step(self) -> int:
+        return int(self.last.state["step"])  # type: ignore[index]
+
+
+def read_resume_point(run_dir: Path, world_size: int, iterations: int | None = None,
+                      epochs: float | None = None) -> ResumePoint:
+    """Everything checked before the data and the model are built; ``iterations``/``epochs``: a new length."""
+    if not (run_dir / "config.json").is_file():
+        raise ResNetError(f"--resume {run_dir}: not a run folder (no config.json)")
+    if not (run_dir / ck.LAST).is_file():
+        raise ResNetError(f"--resume {run_dir}: no {ck.LAST} to resume from (the run saved no checkpoint yet)")
+    cfg, resolved = config_mod.read_run_config(run_dir / "config.json")
+    saved_world = resolved.get("world_size", 1)
+    if saved_world != world_size:
+        raise ResNetError(f"--resume {run_dir}: the run used {saved_world} process(es); resume it with "
+                          f"--nproc {saved_world} so every process sees the same data")
+    last = ck.load_checkpoint(run_dir / ck.LAST)
+    if last.state is None:
+        raise ResNetError(f"--resume {run_dir}: {ck.LAST} holds no training state")
+    planned = resolved.get("iterations")
+    if isinstance(planned, int):
+        validate_train_state(last.state, planned, run_dir / ck.LAST)
+    if iterations is not None or epochs is not None:
+        cfg = cfg.replace(iterations=iterations, epochs=cfg.epochs if epochs is None else epochs)
+    return ResumePoint(cfg, planned if isinstance(planned, int) else None, last)
+
+
+def check_new_length(point: ResumePoint, run_dir: Path, total: int, iterations: int | None,
+                     epochs: float | None) -> None:
+    """A new length must be longer than the steps already taken."""
+    if (iterations is not None or epochs is not None) and total <= point.step:
+        given = f"--iterations {iterations}" if iterations is not None else f"--epochs {epochs:g}"
+        raise ResNetError(f"--resume {run_dir} {given}: that is {total} iterations, but the run has "
+                          f"taken {point.step} already; give a longer length to extend it")
 
 
 def _check_rng(rng: Any) -> None:
