@@ -143,7 +143,7 @@ def test_export_stores_classes_and_normalisation(tmp_path, fmt):
                        capture_output=True, text=True, env={"PYTHONPATH": SRC, "PATH": ""}, timeout=300)
     assert p.returncode == 0, p.stderr
     assert (p.stdout + p.stderr).count(str(out)) == 1  # the success message once, not again in the log
-    # Read back the way the README tells a deployment to: with torch / onnx alone.
+    # Read back the way docs/speed.md tells a deployment to: with torch / onnx alone.
     if fmt == "torchscript":
         extra = {"classes": "", "normalization": "", "input": ""}
         torch.jit.load(str(out), _extra_files=extra)
