@@ -105,7 +105,7 @@ class TrainConfig:
     warm_until_error: float = _opt(0.8, "training error (fraction) below which the warm rule ends",
                                    group="optimisation")
 
-    # fine-tuning (src/resnet/train/init.py and freeze.py)
+    # fine-tuning (src/resnet/train/warm_start.py and freeze.py)
     init: str | None = _opt(None, "start from these weights (applied at step 0 only): a run folder, a checkpoint, a "
                             ".pth/.safetensors state dict or a published name", group="fine-tuning")
     init_head: str = _opt("auto", "the classifier of the --init weights: auto = load it when it fits the new classes "

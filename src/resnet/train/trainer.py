@@ -35,12 +35,12 @@ from resnet.train.config import TrainConfig
 from resnet.train.device import Speed, at_least_float32, resolve_speed
 from resnet.train.ema import EMA
 from resnet.train.freeze import apply_freezing, head_lr_scale, is_head
-from resnet.train.init import ARCHITECTURE_OPTIONS, apply_init, init_model_options, init_normalization, resolve_init
 from resnet.train.meta_schema import validate_train_state
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, truncate_after
 from resnet.train.run_folder import RunFolder, finished_summary
 from resnet.train.run_time import RunTime
 from resnet.train.schedule import build_schedule, milestone_steps
+from resnet.train.warm_start import ARCHITECTURE_OPTIONS, apply_init, init_model_options, init_normalization, resolve_init
 
 logger = logging.getLogger(__name__)
 
