@@ -77,7 +77,7 @@ def _base_options(recipe: str, data_options: dict[str, Any], mode_options: dict[
 
 def _mode(mode: str | None, iterations: Any, recipe: str, subset: Any = None) -> str:
     """What schedule the runs had, for titles and table notes: only the recipe's own length is "full"."""
-    from resnet.train.config import RECIPES
+    from resnet.train.recipes import RECIPES
 
     if mode:
         return f"{mode} mode, {iterations} iterations" + (f" on {subset:,} training images" if subset else "")
