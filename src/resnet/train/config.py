@@ -181,7 +181,7 @@ def model_depth(cfg: TrainConfig) -> int:
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
-def _base_type(name: str) -> type:
+def base_type(name: str) -> type:
     """The non-None type of a field (``int | None`` -> int; ``tuple[float, ...]`` -> tuple)."""
     hint = _HINTS[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -193,7 +193,7 @@ def _base_type(name: str) -> type:
 def _coerce(name: str, value: Any, source: str) -> Any:
     hint = _HINTS[name]
     optional = type(None) in typing.get_args(hint)
-    kind = _base_type(name)
+    kind = base_type(name)
     where = f"{source} '{name.replace('_', '-')}'" if source == "option" else f"{source}: '{name}'"
     if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
         if optional:
@@ -233,7 +233,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _type_name(name: str) -> str:
-    kind = _base_type(name)
+    kind = base_type(name)
     return {bool: "true or false", tuple: "a list of numbers", int: "an integer", float: "a number"}.get(
         kind, "a string")
 
@@ -382,62 +382,6 @@ def read_run_config(path: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
 def load_json(path: str | Path) -> TrainConfig:
     """The config saved in a run folder."""
     return read_run_config(path)[0]
-
-
-def _default_text(name: str) -> str:
-    base = TrainConfig().to_dict()[name]
-
-    def show(v: Any) -> str:
-        if isinstance(v, (list, tuple)):
-            return ",".join(f"{x:g}" for x in v)
-        if isinstance(v, float) and v.is_integer() and v >= 1:
-            return str(int(v))  # counts such as --val-split 5000
-        return "none" if v is None else str(v)
-
-    parts = [f"default: {show(base)}"]
-    for recipe, changes in RECIPES.items():
-        if name in changes and show(changes[name]) != show(base):
-            parts.append(f"{recipe}: {show(changes[name])}")
-    return "; ".join(parts)
-
-
-_METAVARS = {"model": "NAME", "data_dir": "DIR", "cache_dir": "DIR", "run_dir": "DIR", "runs_root": "DIR",
-             "device": "DEVICE", "init": "WEIGHTS", "freeze_until": "STAGE", "head_lr": "LR"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--option`` per config field; unset flags stay absent so recipes and files can fill them."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in fields(TrainConfig):
-        group_name = f.metadata["group"]
-        if group_name not in groups:
-            groups[group_name] = parser.add_argument_group(f"{group_name} options")
-        g = groups[group_name]
-        flag = "--" + f.name.replace("_", "-")
-        default = _default_text(f.name)
-        # Options whose help already says what their default is ("default: the family's") need no "none".
-        text = f.metadata["help"] if "(default:" in f.metadata["help"] and default == "default: none" \
-            else f"{f.metadata['help']} ({default})"
-        help = text.replace("%", "%%")
-        kind = _base_type(f.name)
-        kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=help, dest=f.name)
-        if f.name == "recipe":
-            kw["choices"] = list(RECIPES)
-        elif f.metadata["choices"]:
-            kw["choices"] = list(f.metadata["choices"])
-        if kind is bool:
-            g.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif kind is tuple:
-            g.add_argument(flag, metavar="F,F,...", **kw)
-        else:
-            metavar = None if kw.get("choices") else _METAVARS.get(f.name) or {int: "N", float: "X"}.get(kind, "VALUE")
-            g.add_argument(flag, metavar=metavar, **kw)
-
-
-def given_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The config options present on the command line."""
-    names = set(field_names())
-    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def save_json(cfg: TrainConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:
