@@ -4,8 +4,22 @@ The public entry points are :func:`create_model` and :func:`list_models`; the ``
 command (``resnet --help``) wraps training, evaluation and the paper's experiments.
 """
 
-from resnet.models import create_model, list_models
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from resnet.models import create_model, list_models
 
 __version__ = "0.1.0"
 
 __all__ = ["create_model", "list_models", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # The networks (and torch with them) are imported on first use, so that `resnet --help` is instant.
+    if name in ("create_model", "list_models"):
+        from resnet import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
