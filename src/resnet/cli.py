@@ -65,6 +65,8 @@ def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 
 class Command(NamedTuple):
+    """A row of the table: what `resnet --help` lists, and the module that has the rest."""
+
     name: str
     help: str  # the line in `resnet --help`
     module: str  # DESCRIPTION, add_arguments(parser), run(args) -> int
@@ -101,24 +103,21 @@ class _Subcommands(argparse._SubParsersAction):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._empty: set[str] = set()  # parsers whose module has not added its options yet
-
-    def add_command(self, command: Command) -> None:
-        self.add_parser(command.name, help=command.help)
-        self._empty.add(command.name)
+        self._complete: set[str] = set()  # the subcommands whose module has added their options
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
         name = values[0]  # a valid choice: argparse checked it before calling
-        if name in self._empty:
+        if name not in self._complete:
             module, chosen = _command_module(name), self._name_parser_map[name]
             chosen.description = module.DESCRIPTION
             module.add_arguments(chosen)
-            self._empty.discard(name)
+            self._complete.add(name)
         super().__call__(parser, namespace, values, option_string)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `resnet` parser; a subcommand's parser gets its options from its module when it parses."""
     parser = Parser(
         prog="resnet",
         description="Deep Residual Learning for Image Recognition (He et al. 2015): the paper's "
@@ -128,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Subcommands)
     for command in COMMANDS:
-        sub.add_command(command)
+        sub.add_parser(command.name, help=command.help)
     return parser
 
 
