@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from resnet.bench import add_arguments, run_bench_command
+from resnet.commands.bench import add_arguments, run
 from resnet.errors import ResNetError
 
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        return run_bench_command(args)
+        return run(args)
     except ResNetError as e:
         print(f"bench_speed: error: {e}", file=sys.stderr)
         return 2

@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from resnet.train.config import RECIPES as PRESETS  # noqa: E402
 from resnet.train.metrics import read_metrics  # noqa: E402
+from resnet.train.recipes import RECIPES as PRESETS  # noqa: E402
 
 RECIPES = ("cifar-fast", "cifar-paper")
 SPEED = ["--precision", "native", "--channels-last", "on"]

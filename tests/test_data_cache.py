@@ -13,7 +13,7 @@ import torch
 from resnet.cli import main
 from resnet.data import fit_normalization, load_dataset
 from resnet.data import cache as cache_mod
-from resnet.data.cache_admin import list_entries
+from resnet.data.cache_entries import list_entries
 from resnet.errors import ResNetError
 from test_data_folder import save, small_folder
 
@@ -128,7 +128,7 @@ def test_one_time_decoding_shows_a_bar_on_a_terminal_unless_quiet(tmp_path, monk
 
 
 def test_short_or_ambiguous_keys_are_refused(tmp_path):
-    from resnet.data.cache_admin import select
+    from resnet.data.cache_entries import select
 
     small_folder(tmp_path / "data")
     load_dataset("imagefolder", str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"))

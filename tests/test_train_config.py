@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+from resnet.commands import train_options
 from resnet.errors import ResNetError
 from resnet.train import config as C
 from resnet.train.schedule import build_schedule, milestone_steps
@@ -66,13 +67,13 @@ def test_bad_toml_names_the_file(tmp_path):
 def test_help_lists_every_option_with_its_default(monkeypatch):
     monkeypatch.setenv("COLUMNS", "2000")  # no wrapping inside "cifar-paper"
     parser = argparse.ArgumentParser()
-    C.add_arguments(parser)
+    train_options.add_arguments(parser)
     text = " ".join(parser.format_help().split())
     for name in C.field_names():
         assert "--" + name.replace("_", "-") in text
     assert "default: 0.1" in text and "cifar-paper: 64000" in text
     args = parser.parse_args(["--lr", "0.2", "--no-wd-bn-bias", "--milestones", "0.3,0.6"])
-    cfg = C.resolve(C.given_options(args))
+    cfg = C.resolve(train_options.given_options(args))
     assert (cfg.lr, cfg.wd_bn_bias, cfg.milestones, cfg.batch_size) == (0.2, False, (0.3, 0.6), 64)
 
 

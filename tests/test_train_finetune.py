@@ -21,8 +21,8 @@ from resnet.train import resolve, train
 from resnet.checkpoints import BEST, LAST, load_checkpoint
 from resnet.train.config import read_run_config
 from resnet.train.freeze import keep_in_eval
-from resnet.train.init import apply_init, resolve_init
 from resnet.train.trainer import Trainer
+from resnet.train.warm_start import apply_init, resolve_init
 
 # ResNet-8 on the digits in a few steps of batch 16; validation after step 2 so frozen BN layers go
 # through evaluate()'s eval()/train() switch before the later steps.
@@ -63,7 +63,7 @@ def _state(trainer: Trainer) -> dict[str, torch.Tensor]:
 # -- --init ----------------------------------------------------------------------------------------
 
 def test_init_from_a_run_folder_loads_everything_but_the_head_when_classes_differ(source_run, tmp_path, caplog):
-    caplog.set_level("INFO", logger="resnet.train.init")
+    caplog.set_level("INFO", logger="resnet.train.warm_start")
     cfg = resolve(_folder_run(tmp_path, "target", ("x", "y"), init=str(source_run), recipe="finetune"))
     trainer = Trainer(cfg, cfg.run_dir)
     pretrained = load_checkpoint(source_run / BEST).model
@@ -197,7 +197,7 @@ def test_published_names_build_the_network_the_weights_were_trained_as(monkeypat
 
 def test_a_bare_bottleneck_state_dict_gets_torchvisions_stride_placement_unless_told_otherwise(tmp_path):
     # torchvision's and timm's bottleneck nets carry the stride on the 3x3: same keys, another function.
-    from resnet.train.init import init_model_options
+    from resnet.train.warm_start import init_model_options
 
     path = tmp_path / "bottleneck.pth"
     torch.save(create_model("cifar_resnet", depth=11, block="bottleneck").state_dict(), path)

@@ -1,4 +1,4 @@
-"""``resnet bench``: training and inference images/s of this project's fast path against baselines, in one run.
+"""Training and inference images/s of this project's fast path against baselines, in one run (``resnet bench``).
 
 For each network (``resnet20`` at 32x32, ``resnet50`` at 224x224) and each task (train, infer), every
 implementation is built and warmed up (compiling included), then timed in interleaved rounds so that
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import logging
 import platform
 import statistics
@@ -36,7 +35,6 @@ import torch
 from torch import nn
 
 from resnet.errors import ResNetError
-from resnet.option_types import int_range, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -359,30 +357,3 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(device, compile_on, args.compile_mode, warmup=1 if args.quick else args.warmup,
                     rounds=1 if args.quick else args.rounds, iters=1 if args.quick else args.iters,
                     quick=args.quick, models=list(args.models), batches=batches, isolate=args.isolate == "on")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: auto = cuda if available)")
-    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="NAME",
-                   help=f"networks to measure (default: {' '.join(MODELS)})")
-    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
-                   help="torch.compile the fast path (auto: on, off with --quick)")
-    p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default=None,
-                   help="torch.compile mode; reduce-overhead captures CUDA graphs (small networks on GPU)")
-    p.add_argument("--train-batch", type=positive_int, default=None, help="training batch (default: per device and network)")
-    p.add_argument("--infer-batch", type=positive_int, default=None, help="inference batch (default: per device and network)")
-    p.add_argument("--warmup", type=int_range(0), default=3, help="untimed steps per implementation (default: 3)")
-    p.add_argument("--rounds", type=positive_int, default=7, help="interleaved timed rounds; the median counts (default: 7)")
-    p.add_argument("--iters", type=positive_int, default=3, help="steps per round (default: 3)")
-    p.add_argument("--isolate", choices=["on", "off"], default="on",
-                   help="measure each (network, task) group in a fresh process, so that earlier groups cannot "
-                        "change later rows (default: on)")
-    p.add_argument("--quick", action="store_true",
-                   help="tiny batches and counts, no compile: checks that everything runs, times mean nothing")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-
-
-def run_bench_command(args: argparse.Namespace) -> int:
-    result = run_bench(settings_from_args(args))
-    print(json.dumps(result, indent=1) if args.json else format_table(result))
-    return 0

@@ -1,4 +1,4 @@
-"""The paper's experiments as commands: degradation (Fig. 6 + Table 6) and shortcut options (Table 3).
+"""The paper's experiments: degradation (Fig. 6 + Table 6) and shortcut options (Table 3).
 
 Each experiment is a set of ordinary run folders under one output folder, trained with the paper's
 recipe through :func:`resnet.train.train`. Running the same command again continues where it
@@ -77,7 +77,7 @@ def _base_options(recipe: str, data_options: dict[str, Any], mode_options: dict[
 
 def _mode(mode: str | None, iterations: Any, recipe: str, subset: Any = None) -> str:
     """What schedule the runs had, for titles and table notes: only the recipe's own length is "full"."""
-    from resnet.train.config import RECIPES
+    from resnet.train.recipes import RECIPES
 
     if mode:
         return f"{mode} mode, {iterations} iterations" + (f" on {subset:,} training images" if subset else "")
@@ -336,56 +336,3 @@ def shortcuts(model: str, options: list[str], data_options: dict[str, Any], out_
                              extra_tables={"Shortcut options": rows})
     return ExperimentResult(out, {f"{model}-{o}": p for o, p in runs.items()}, rows, out / "report" / "curves.png",
                             report)
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs; values stay strings and are typed by the training config."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ResNetError(f"--set {item!r}: expected OPTION=VALUE, e.g. --set batch_size=64")
-        out[key.strip().replace("-", "_")] = value.strip()
-    return out
-
-
-def run_experiment_command(args: Any) -> int:
-    """``resnet experiment degradation|shortcuts``."""
-    from resnet.train.trainer import Interrupted
-
-    try:
-        return _run_experiment(args)
-    except Interrupted as e:  # Ctrl-C or SIGTERM: the run in progress saved its checkpoint
-        print(f"resnet: {e}; to continue the experiment, run the same command again", file=sys.stderr)
-        return 130
-
-
-def _run_experiment(args: Any) -> int:
-    data = {"data": args.data, "device": args.device, "seed": args.seed, "quiet": args.quiet}
-    if args.data_dir:
-        data["data_dir"] = args.data_dir
-    overrides = _parse_sets(args.set)
-    if args.iterations is not None:
-        overrides["iterations"] = args.iterations
-    out = args.out or f"experiments/{args.experiment}"
-    if args.experiment == "degradation":
-        mode = "quick" if args.quick else "medium" if args.medium else None
-        try:
-            depths = ([int(d) for d in args.depths.split(",") if d.strip()] if args.depths is not None
-                      else MODE_DEPTHS[mode])
-        except ValueError:
-            raise ResNetError(f"--depths {args.depths!r}: expected comma-separated integers, e.g. 20,32,44,56") from None
-        kinds = tuple(dict.fromkeys(k.strip().lower() for k in args.nets.split(",") if k.strip()))
-        result = degradation(depths, data, out, mode=mode, overrides=overrides, parallel=args.jobs, kinds=kinds)
-    else:
-        options = [o.strip().upper() for o in args.options.split(",") if o.strip()]
-        result = shortcuts(args.model, options, data, out, quick=args.quick, overrides=overrides,
-                           parallel=args.jobs)
-    print(markdown_table(result.table))
-    if result.checks:
-        print()
-        print(markdown_table(result.checks))
-    print(f"report: {result.report}")
-    if result.figure is not None:
-        print(f"figure: {result.figure}")
-    return 0

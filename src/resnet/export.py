@@ -12,7 +12,6 @@ resnet[export]``); ONNX Runtime both checks the export and serves as a CPU infer
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -216,31 +215,3 @@ def input_shape_from_meta(meta: dict, model_name: str) -> tuple[int, int, int]:
         return channels, int(size[0]), int(size[1])
     side = get_spec(model_name).input_size
     return channels, side, side
-
-
-def run_export_command(args: argparse.Namespace) -> int:
-    """``resnet export CHECKPOINT --format onnx|torchscript [--output PATH]``."""
-    from resnet.evaluate import model_from_checkpoint
-
-    output = args.output
-    if args.weights:  # CHECKPOINT is a model name; default output: ./resnet50.torchvision.onnx
-        from resnet.weights import model_from_weights
-
-        model, meta = model_from_weights(args.checkpoint, args.weights)
-        output = output or f"{meta['weights']}{SUFFIXES[args.format]}"
-    else:
-        model, meta = model_from_checkpoint(args.checkpoint)
-    if output is None:  # beside the checkpoint: run/best.safetensors -> run/best.onnx, run/ -> run/model.onnx
-        source = Path(args.checkpoint)
-        output = source / f"model{SUFFIXES[args.format]}" if source.is_dir() else source.with_suffix(SUFFIXES[args.format])
-    shape = input_shape_from_meta(meta, meta["model"])
-    if args.input_size:
-        if len(args.input_size) > 2:
-            raise ResNetError(f"--input-size takes a height and at most a width, got {len(args.input_size)} numbers")
-        h, w = (args.input_size * 2)[:2]
-        shape = (shape[0], h, w)
-    result = export_model(model, output, args.format, shape, fold_bn=not args.no_fold_bn,
-                          metadata=deployment_metadata(meta, shape))
-    print(f"{result.format}: {result.path} (checked against eager PyTorch: max |diff| {result.max_abs_diff:.2e}, "
-          f"input {shape[0]}x{shape[1]}x{shape[2]}, any batch size)")
-    return 0

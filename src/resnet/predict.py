@@ -1,4 +1,4 @@
-"""``resnet predict``: the top classes of image files (or of every image in folders), with names and probabilities.
+"""The top classes of image files (or of every image in folders), with names and probabilities.
 
 A checkpoint carries everything needed: the network and its options, the class names, the
 normalisation, the input size it was trained at and its evaluation protocol (the whole image at the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,7 @@ from resnet.data import transforms as T
 from resnet.data.images import decode_tensor
 from resnet.data.normalization import Normalization
 from resnet.errors import ResNetError
-from resnet.evaluate import class_scores, model_from_checkpoint
-from resnet.inference import prepare_for_inference
+from resnet.evaluate import class_scores
 
 
 def image_paths(arguments: Iterable[str | Path]) -> list[str]:
@@ -96,31 +94,3 @@ def csv_text(results: list[dict[str, Any]]) -> str:
     for r in results:
         writer.writerow([r["image"]] + [v for t in r["top"] for v in (t["class"], f"{t['probability']:.6f}")])
     return out.getvalue()
-
-
-def run_predict_command(args: Any) -> int:
-    from resnet.files import atomic_write
-    from resnet.device import resolve_device
-
-    paths = image_paths(args.images)  # before loading the network: a wrong folder fails at once
-    device = resolve_device(args.device)
-    if args.weights:  # CHECKPOINT is a model name
-        from resnet.weights import model_from_weights
-
-        model, meta = model_from_weights(args.checkpoint, args.weights)
-        model = model.to(device)
-    else:
-        model, meta = model_from_checkpoint(args.checkpoint, device)
-    net = prepare_for_inference(model, device, precision="fp32")
-    results = []
-    for r in iter_predictions(net, meta, paths, args.top, device):
-        results.append(r)
-        if args.json:
-            print(json.dumps(r), flush=True)
-            continue
-        print(r["image"])
-        for rank, t in enumerate(r["top"], 1):
-            print(f"  {rank}. {t['class']:<24} {100 * t['probability']:6.2f}%", flush=rank == len(r["top"]))
-    if args.csv:
-        atomic_write(args.csv, csv_text(results).encode())
-    return 0

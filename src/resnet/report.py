@@ -1,4 +1,4 @@
-"""``resnet report RUN_DIR...``: one self-contained HTML page and a Markdown twin for a set of runs.
+"""One self-contained HTML page and a Markdown twin for a set of runs.
 
 The page holds each run's configuration, its error curves (the paper's Figure 6 style), a table of
 final numbers and any figures the runs' folders already contain (layer responses, gradient flow).
@@ -196,10 +196,3 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "
     html_path.write_text(page)
     md_path.write_text("\n".join(md) + "\n")
     return html_path, md_path
-
-
-def run_report_command(args: Any) -> int:
-    """``resnet report RUN_DIR... [--out DIR] [--title TEXT]``."""
-    html_path, md_path = write_report(args.runs, args.out, title=args.title)
-    print(f"report: {html_path}\nmarkdown: {md_path}")
-    return 0

@@ -11,15 +11,12 @@ so even ResNet-1202 is summarised instantly.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
-from resnet.errors import ResNetError
 from resnet.markdown import markdown_table
 from resnet.models import build_model, get_spec, list_models
 
@@ -239,40 +236,3 @@ def all_models_table(include_beyond_paper: bool = True) -> str:
                      f"{s.macs / 1e9:.3f}G" if s.macs >= 1e8 else f"{s.macs / 1e6:.1f}M",
                      ("beyond the paper: " if spec.beyond_paper else "") + spec.description])
     return markdown_table(rows)
-
-
-def run_summary_command(args: argparse.Namespace) -> int:
-    """``resnet summary``: one model's table (or JSON), Table 1, or the table of every model."""
-    if args.table1:
-        print(table1())
-        return 0
-    if args.all:
-        print(all_models_table())
-        return 0
-    if not args.model:
-        raise ResNetError("summary needs a model name (or --table1 / --all); see `resnet summary --help`")
-    size = None
-    if args.input_size:
-        if len(args.input_size) > 2 or min(args.input_size) < 1:
-            raise ResNetError("--input-size takes one or two positive integers: H [W]")
-        size = (args.input_size[0], args.input_size[-1])
-    options = {k: v for k, v in (("num_classes", args.num_classes), ("shortcut", args.shortcut),
-                                 ("stride_on", args.stride_on), ("depth", args.depth),
-                                 ("in_channels", args.in_channels), ("output_stride", args.output_stride))
-               if v is not None}
-    if args.features:
-        if args.weights:
-            raise ResNetError("--features lists the feature maps of the architecture; leave --weights out")
-        features = feature_summary(args.model, size, **options)
-        print(json.dumps(features) if args.json else format_feature_table(features))
-        return 0
-    if args.weights:  # the network the weights need (e.g. stride on the 3x3), built for real and loaded
-        from resnet.weights import model_from_weights
-
-        model, meta = model_from_weights(args.model, args.weights, **options)
-        summary = summarize(model, size or (get_spec(args.model).input_size,) * 2, name=meta["weights"],
-                            in_channels=int(meta["model_options"].get("in_channels", 3)))
-    else:
-        summary = model_summary(args.model, size, **options)
-    print(json.dumps(summary.to_dict()) if args.json else format_table(summary))
-    return 0

@@ -5,7 +5,8 @@ one. Recipes are presets of :class:`TrainConfig` (``RECIPES``); ``resolve`` merg
 and command-line values into one config.
 """
 
-from resnet.train.config import RECIPES, TrainConfig, resolve
+from resnet.train.config import TrainConfig, resolve
+from resnet.train.recipes import RECIPES
 from resnet.train.trainer import RunResult, Trainer, train
 
 __all__ = ["RECIPES", "TrainConfig", "resolve", "RunResult", "Trainer", "train"]

@@ -26,7 +26,7 @@ from resnet.train import distributed
 from resnet.train.config import TrainConfig
 from resnet.train.ema import EMA
 from resnet.train.freeze import apply_freezing, head_lr_scale, is_head
-from resnet.train.init import ARCHITECTURE_OPTIONS, apply_init, init_model_options, init_normalization, resolve_init
+from resnet.train.warm_start import ARCHITECTURE_OPTIONS, apply_init, init_model_options, init_normalization, resolve_init
 from resnet.train.schedule import build_schedule
 
 logger = logging.getLogger(__name__)

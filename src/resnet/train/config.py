@@ -1,4 +1,4 @@
-"""One typed config object per training run, the paper's recipes as presets, TOML files, CLI flags.
+"""One typed config object per training run, from a recipe (:mod:`resnet.train.recipes`), TOML files, CLI flags.
 
 Resolution order (later wins): :class:`TrainConfig` defaults (the ``digits`` recipe, the embedded
 main job) -> the named recipe -> a TOML config file -> command-line flags. The resolved config is
@@ -24,6 +24,7 @@ from resnet.errors import ResNetError
 from resnet.files import atomic_write
 from resnet.inference import PRECISIONS
 from resnet.option_types import MAX_DEPTH, MAX_SEED, val_split_value
+from resnet.train.recipes import RECIPES
 
 
 def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, group: str = "") -> Any:
@@ -105,7 +106,7 @@ class TrainConfig:
     warm_until_error: float = _opt(0.8, "training error (fraction) below which the warm rule ends",
                                    group="optimisation")
 
-    # fine-tuning (src/resnet/train/init.py and freeze.py)
+    # fine-tuning (src/resnet/train/warm_start.py and freeze.py)
     init: str | None = _opt(None, "start from these weights (applied at step 0 only): a run folder, a checkpoint, a "
                             ".pth/.safetensors state dict or a published name", group="fine-tuning")
     init_head: str = _opt("auto", "the classifier of the --init weights: auto = load it when it fits the new classes "
@@ -165,44 +166,6 @@ class TrainConfig:
         return self.warm_rule == "on"
 
 
-# The recipes: what each changes from the defaults above (the ``digits`` recipe).
-RECIPES: dict[str, dict[str, Any]] = {
-    # The embedded main job: 1,797 8x8 digits, 330 iterations (timing: `resnet train --help`).
-    "digits": {},
-    # Section 4.2: 64k iterations of batch 128, LR 0.1 / 10 at 32k and 48k, 45k/5k split.
-    "cifar-paper": dict(
-        data="cifar10", val_split=5000, augment="cifar", normalization="pixel-mean",
-        iterations=64000, epochs=None, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
-        schedule="multistep", milestones=(0.5, 0.75), gamma=0.1, warm_rule="auto",
-        val_protocol="single", final_protocol="single", log_every=50,
-    ),
-    # Section 3.4: batch 256, LR 0.1 / 10 on validation plateau, up to 60e4 iterations, 10-crop test.
-    "imagenet-paper": dict(
-        model="resnet18", data="imagefolder", val_split=None, augment="imagenet", normalization="pixel-mean",
-        iterations=600000, epochs=None, batch_size=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
-        schedule="plateau", plateau_patience=3, gamma=0.1, warm_rule="off",
-        val_protocol="center", final_protocol="ten-crop", log_every=100,
-    ),
-    # Beyond the paper: the paper's CIFAR networks trained for time to accuracy, not for the last decimal.
-    # A short schedule (a warm-up, then a straight line to 0, the best decay under a fixed budget),
-    # label smoothing, weight decay 5e-4 on weights only, channels-last, bf16 wherever it is native, and
-    # a final test of each image with its mirror image.
-    "cifar-fast": dict(
-        data="cifar10", val_split=5000, augment="cifar", normalization="channel",
-        iterations=None, epochs=24.0, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4,
-        wd_bn_bias=False, label_smoothing=0.1, schedule="linear", warmup_iterations=200, warm_rule="off",
-        precision="native", channels_last="on", val_protocol="single", final_protocol="flip",
-        log_every=50, eval_every=0,
-    ),
-    # Transfer to your own images from --init weights: their normalisation, a tenth of the from-scratch LR,
-    # a short cosine schedule, weight decay on weights only (not on BN parameters and biases).
-    "finetune": dict(
-        data="imagefolder", normalization="init", epochs=5.0, iterations=None, lr=0.01, momentum=0.9,
-        weight_decay=1e-4, wd_bn_bias=False, schedule="cosine", warm_rule="off",
-    ),
-}
-
-
 def field_names() -> list[str]:
     return [f.name for f in fields(TrainConfig)]
 
@@ -218,7 +181,7 @@ def model_depth(cfg: TrainConfig) -> int:
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
-def _base_type(name: str) -> type:
+def base_type(name: str) -> type:
     """The non-None type of a field (``int | None`` -> int; ``tuple[float, ...]`` -> tuple)."""
     hint = _HINTS[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -230,7 +193,7 @@ def _base_type(name: str) -> type:
 def _coerce(name: str, value: Any, source: str) -> Any:
     hint = _HINTS[name]
     optional = type(None) in typing.get_args(hint)
-    kind = _base_type(name)
+    kind = base_type(name)
     where = f"{source} '{name.replace('_', '-')}'" if source == "option" else f"{source}: '{name}'"
     if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
         if optional:
@@ -270,7 +233,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _type_name(name: str) -> str:
-    kind = _base_type(name)
+    kind = base_type(name)
     return {bool: "true or false", tuple: "a list of numbers", int: "an integer", float: "a number"}.get(
         kind, "a string")
 
@@ -419,62 +382,6 @@ def read_run_config(path: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
 def load_json(path: str | Path) -> TrainConfig:
     """The config saved in a run folder."""
     return read_run_config(path)[0]
-
-
-def _default_text(name: str) -> str:
-    base = TrainConfig().to_dict()[name]
-
-    def show(v: Any) -> str:
-        if isinstance(v, (list, tuple)):
-            return ",".join(f"{x:g}" for x in v)
-        if isinstance(v, float) and v.is_integer() and v >= 1:
-            return str(int(v))  # counts such as --val-split 5000
-        return "none" if v is None else str(v)
-
-    parts = [f"default: {show(base)}"]
-    for recipe, changes in RECIPES.items():
-        if name in changes and show(changes[name]) != show(base):
-            parts.append(f"{recipe}: {show(changes[name])}")
-    return "; ".join(parts)
-
-
-_METAVARS = {"model": "NAME", "data_dir": "DIR", "cache_dir": "DIR", "run_dir": "DIR", "runs_root": "DIR",
-             "device": "DEVICE", "init": "WEIGHTS", "freeze_until": "STAGE", "head_lr": "LR"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--option`` per config field; unset flags stay absent so recipes and files can fill them."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in fields(TrainConfig):
-        group_name = f.metadata["group"]
-        if group_name not in groups:
-            groups[group_name] = parser.add_argument_group(f"{group_name} options")
-        g = groups[group_name]
-        flag = "--" + f.name.replace("_", "-")
-        default = _default_text(f.name)
-        # Options whose help already says what their default is ("default: the family's") need no "none".
-        text = f.metadata["help"] if "(default:" in f.metadata["help"] and default == "default: none" \
-            else f"{f.metadata['help']} ({default})"
-        help = text.replace("%", "%%")
-        kind = _base_type(f.name)
-        kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=help, dest=f.name)
-        if f.name == "recipe":
-            kw["choices"] = list(RECIPES)
-        elif f.metadata["choices"]:
-            kw["choices"] = list(f.metadata["choices"])
-        if kind is bool:
-            g.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif kind is tuple:
-            g.add_argument(flag, metavar="F,F,...", **kw)
-        else:
-            metavar = None if kw.get("choices") else _METAVARS.get(f.name) or {int: "N", float: "X"}.get(kind, "VALUE")
-            g.add_argument(flag, metavar=metavar, **kw)
-
-
-def given_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The config options present on the command line."""
-    names = set(field_names())
-    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def save_json(cfg: TrainConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:

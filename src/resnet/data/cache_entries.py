@@ -1,4 +1,4 @@
-"""``resnet cache list|clear``: what the cache folder holds, and removing it.
+"""The entries of the cache folder: what it holds, chosen by key, and removing them.
 
 Two kinds of entry live there, both named by a key that hashes the files they were made from:
 decoded small-image folders (``images-<key>.npy`` + ``images-<key>.json``) and the mean images of
@@ -10,7 +10,6 @@ and date were recorded show the source as unknown and the file's modification ti
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from dataclasses import dataclass, field
@@ -19,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet.data.cache import default_cache_dir
 from resnet.errors import ResNetError
-from resnet.markdown import markdown_table
 
 _ENTRY = re.compile(r"^\.?(images|mean)-([0-9a-f]+)(\.npy|\.json|\.npz)(\.\d+\.tmp)?$")
 
@@ -115,43 +112,3 @@ def remove(entries: list[CacheEntry]) -> int:
                 raise ResNetError(f"cannot remove {path}: {e.strerror}") from None
         freed += entry.size
     return freed
-
-
-def human_size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
-
-
-def run_cache_command(args: argparse.Namespace) -> int:
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    entries = list_entries(cache_dir)
-    if args.action == "list":
-        if args.json:
-            print(json.dumps([{"key": e.key, "kind": e.kind, "bytes": e.size, "images": e.images,
-                               "source": e.source, "created": e.created, "complete": e.complete,
-                               "files": [str(p) for p in e.files]} for e in entries], indent=1))
-            return 0
-        if not entries:
-            print(f"the cache {cache_dir} is empty")
-            return 0
-        rows = [["key", "kind", "size", "images", "created (UTC)", "source"]]
-        for e in entries:
-            source = e.source or "unknown (older entry)"
-            rows.append([e.key, e.kind if e.complete else f"{e.kind} (incomplete)", human_size(e.size),
-                         "" if e.images is None else str(e.images), e.created.replace("T", " ").rstrip("Z"), source])
-        print(markdown_table(rows))
-        print(f"{_entries(len(entries))}, {human_size(sum(e.size for e in entries))} in {cache_dir}")
-        return 0
-    if args.all == bool(args.keys):
-        raise ResNetError("resnet cache clear: give --all or the KEYs of entries to remove (see `resnet cache list`)")
-    chosen = entries if args.all else select(entries, args.keys)
-    freed = remove(chosen)
-    print(f"removed {_entries(len(chosen))} ({human_size(freed)}) from {cache_dir}")
-    return 0
-
-
-def _entries(n: int) -> str:
-    return f"{n} entry" if n == 1 else f"{n} entries"

@@ -132,7 +132,7 @@ def _head_decision(expected: dict[str, torch.Tensor], state: dict[str, torch.Ten
 def apply_init(model: nn.Module, state: dict[str, torch.Tensor], info: dict[str, Any], *,
                classes: list[str] | None = None, head: str = "auto", non_strict: bool = False,
                model_name: str = "the model") -> dict[str, Any]:
-    """Load ``state`` into ``model`` as :mod:`resnet.train.init` describes; the report says what happened."""
+    """Load ``state`` into ``model`` as :mod:`resnet.train.warm_start` describes; the report says what happened."""
     if head not in HEAD_MODES:
         raise ResNetError(f"option 'init-head': {head!r} is not one of {', '.join(HEAD_MODES)}")
     expected = model.state_dict()
