@@ -41,7 +41,7 @@ def per_image_pil(images: np.ndarray, mean: np.ndarray, rng: np.random.Generator
     """The classic per-image pipeline: PIL pad + crop + flip, then numpy normalise, one image at a time."""
     for start in range(0, len(images) - batch + 1, batch):
         out = []
-        for img in images[start:start + batch]:
+        for img in images[start : start + batch]:
             im = ImageOps.expand(Image.fromarray(img), border=4, fill=0)
             top, left = rng.integers(0, 9, 2)
             im = im.crop((left, top, left + 32, top + 32))
@@ -68,8 +68,10 @@ def bench_cifar(data: Path, work: Path) -> None:
     t = time.perf_counter()
     per_image_pil(images, mean, np.random.default_rng(0), 128)
     pil = (len(images) // 128 * 128) / (time.perf_counter() - t)
-    print(f"\n## CIFAR-10 training pipeline (pad 4, crop 32, flip, per-pixel mean), batch 128, "
-          f"{len(bundle.train)} images from the cache (load: {load_s:.1f} s)\n")
+    print(
+        f"\n## CIFAR-10 training pipeline (pad 4, crop 32, flip, per-pixel mean), batch 128, "
+        f"{len(bundle.train)} images from the cache (load: {load_s:.1f} s)\n"
+    )
     print("| pipeline | images/s |\n| --- | ---: |")
     print(f"| batched tensor path (one epoch) | {batched:,.0f} |")
     print(f"| per-image PIL (5,000 images) | {pil:,.0f} |")
@@ -103,8 +105,10 @@ def bench_imagenette(data: Path, work: Path, batches: int) -> None:
     rng = np.random.default_rng(0)
     subset = FileSplit([bundle.train.samples[i] for i in rng.choice(len(bundle.train), 512, replace=False)])
     norm = fit_normalization(subset, "pixel-mean", cache_dir=work / "cache")
-    print(f"\n## ImageNet-style training pipeline on Imagenette ({len(bundle.train)} train JPEGs, stored at "
-          f"224x224, so scale augmentation upsamples them), batch 64, {batches} batches; mean image of 512 images\n")
+    print(
+        f"\n## ImageNet-style training pipeline on Imagenette ({len(bundle.train)} train JPEGs, stored at "
+        f"224x224, so scale augmentation upsamples them), batch 64, {batches} batches; mean image of 512 images\n"
+    )
     print("| workers | cores busy | images/s | images/s per core |\n| ---: | ---: | ---: | ---: |")
     for workers in (0, 1, 2):
         loader = make_train_loader(bundle, 64, augment="imagenet", normalization=norm, seed=0, workers=workers)
@@ -118,8 +122,11 @@ def bench_imagenette(data: Path, work: Path, batches: int) -> None:
     dec, aug, post = split_times(subset.samples[:256], norm)
     total = dec + aug + post
     print("\n| stage (one process, 256 images) | ms per image | share |\n| --- | ---: | ---: |")
-    for name, ms in (("decode (Pillow, draft)", dec), ("augment: resize to [256, 480], crop 224, flip", aug),
-                     ("batch: PCA lighting + per-pixel mean", post)):
+    for name, ms in (
+        ("decode (Pillow, draft)", dec),
+        ("augment: resize to [256, 480], crop 224, flip", aug),
+        ("batch: PCA lighting + per-pixel mean", post),
+    ):
         print(f"| {name} | {ms:.2f} | {100 * ms / total:.0f}% |")
 
 

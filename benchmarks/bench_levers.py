@@ -34,8 +34,9 @@ VARIANTS = {
 }
 
 
-def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool, foreach: bool,
-              compile_: bool, bf16: bool) -> Callable[[], None]:
+def make_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool, foreach: bool, compile_: bool, bf16: bool
+) -> Callable[[], None]:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -60,8 +61,13 @@ def main() -> None:
     p.add_argument("--side", type=int, default=32)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--iters", type=int, default=3)
-    p.add_argument("--profile", metavar="VARIANT", choices=list(VARIANTS), default=None,
-                   help="also print torch.profiler's table of the most expensive operators of one variant")
+    p.add_argument(
+        "--profile",
+        metavar="VARIANT",
+        choices=list(VARIANTS),
+        default=None,
+        help="also print torch.profiler's table of the most expensive operators of one variant",
+    )
     args = p.parse_args()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, args.side, args.side, generator=gen)
@@ -83,8 +89,10 @@ def main() -> None:
                 step()
             times[name].append((time.perf_counter() - t) / args.iters)
     base = statistics.median(times[next(iter(VARIANTS))])
-    print(f"\n{args.model} training step, batch {args.batch}, {args.side}x{args.side}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}; median of {args.rounds} rounds\n")
+    print(
+        f"\n{args.model} training step, batch {args.batch}, {args.side}x{args.side}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}; median of {args.rounds} rounds\n"
+    )
     print("| variant | images/s | vs baseline |\n| --- | ---: | ---: |")
     for name, ts in times.items():
         t = statistics.median(ts)

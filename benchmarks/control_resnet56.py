@@ -63,7 +63,7 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     flip = torch.rand(n, generator=gen) < 0.5
     out = torch.empty_like(x)
     for i in range(n):
-        crop = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
+        crop = padded[i, :, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32]
         out[i] = crop.flip(-1) if flip[i] else crop
     return out
 
@@ -83,7 +83,7 @@ class Block(nn.Module):
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         # Option A: subsample, then zero channels (appended at the end: the paper does not say where).
         if self.stride > 1:
-            x = x[:, :, ::self.stride, ::self.stride]
+            x = x[:, :, :: self.stride, :: self.stride]
         return F.pad(x, (0, 0, 0, 0, 0, self.extra)) if self.extra else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -173,7 +173,7 @@ def main() -> None:
     for step in range(1, args.steps + 1):
         if pos + args.batch_size > len(order):
             order, pos = torch.randperm(len(xt), generator=gen), 0
-        idx = order[pos:pos + args.batch_size]
+        idx = order[pos : pos + args.batch_size]
         pos += args.batch_size
         xb, yb = augment(xt[idx], gen), yt[idx]
         lr = args.lr * min(1.0, step / args.warmup) if args.warmup else args.lr
@@ -188,8 +188,13 @@ def main() -> None:
         err_sum += int((logits.argmax(1) != yb).sum())
         count += len(yb)
         if step % args.log_every == 0:
-            rec = {"step": step, "loss": loss_sum / count, "train_error": err_sum / count, "lr": lr,
-                   "s": round(time.perf_counter() - t0, 1)}
+            rec = {
+                "step": step,
+                "loss": loss_sum / count,
+                "train_error": err_sum / count,
+                "lr": lr,
+                "s": round(time.perf_counter() - t0, 1),
+            }
             print(json.dumps(rec), flush=True)
             if out:
                 out.write(json.dumps(rec) + "\n")

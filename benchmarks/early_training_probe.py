@@ -52,8 +52,9 @@ def initial_row(model: torch.nn.Module, variant: str, x: torch.Tensor, y: torch.
     return {"variant": variant, "step": 0, "loss": float(loss), "last_block_std": float(outputs[0].std())}
 
 
-def run(model_name: str, variant: str, batches: list[tuple[torch.Tensor, torch.Tensor]], warmup: int,
-        seed: int) -> list[dict]:
+def run(
+    model_name: str, variant: str, batches: list[tuple[torch.Tensor, torch.Tensor]], warmup: int, seed: int
+) -> list[dict]:
     torch.manual_seed(seed)
     model = resnet.create_model(model_name, zero_init_residual=variant == "zero-init").train()
     base_lr = {"lr0.05": 0.05, "lr0.02": 0.02}.get(variant, 0.1)
@@ -76,13 +77,18 @@ def run(model_name: str, variant: str, batches: list[tuple[torch.Tensor, torch.T
                 sq[stage_of(name)] = sq.get(stage_of(name), 0.0) + float(p.grad.pow(2).sum())
         opt.step()
         feats = pooled[0]
-        rows.append({
-            "variant": variant, "step": step, "lr": lr, "loss": float(loss.detach()),
-            "error": float((logits.argmax(1) != y).float().mean()),
-            "grad": {k: round(v ** 0.5, 4) for k, v in sq.items()},
-            "logit_spread": float(logits.detach().std(0).mean()),
-            "dead_features": float((feats == 0).float().mean()),
-        })
+        rows.append(
+            {
+                "variant": variant,
+                "step": step,
+                "lr": lr,
+                "loss": float(loss.detach()),
+                "error": float((logits.argmax(1) != y).float().mean()),
+                "grad": {k: round(v**0.5, 4) for k, v in sq.items()},
+                "logit_spread": float(logits.detach().std(0).mean()),
+                "dead_features": float((feats == 0).float().mean()),
+            }
+        )
     return rows
 
 
@@ -103,8 +109,18 @@ def main() -> None:
 
     bundle = load_dataset("imagefolder", args.data_dir, val_split=5000, split_seed=0)
     norm = fit_normalization(bundle, "pixel-mean")
-    loader = make_train_loader(bundle, 128, augment="cifar", normalization=norm, device=torch.device("cpu"),
-                               seed=args.seed, rank=0, world_size=1, workers=0, drop_last=True)
+    loader = make_train_loader(
+        bundle,
+        128,
+        augment="cifar",
+        normalization=norm,
+        device=torch.device("cpu"),
+        seed=args.seed,
+        rank=0,
+        world_size=1,
+        workers=0,
+        drop_last=True,
+    )
     loader.set_epoch(0)
     it = iter(loader.start(0, 0))
     batches = [next(it) for _ in range(args.steps)]

@@ -3,8 +3,9 @@
 Profiles the trainer's step (the project's model, its foreach SGD with the paper's momentum and
 weight decay, cross-entropy) with ``torch.profiler`` and sums the self time of every operator of the
 forward and backward pass into the kinds that matter for speed: convolutions, BatchNorm, ReLU, the
-residual addition and option-A shortcut, the rest; the optimizer update is timed on its own. The batched CIFAR augmentation the trainer
-uses (``PadCropFlipNormalize``) is timed on its own, on random uint8 images. Then images/s of the
+residual addition and option-A shortcut, the rest; the optimizer update is timed on its own. The
+batched CIFAR augmentation the trainer uses (``PadCropFlipNormalize``) is timed on its own, on
+random uint8 images. Then images/s of the
 step in each memory format and precision, and with 1 and 2 threads, interleaved in one process so
 that the ratios hold even on a busy machine (the absolute numbers only on an idle one).
 
@@ -28,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from resnet import create_model  # noqa: E402
 from resnet.data.batched import PadCropFlipNormalize, random_crop_params  # noqa: E402
 from resnet.inference import cpu_has_native_bf16  # noqa: E402
-from resnet.train.config import TrainConfig  # noqa: E402
 from resnet.train.build import make_optimizer  # noqa: E402
+from resnet.train.config import TrainConfig  # noqa: E402
 
 KINDS = (  # (kind, operator name fragments) of the forward and backward pass; the first match wins
     ("convolution", ("convolution", "conv2d")),
@@ -117,7 +118,7 @@ def images_per_s(variants: dict[str, tuple], batch: int, rounds: int, steps: int
     built = {name: (make_step(*args), threads) for name, (args, threads) in variants.items()}
     per: dict[str, list[float]] = {name: [] for name in built}
     default_threads = torch.get_num_threads()
-    for name, (step, threads) in built.items():  # warm-up
+    for step, threads in built.values():  # warm-up
         torch.set_num_threads(threads)
         step()
     for _ in range(rounds):
@@ -140,8 +141,10 @@ def main() -> None:
     args = p.parse_args()
     threads = torch.get_num_threads()
     bf16 = cpu_has_native_bf16()
-    print(f"# {args.model}, batch {args.batch}, {threads} threads, torch {torch.__version__}, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if bf16 else 'no'}\n")
+    print(
+        f"# {args.model}, batch {args.batch}, {threads} threads, torch {torch.__version__}, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if bf16 else 'no'}\n"
+    )
 
     totals = profile_kinds(*make_step(args.model, args.batch, True, "fp32", parts=True), args.steps)
     augment = augmentation_ms(args.batch)

@@ -53,8 +53,10 @@ def main() -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     threads = torch.get_num_threads()
     share = max(1, threads // args.jobs)
-    print(f"# {len(models)} networks x {args.steps} steps of batch {args.batch}; {threads} threads, torch "
-          f"{torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}\n")
+    print(
+        f"# {len(models)} networks x {args.steps} steps of batch {args.batch}; {threads} threads, torch "
+        f"{torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}\n"
+    )
 
     start = time.perf_counter()
     serial = dict(train_steps(m, args.batch, args.steps, threads) for m in models)
@@ -62,8 +64,9 @@ def main() -> None:
 
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(train_steps, m, args.batch, args.steps, share) for m in sorted(models, key=cost,
-                                                                                               reverse=True)]
+        futures = [
+            pool.submit(train_steps, m, args.batch, args.steps, share) for m in sorted(models, key=cost, reverse=True)
+        ]
         parallel = dict(f.result() for f in futures)
     parallel_wall = time.perf_counter() - start
 

@@ -50,16 +50,33 @@ def val_curve(run_dir: Path, summary: dict) -> list[tuple[float, float]]:
 
     The final test is the recipe's own protocol (``flip`` for cifar-fast, which can differ from the
     last single-view validation), at the run's wall time when it ended (``summary``, as :func:`run` returns it)."""
-    points = [(r["wall_s"] / 60, r["val_error"]) for r in read_metrics(run_dir / "metrics.jsonl")
-              if r.get("kind") == "val" and "wall_s" in r]
+    points = [
+        (r["wall_s"] / 60, r["val_error"])
+        for r in read_metrics(run_dir / "metrics.jsonl")
+        if r.get("kind") == "val" and "wall_s" in r
+    ]
     if summary.get("final"):
         points.append((summary["wall_time_s"] / 60, summary["final"]["top1_error"]))
     return points
 
 
 def flags_for(recipe: str, args: argparse.Namespace, seed: int) -> list[str]:
-    common = ["--recipe", recipe, "--model", args.model, "--data", args.data, "--data-dir", args.data_dir,
-              "--seed", str(seed), "--eval-every", "0", "--quiet", *SPEED]
+    common = [
+        "--recipe",
+        recipe,
+        "--model",
+        args.model,
+        "--data",
+        args.data,
+        "--data-dir",
+        args.data_dir,
+        "--seed",
+        str(seed),
+        "--eval-every",
+        "0",
+        "--quiet",
+        *SPEED,
+    ]
     # The paper's recipe counts iterations (64k); here it gets the fast recipe's length in epochs.
     length = ["--epochs", str(args.epochs)] + (["--iterations", "none"] if recipe == "cifar-paper" else [])
     return [*common, *length]
@@ -85,22 +102,44 @@ def run(run_dir: Path, flags: list[str]) -> dict:
 
 def table(results: dict[str, dict[int, dict]], curves: dict[str, dict[int, list]], targets: list[float]) -> str:
     # Epochs and training images/s say what bounds a budget: how much training the machine fits in it.
-    head = ["recipe", "seed", "epochs", "training images/s", "final val err (%)", "command to prompt (min)",
-            *(f"min to {100 * t:g}% val err" for t in targets)]
+    head = [
+        "recipe",
+        "seed",
+        "epochs",
+        "training images/s",
+        "final val err (%)",
+        "command to prompt (min)",
+        *(f"min to {100 * t:g}% val err" for t in targets),
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for recipe, by_seed in results.items():
         for seed, s in sorted(by_seed.items()):
             final = s["final"]["top1_error"] if s.get("final") else float("nan")
             reach = [minutes_to(curves[recipe][seed], t) for t in targets]
-            lines.append("| " + " | ".join([recipe, str(seed), f"{s['epochs']:g}", f"{s['images_per_s']:.0f}",
-                                            f"{100 * final:.2f}", f"{s['command_s'] / 60:.1f}",
-                                            *("-" if m is None else f"{m:.1f}" for m in reach)]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        recipe,
+                        str(seed),
+                        f"{s['epochs']:g}",
+                        f"{s['images_per_s']:.0f}",
+                        f"{100 * final:.2f}",
+                        f"{s['command_s'] / 60:.1f}",
+                        *("-" if m is None else f"{m:.1f}" for m in reach),
+                    ]
+                )
+                + " |"
+            )
         finals = [s["final"]["top1_error"] for s in by_seed.values() if s.get("final")]
         if len(finals) > 1:
             mean = sum(finals) / len(finals)
             sd = math.sqrt(sum((f - mean) ** 2 for f in finals) / (len(finals) - 1))
-            lines.append(f"| {recipe} | mean of {len(finals)} | | | {100 * mean:.2f} ± {100 * sd:.2f} | | "
-                         + " | ".join("" for _ in targets) + " |")
+            lines.append(
+                f"| {recipe} | mean of {len(finals)} | | | {100 * mean:.2f} ± {100 * sd:.2f} | | "
+                + " | ".join("" for _ in targets)
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -113,8 +152,15 @@ def plot(curves: dict[str, dict[int, list]], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, (recipe, by_seed) in enumerate(curves.items()):
         for j, (seed, points) in enumerate(sorted(by_seed.items())):
-            ax.plot([m for m, _ in points], [100 * e for _, e in points], color=f"C{i}", marker="o", markersize=3,
-                    linestyle=("-", "--", ":")[j % 3], label=f"{recipe}, seed {seed}")
+            ax.plot(
+                [m for m, _ in points],
+                [100 * e for _, e in points],
+                color=f"C{i}",
+                marker="o",
+                markersize=3,
+                linestyle=("-", "--", ":")[j % 3],
+                label=f"{recipe}, seed {seed}",
+            )
     ax.set_xlabel("wall-clock minutes (training loop with its validations)")
     ax.set_ylabel("validation error (%)")
     ax.set_ylim(0, 60)
@@ -129,8 +175,11 @@ def plot(curves: dict[str, dict[int, list]], path: Path, title: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="imagefolder", choices=("imagefolder", "cifar10"))
-    p.add_argument("--data-dir", required=True, help="CIFAR-10: the JPEG folder <dir>/<class>/*.jpg, or the "
-                   "official python files with --data cifar10")
+    p.add_argument(
+        "--data-dir",
+        required=True,
+        help="CIFAR-10: the JPEG folder <dir>/<class>/*.jpg, or the official python files with --data cifar10",
+    )
     p.add_argument("--model", default="resnet20")
     p.add_argument("--epochs", type=float, default=None, help="length of every run (default: cifar-fast's)")
     p.add_argument("--seeds", default="1,2", help="comma-separated seeds (the recipe was chosen with seed 0)")
@@ -155,11 +204,23 @@ def main() -> None:
     text = table(results, curves, targets)
     print(f"\n{args.model}, {args.epochs:g} epochs each, 45k/5k split, {' '.join(SPEED)}\n\n{text}")
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(curves, args.out / "time_to_accuracy.png",
-         f"{args.model}: cifar-fast vs cifar-paper compressed to the same {args.epochs:g} epochs")
-    (args.out / "time_to_accuracy.json").write_text(json.dumps(
-        {"model": args.model, "epochs": args.epochs, "table": text,
-         "curves": {r: {str(s): c for s, c in by.items()} for r, by in curves.items()}}, indent=1) + "\n")
+    plot(
+        curves,
+        args.out / "time_to_accuracy.png",
+        f"{args.model}: cifar-fast vs cifar-paper compressed to the same {args.epochs:g} epochs",
+    )
+    (args.out / "time_to_accuracy.json").write_text(
+        json.dumps(
+            {
+                "model": args.model,
+                "epochs": args.epochs,
+                "table": text,
+                "curves": {r: {str(s): c for s, c in by.items()} for r, by in curves.items()},
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"\nfigure: {args.out / 'time_to_accuracy.png'}")
 
 

@@ -37,8 +37,9 @@ STAGES = ("pretrain", "finetune", "linear-probe", "scratch")
 SPEED = ["--precision", "bf16", "--channels-last", "on", "--quiet"]
 
 
-def link_subsets(data: Path, work: Path, pretrain_per_class: int, per_class: int, val_per_class: int,
-                 seed: int) -> tuple[Path, Path]:
+def link_subsets(
+    data: Path, work: Path, pretrain_per_class: int, per_class: int, val_per_class: int, seed: int
+) -> tuple[Path, Path]:
     """The symlinked class-subset folders: the pretraining root and the target root."""
     pre, tgt = work / "pretrain", work / "target"
     rng = random.Random(seed)
@@ -51,7 +52,7 @@ def link_subsets(data: Path, work: Path, pretrain_per_class: int, per_class: int
             raise SystemExit(f"{data / name}: {len(files)} images, fewer than {per_class} + {val_per_class}")
         rng.shuffle(files)
         plan.append((tgt / "train" / name, files[:per_class]))
-        plan.append((tgt / "val" / name, files[per_class:per_class + val_per_class]))
+        plan.append((tgt / "val" / name, files[per_class : per_class + val_per_class]))
     for folder, files in plan:
         folder.mkdir(parents=True, exist_ok=True)
         wanted = {f.name for f in files}
@@ -81,10 +82,15 @@ def run(name: str, run_dir: Path, flags: list[str]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=Path("/tmp/data/cifar10-jpg/train"),
-                   help="CIFAR-10 JPEGs as <data>/<class>/*.jpg")
-    p.add_argument("--work", type=Path, default=Path("/tmp/transfer-cifar"),
-                   help="where the symlinked subsets, the cache and the run folders go")
+    p.add_argument(
+        "--data", type=Path, default=Path("/tmp/data/cifar10-jpg/train"), help="CIFAR-10 JPEGs as <data>/<class>/*.jpg"
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/transfer-cifar"),
+        help="where the symlinked subsets, the cache and the run folders go",
+    )
     p.add_argument("--model", default="resnet20")
     p.add_argument("--pretrain-epochs", type=float, default=4)
     p.add_argument("--pretrain-per-class", type=int, default=5000, help="source images per class (of 5000)")
@@ -92,22 +98,55 @@ def main() -> None:
     p.add_argument("--val-per-class", type=int, default=300, help="held-out target images per class")
     p.add_argument("--target-epochs", type=float, default=15, help="epochs of every target run")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", choices=STAGES, default=None,
-                   help="run this stage alone (e.g. scratch while pretrain runs; later runs reuse it)")
+    p.add_argument(
+        "--only",
+        choices=STAGES,
+        default=None,
+        help="run this stage alone (e.g. scratch while pretrain runs; later runs reuse it)",
+    )
     args = p.parse_args()
 
-    pre_root, tgt_root = link_subsets(args.data, args.work, args.pretrain_per_class, args.per_class,
-                                      args.val_per_class, args.seed)
+    pre_root, tgt_root = link_subsets(
+        args.data, args.work, args.pretrain_per_class, args.per_class, args.val_per_class, args.seed
+    )
     runs, cache = args.work / "runs", ["--cache-dir", str(args.work / "cache")]
     common = ["--model", args.model, "--data", "imagefolder", "--seed", str(args.seed), *cache, *SPEED]
 
     # Validate the target runs only at the end: the held-out set is larger than the training set.
-    target = [*common, "--data-dir", str(tgt_root), "--val-split", "none", "--augment", "cifar",
-              "--epochs", str(args.target_epochs), "--batch-size", "64", "--eval-every", "1000000"]
+    target = [
+        *common,
+        "--data-dir",
+        str(tgt_root),
+        "--val-split",
+        "none",
+        "--augment",
+        "cifar",
+        "--epochs",
+        str(args.target_epochs),
+        "--batch-size",
+        "64",
+        "--eval-every",
+        "1000000",
+    ]
     init = ["--recipe", "finetune", "--init", str(runs / "pretrain")]
     flags = {
-        "pretrain": [*common, "--data-dir", str(pre_root), "--val-split", "500", "--augment", "cifar", "--epochs",
-                     str(args.pretrain_epochs), "--batch-size", "128", "--lr", "0.1", "--schedule", "cosine"],
+        "pretrain": [
+            *common,
+            "--data-dir",
+            str(pre_root),
+            "--val-split",
+            "500",
+            "--augment",
+            "cifar",
+            "--epochs",
+            str(args.pretrain_epochs),
+            "--batch-size",
+            "128",
+            "--lr",
+            "0.1",
+            "--schedule",
+            "cosine",
+        ],
         "finetune": [*target, *init],
         "linear-probe": [*target, *init, "--linear-probe"],
         "scratch": [*target, "--lr", "0.1", "--schedule", "cosine"],
@@ -117,16 +156,23 @@ def main() -> None:
         return
     summaries = {name: run(name, runs / name, flags[name]) for name in STAGES}
     pre = summaries["pretrain"]
-    how = {"finetune": "--recipe finetune --init pretrain", "scratch": "random init, --lr 0.1 --schedule cosine",
-           "linear-probe": "--recipe finetune --init pretrain --linear-probe"}
+    how = {
+        "finetune": "--recipe finetune --init pretrain",
+        "scratch": "random init, --lr 0.1 --schedule cosine",
+        "linear-probe": "--recipe finetune --init pretrain --linear-probe",
+    }
     rows = [(name, how[name], summaries[name]) for name in ("finetune", "linear-probe", "scratch")]
 
     pre_err = pre["final"]["top1_error"] if pre["final"] else float("nan")
     images = len(SOURCE) * args.pretrain_per_class - 500
-    print(f"\npretraining: {args.model} on {', '.join(SOURCE)} ({images} images, {pre['epochs']:.1f} epochs, "
-          f"{pre['wall_time_s']:.0f} s): held-out error {100 * pre_err:.2f}%")
-    print(f"target: {', '.join(TARGET)}; {args.per_class} training images per class, "
-          f"{args.val_per_class} held-out per class; {args.target_epochs:g} epochs each\n")
+    print(
+        f"\npretraining: {args.model} on {', '.join(SOURCE)} ({images} images, {pre['epochs']:.1f} epochs, "
+        f"{pre['wall_time_s']:.0f} s): held-out error {100 * pre_err:.2f}%"
+    )
+    print(
+        f"target: {', '.join(TARGET)}; {args.per_class} training images per class, "
+        f"{args.val_per_class} held-out per class; {args.target_epochs:g} epochs each\n"
+    )
     print("| run | start | held-out top-1 error | wall time |")
     print("|---|---|---|---|")
     for name, how, s in rows:

@@ -34,8 +34,16 @@ def imagenette(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # -- training (train helper) -------------------------------------------------------------------------
 
-TINY_TRAIN = {"model": "cifar_resnet", "depth": 8, "data": "digits", "batch_size": 32, "iterations": 40,
-              "log_every": 5, "eval_every": 20, "quiet": True}
+TINY_TRAIN = {
+    "model": "cifar_resnet",
+    "depth": 8,
+    "data": "digits",
+    "batch_size": 32,
+    "iterations": 40,
+    "log_every": 5,
+    "eval_every": 20,
+    "quiet": True,
+}
 
 
 def tiny_train_args(run_dir: Path, **changes: object) -> list[str]:
@@ -43,7 +51,7 @@ def tiny_train_args(run_dir: Path, **changes: object) -> list[str]:
     args = ["train", "--run-dir", str(run_dir)]
     for name, value in {**TINY_TRAIN, **changes}.items():
         flag = "--" + name.replace("_", "-")
-        args += ([flag] if value is True else [f"--no-{flag[2:]}"] if value is False else [flag, str(value)])
+        args += [flag] if value is True else [f"--no-{flag[2:]}"] if value is False else [flag, str(value)]
     return args
 
 
@@ -58,6 +66,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # -- data (data helper) ------------------------------------------------------------------------------
+
 
 def py2_pickle(obj: object) -> bytes:
     """``obj`` laid out as Python 2's cPickle protocol 2 writes it: the format of the official CIFAR
@@ -74,8 +83,13 @@ def py2_pickle(obj: object) -> bytes:
         elif isinstance(o, bool):
             out.extend(b"\x88" if o else b"\x89")
         elif isinstance(o, int):
-            out.extend(b"K" + bytes([o]) if 0 <= o < 256 else b"M" + struct.pack("<H", o) if 0 <= o < 65536
-                       else b"J" + struct.pack("<i", o))
+            out.extend(
+                b"K" + bytes([o])
+                if 0 <= o < 256
+                else b"M" + struct.pack("<H", o)
+                if 0 <= o < 65536
+                else b"J" + struct.pack("<i", o)
+            )
         elif isinstance(o, bytes):
             out.extend((b"U" + bytes([len(o)]) if len(o) < 256 else b"T" + struct.pack("<I", len(o))) + o)
         elif isinstance(o, tuple):
@@ -92,7 +106,7 @@ def py2_pickle(obj: object) -> bytes:
             out.extend(b"]" if isinstance(o, list) else b"}")
             if o:
                 out.extend(b"(")
-                for x in (o if isinstance(o, list) else [v for kv in o.items() for v in kv]):
+                for x in o if isinstance(o, list) else [v for kv in o.items() for v in kv]:
                     w(x)
                 out.extend(b"e" if isinstance(o, list) else b"u")
         elif isinstance(o, np.ndarray):
@@ -130,13 +144,17 @@ def make_cifar(root: Path, name: str = "cifar10", per_batch: int = 20, test: int
         folder = root / "cifar-10-batches-py"
         folder.mkdir(parents=True)
         names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
-        (folder / "batches.meta").write_bytes(py2_pickle({b"num_cases_per_batch": per_batch, b"label_names": names,
-                                                          b"num_vis": 3072}))
+        (folder / "batches.meta").write_bytes(
+            py2_pickle({b"num_cases_per_batch": per_batch, b"label_names": names, b"num_vis": 3072})
+        )
         files = [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", test)]
         for file, n in files:
-            batch = {b"batch_label": file.encode(), b"labels": [i % 10 for i in range(n)],
-                     b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                     b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+            batch = {
+                b"batch_label": file.encode(),
+                b"labels": [i % 10 for i in range(n)],
+                b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+            }
             (folder / file).write_bytes(py2_pickle(batch))
     else:
         folder = root / "cifar-100-python"
@@ -145,9 +163,13 @@ def make_cifar(root: Path, name: str = "cifar10", per_batch: int = 20, test: int
         coarse = [f"coarse{i:02d}".encode() for i in range(20)]
         (folder / "meta").write_bytes(py2_pickle({b"fine_label_names": fine, b"coarse_label_names": coarse}))
         for file, n in (("train", 5 * per_batch), ("test", test)):
-            batch = {b"filenames": [b"x.png"] * n, b"batch_label": file.encode(),
-                     b"fine_labels": [i % 100 for i in range(n)], b"coarse_labels": [i % 100 // 5 for i in range(n)],
-                     b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}
+            batch = {
+                b"filenames": [b"x.png"] * n,
+                b"batch_label": file.encode(),
+                b"fine_labels": [i % 100 for i in range(n)],
+                b"coarse_labels": [i % 100 // 5 for i in range(n)],
+                b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            }
             (folder / file).write_bytes(py2_pickle(batch))
     return folder
 

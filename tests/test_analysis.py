@@ -39,8 +39,10 @@ def test_response_std_equals_direct_computation_over_several_batches() -> None:
     got = layer_responses(model, [images[:5], images[5:9], (images[9:], torch.zeros(3))])
     captured = {}
     # Clone: the in-place ReLU that follows a BN would overwrite the captured tensor.
-    handles = [bn.register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out.clone()))
-               for n, bn in response_layers(model)]
+    handles = [
+        bn.register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out.clone()))
+        for n, bn in response_layers(model)
+    ]
     model.eval()
     with torch.no_grad():
         model(images)
@@ -94,8 +96,9 @@ def test_figures_are_written(tmp_path) -> None:
     model = resnet.create_model("cifar_resnet", depth=8)
     plain = resnet.create_model("cifar_plain", depth=8)
     images = torch.randn(4, 3, 8, 8)
-    path = plot_responses({"resnet8": layer_responses(model, [images]),
-                           "plain8": layer_responses(plain, [images])}, tmp_path / "fig7.png")
+    path = plot_responses(
+        {"resnet8": layer_responses(model, [images]), "plain8": layer_responses(plain, [images])}, tmp_path / "fig7.png"
+    )
     assert path.stat().st_size > 10_000
     g = gradient_norms(model, images, torch.zeros(4, dtype=torch.long), name="resnet8")
     assert plot_gradient_flow([g], tmp_path / "grad.png").read_bytes()[:4] == b"\x89PNG"

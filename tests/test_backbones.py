@@ -22,11 +22,17 @@ from resnet.models import FeatureExtractor, FrozenBatchNorm2d, dilate, feature_i
 IMAGENET_BASIC = ((64, 128, 256, 512), (4, 8, 16, 32))
 IMAGENET_BOTTLENECK = ((256, 512, 1024, 2048), (4, 8, 16, 32))
 FAMILIES = {
-    "resnet18": IMAGENET_BASIC, "plain34": IMAGENET_BASIC, "preact_resnet18": IMAGENET_BASIC,
-    "resnet50": IMAGENET_BOTTLENECK, "plain50": IMAGENET_BOTTLENECK, "preact_resnet50": IMAGENET_BOTTLENECK,
+    "resnet18": IMAGENET_BASIC,
+    "plain34": IMAGENET_BASIC,
+    "preact_resnet18": IMAGENET_BASIC,
+    "resnet50": IMAGENET_BOTTLENECK,
+    "plain50": IMAGENET_BOTTLENECK,
+    "preact_resnet50": IMAGENET_BOTTLENECK,
     "resnext50_32x4d": IMAGENET_BOTTLENECK,
-    "resnet20": ((16, 32, 64), (1, 2, 4)), "plain20": ((16, 32, 64), (1, 2, 4)),
-    "preact_resnet20": ((16, 32, 64), (1, 2, 4)), "preact_resnet164": ((64, 128, 256), (1, 2, 4)),
+    "resnet20": ((16, 32, 64), (1, 2, 4)),
+    "plain20": ((16, 32, 64), (1, 2, 4)),
+    "preact_resnet20": ((16, 32, 64), (1, 2, 4)),
+    "preact_resnet164": ((64, 128, 256), (1, 2, 4)),
 }
 SIZES = [(225, 193), (97, 97), (64, 80), (33, 47)]
 STRIDES_UNDILATED = {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
@@ -58,8 +64,12 @@ def build(name: str, seed: int = 0, **options: object) -> nn.Module:
 def stage_outputs_of_the_real_forward(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """What each ``layer{k}`` outputs inside ``model(x)``: the ground truth for any feature extractor."""
     seen: dict[str, torch.Tensor] = {}
-    hooks = [getattr(model, f.name).register_forward_hook(
-        lambda _m, _i, out, name=f.name: seen.__setitem__(name, out.clone())) for f in feature_info(model)]
+    hooks = [
+        getattr(model, f.name).register_forward_hook(
+            lambda _m, _i, out, name=f.name: seen.__setitem__(name, out.clone())
+        )
+        for f in feature_info(model)
+    ]
     with torch.no_grad():
         model(x)
     for h in hooks:
@@ -92,6 +102,7 @@ def intermediate_layer_getter(model: nn.Module, return_layers: dict[str, str]) -
 
 # --- feature maps: names, channels, strides, shapes ------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_feature_info_is_known_before_any_forward(name: str) -> None:
     channels, strides = FAMILIES[name]
@@ -115,14 +126,24 @@ def test_feature_maps_have_the_announced_channels_and_strides(name: str, height:
         assert tuple(m.shape[2:]) == f.output_size(height, width)
 
 
-@pytest.mark.parametrize("name,size,options", [
-    ("resnet18", (65, 47), {}), ("plain34", (64, 64), {}), ("preact_resnet18", (97, 97), {}),
-    ("resnet50", (65, 47), {}), ("preact_resnet50", (33, 33), {}), ("resnext50_32x4d", (33, 33), {}),
-    ("resnet20", (32, 32), {}), ("plain20", (33, 31), {}), ("preact_resnet20", (32, 32), {}),
-    ("cifar_preact_resnet", (17, 17), {"depth": 29, "block": "bottleneck"}),
-])
+@pytest.mark.parametrize(
+    "name,size,options",
+    [
+        ("resnet18", (65, 47), {}),
+        ("plain34", (64, 64), {}),
+        ("preact_resnet18", (97, 97), {}),
+        ("resnet50", (65, 47), {}),
+        ("preact_resnet50", (33, 33), {}),
+        ("resnext50_32x4d", (33, 33), {}),
+        ("resnet20", (32, 32), {}),
+        ("plain20", (33, 31), {}),
+        ("preact_resnet20", (32, 32), {}),
+        ("cifar_preact_resnet", (17, 17), {"depth": 29, "block": "bottleneck"}),
+    ],
+)
 def test_extractor_and_torchvision_getter_return_the_stage_outputs_of_the_real_forward(
-        name: str, size: tuple[int, int], options: dict) -> None:
+    name: str, size: tuple[int, int], options: dict
+) -> None:
     model = build(name, **options)
     x = torch.randn(2, 3, *size)
     truth = stage_outputs_of_the_real_forward(model, x)
@@ -149,7 +170,10 @@ def test_preact_last_feature_is_the_stage_output_before_the_final_bn_relu() -> N
 
 def test_out_indices_select_stages_and_stop_the_network_early() -> None:
     extractor = resnet.create_model("resnet50", features_only=True, out_indices=(2, 3))
-    assert [(f.name, f.channels, f.stride) for f in extractor.feature_info] == [("layer2", 512, 8), ("layer3", 1024, 16)]
+    assert [(f.name, f.channels, f.stride) for f in extractor.feature_info] == [
+        ("layer2", 512, 8),
+        ("layer3", 1024, 16),
+    ]
     children = [n for n, _ in extractor.named_children()]
     assert children == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"]
     with torch.no_grad():
@@ -168,6 +192,7 @@ def test_extractor_keeps_the_state_dict_keys_so_classifier_weights_load() -> Non
 
 
 # --- frozen BatchNorm -------------------------------------------------------------------------------
+
 
 def test_frozen_bn_is_bn_in_eval_mode_whatever_the_mode() -> None:
     reference = build("resnet18")
@@ -208,8 +233,10 @@ def test_frozen_bn_has_no_parameters_and_keeps_the_state_dict_keys() -> None:
     bn_model = build("resnet50", seed=2)
     frozen = resnet.create_model("resnet50", norm_layer="frozen_bn")
     assert sum(p.numel() for p in frozen.parameters()) == sum(
-        p.numel() for n, p in bn_model.named_parameters() if ".bn" not in n and not n.startswith("bn")
-        and "downsample.1" not in n)
+        p.numel()
+        for n, p in bn_model.named_parameters()
+        if ".bn" not in n and not n.startswith("bn") and "downsample.1" not in n
+    )
     assert list(frozen.state_dict()) == list(bn_model.state_dict())
     frozen.load_state_dict(bn_model.state_dict(), strict=True)  # BN -> frozen
     back = resnet.create_model("resnet50")
@@ -246,9 +273,15 @@ def test_freeze_batchnorm_needs_running_statistics() -> None:
         freeze_batchnorm(nn.BatchNorm2d(4, track_running_stats=False))
 
 
-@pytest.mark.parametrize("name,options", [
-    ("resnet18", {}), ("preact_resnet18", {"output_stride": 8}), ("plain18", {}), ("preact_resnet20", {}),
-])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("resnet18", {}),
+        ("preact_resnet18", {"output_stride": 8}),
+        ("plain18", {}),
+        ("preact_resnet20", {}),
+    ],
+)
 def test_gradients_reach_every_trainable_parameter_and_no_frozen_one(name: str, options: dict) -> None:
     torch.manual_seed(0)
     model = resnet.create_model(name, features_only=True, norm_layer="frozen_bn", **options).train()
@@ -268,6 +301,7 @@ def test_gradients_reach_every_trainable_parameter_and_no_frozen_one(name: str, 
 
 # --- dilation -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("output_stride,strides", [(32, (4, 8, 16, 32)), (16, (4, 8, 16, 16)), (8, (4, 8, 8, 8))])
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "preact_resnet50", "plain18", "resnext50_32x4d"])
 def test_output_stride_shapes(name: str, output_stride: int, strides: tuple[int, ...]) -> None:
@@ -280,13 +314,22 @@ def test_output_stride_shapes(name: str, output_stride: int, strides: tuple[int,
     assert classifier(torch.empty(2, 3, 97, 97, device="meta")).shape == (2, 1000)
 
 
-@pytest.mark.parametrize("name,options,output_stride", [
-    ("resnet18", {}, 16), ("resnet18", {}, 8), ("preact_resnet18", {}, 16), ("preact_resnet18", {}, 8),
-    ("plain18", {}, 8), ("resnet18", {"shortcut": "A"}, 8),
-    ("resnet50", {}, 8), ("resnet50", {"stride_on": "3x3"}, 8),
-])
+@pytest.mark.parametrize(
+    "name,options,output_stride",
+    [
+        ("resnet18", {}, 16),
+        ("resnet18", {}, 8),
+        ("preact_resnet18", {}, 16),
+        ("preact_resnet18", {}, 8),
+        ("plain18", {}, 8),
+        ("resnet18", {"shortcut": "A"}, 8),
+        ("resnet50", {}, 8),
+        ("resnet50", {"stride_on": "3x3"}, 8),
+    ],
+)
 def test_dilated_network_computes_the_strided_one_at_every_sth_position(
-        name: str, options: dict, output_stride: int) -> None:
+    name: str, options: dict, output_stride: int
+) -> None:
     """The atrous rule is right: same weights, same function, denser output (borders included)."""
     # In float64, so the only differences left would be the rule's, not the summation order's.
     strided = FeatureExtractor(build(name, **options)).double()
@@ -316,8 +359,12 @@ def test_dilation_rule_matches_torchvision_for_its_bottleneck_and_dilates_after_
     # torchvision's replace_stride_with_dilation=[False, True, True]: previous_dilation in the first block.
     assert dilations == {"layer3": [1, 2, 2, 2, 2, 2], "layer4": [2, 4, 4]}
     assert all(m.padding == m.dilation for m in v15.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
-    assert all(m.stride == (1, 1) for name in ("layer3", "layer4")
-               for m in getattr(v15, name).modules() if isinstance(m, nn.Conv2d))
+    assert all(
+        m.stride == (1, 1)
+        for name in ("layer3", "layer4")
+        for m in getattr(v15, name).modules()
+        if isinstance(m, nn.Conv2d)
+    )
     paper = resnet.create_model("resnet50", output_stride=8)  # stride on the first 1x1
     assert [b.conv2.dilation[0] for b in paper.layer4] == [4, 4, 4]
     basic = resnet.create_model("resnet18", output_stride=16)
@@ -357,24 +404,33 @@ def test_dilating_a_dilated_net_or_a_cifar_net_is_refused() -> None:
 
 # --- create_model's keywords ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("options,message", [
-    ({"features_only": True, "out_indices": (0, 1)}, "out_indices must be increasing stage numbers among 1, 2, 3, 4"),
-    ({"features_only": True, "out_indices": (5,)}, "among 1, 2, 3, 4"),
-    ({"features_only": True, "out_indices": (3, 1)}, "increasing"),
-    ({"features_only": True, "out_indices": 4}, "got 4"),
-    ({"out_indices": (1, 2)}, "out_indices needs features_only=True"),
-    ({"features_only": "yes"}, "features_only must be True or False"),
-    ({"output_stride": 4}, "output_stride must be one of 32, 16, 8 (got 4)"),
-    ({"norm_layer": "gn"}, "norm_layer must be one of bn, frozen_bn (got 'gn')"),
-])
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (
+            {"features_only": True, "out_indices": (0, 1)},
+            "out_indices must be increasing stage numbers among 1, 2, 3, 4",
+        ),
+        ({"features_only": True, "out_indices": (5,)}, "among 1, 2, 3, 4"),
+        ({"features_only": True, "out_indices": (3, 1)}, "increasing"),
+        ({"features_only": True, "out_indices": 4}, "got 4"),
+        ({"out_indices": (1, 2)}, "out_indices needs features_only=True"),
+        ({"features_only": "yes"}, "features_only must be True or False"),
+        ({"output_stride": 4}, "output_stride must be one of 32, 16, 8 (got 4)"),
+        ({"norm_layer": "gn"}, "norm_layer must be one of bn, frozen_bn (got 'gn')"),
+    ],
+)
 def test_bad_backbone_options_give_one_line_errors(options: dict, message: str) -> None:
     with pytest.raises(ResNetError, match=re.escape(message)):
         resnet.create_model("resnet50", **options)
 
 
 def test_cifar_backbone_options() -> None:
-    with pytest.raises(ResNetError, match=re.escape("output_stride applies only to ImageNet-family networks; "
-                                                    "resnet20 is a CIFAR network")):
+    with pytest.raises(
+        ResNetError,
+        match=re.escape("output_stride applies only to ImageNet-family networks; resnet20 is a CIFAR network"),
+    ):
         resnet.create_model("resnet20", output_stride=16)
     with pytest.raises(ResNetError, match=re.escape("among 1, 2, 3 (k for layer{k}), got (4,)")):
         resnet.create_model("resnet20", features_only=True, out_indices=(4,))
@@ -384,22 +440,29 @@ def test_cifar_backbone_options() -> None:
 
 # --- resnet summary --features / --output-stride --------------------------------------------------------
 
+
 def test_summary_features_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", "resnet50", "--features", "--input-size", "225", "193"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "resnet50 feature maps at 225x193"
     assert lines[1].split() == ["stage", "layer", "channels", "stride", "output"]
     assert [line.split() for line in lines[3:]] == [
-        ["layer1", "conv2_x", "256", "4", "57x49"], ["layer2", "conv3_x", "512", "8", "29x25"],
-        ["layer3", "conv4_x", "1024", "16", "15x13"], ["layer4", "conv5_x", "2048", "32", "8x7"]]
+        ["layer1", "conv2_x", "256", "4", "57x49"],
+        ["layer2", "conv3_x", "512", "8", "29x25"],
+        ["layer3", "conv4_x", "1024", "16", "15x13"],
+        ["layer4", "conv5_x", "2048", "32", "8x7"],
+    ]
 
 
 def test_summary_features_json_with_output_stride(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", "resnet18", "--features", "--output-stride", "8", "--input-size", "97", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [(f["name"], f["channels"], f["stride"], f["output_size"]) for f in data["features"]] == [
-        ("layer1", 64, 4, [25, 25]), ("layer2", 128, 8, [13, 13]), ("layer3", 256, 8, [13, 13]),
-        ("layer4", 512, 8, [13, 13])]
+        ("layer1", 64, 4, [25, 25]),
+        ("layer2", 128, 8, [13, 13]),
+        ("layer3", 256, 8, [13, 13]),
+        ("layer4", 512, 8, [13, 13]),
+    ]
     assert main(["summary", "resnet20", "--features", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [(f["stride"], f["output_size"]) for f in data["features"]] == [(1, [32, 32]), (2, [16, 16]), (4, [8, 8])]
@@ -420,8 +483,14 @@ def test_weights_load_before_the_backbone_options_apply(tmp_path) -> None:
     source = resnet.create_model("resnet18").eval()
     state = {k: v.contiguous() for k, v in source.state_dict().items()}
     save_file(state, str(tmp_path / "r18.safetensors"))
-    backbone = resnet.create_model("resnet18", weights=str(tmp_path / "r18.safetensors"), features_only=True,
-                                   out_indices=(2, 3, 4), output_stride=16, norm_layer="frozen_bn").eval()
+    backbone = resnet.create_model(
+        "resnet18",
+        weights=str(tmp_path / "r18.safetensors"),
+        features_only=True,
+        out_indices=(2, 3, 4),
+        output_stride=16,
+        norm_layer="frozen_bn",
+    ).eval()
     reference = resnet.create_model("resnet18", output_stride=16)
     reference.load_state_dict(state)
     reference.eval()

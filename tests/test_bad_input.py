@@ -70,8 +70,14 @@ def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
         return dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
 
 
-def _crafted(source: Path, target: Path, *, header: dict[str, str | None] | None = None,
-             meta: dict | None = None, tensors: dict[str, torch.Tensor] | None = None) -> str:
+def _crafted(
+    source: Path,
+    target: Path,
+    *,
+    header: dict[str, str | None] | None = None,
+    meta: dict | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
+) -> str:
     """A copy of checkpoint ``source`` with header fields replaced (None drops one) or meta fields changed."""
     head, weights = _read(source)
     if meta is not None:
@@ -124,7 +130,9 @@ def _cases(run: Path, tmp: Path) -> list[tuple[str, list[str], list[str]]]:
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
     deep = "[" * 100_000 + "]" * 100_000
     head, weights = _read(best)
-    nan_weights = {k: (torch.full_like(v, float("nan")) if k.endswith("conv1.weight") else v) for k, v in weights.items()}
+    nan_weights = {
+        k: (torch.full_like(v, float("nan")) if k.endswith("conv1.weight") else v) for k, v in weights.items()
+    }
 
     archive = tmp / "images.tar.gz"
     archive.write_bytes(b"\x1f\x8b not really")
@@ -133,11 +141,15 @@ def _cases(run: Path, tmp: Path) -> list[tuple[str, list[str], list[str]]]:
     for i in range(4):  # larger than the small-image cache's 64 px: no cache is built (nor logged)
         Image.fromarray(np.full((80, 80, 3), i * 40, np.uint8)).save(one_class / "cat" / f"{i}.png")
     cifar = make_cifar(tmp / "cifar-float")
-    batch = {b"labels": np.arange(20, dtype=np.float64) % 10,
-             b"data": np.zeros((20, 3072), np.uint8), b"batch_label": b"x"}
+    batch = {
+        b"labels": np.arange(20, dtype=np.float64) % 10,
+        b"data": np.zeros((20, 3072), np.uint8),
+        b"batch_label": b"x",
+    }
     (cifar / "data_batch_1").write_bytes(py2_pickle(batch))
     toml = tmp / "seed.toml"
     toml.write_text("seed = 1e20\n")
+
     def rd(name: str) -> list[str]:  # one run folder per case: cases run side by side, each folder is locked
         return ["--run-dir", str(tmp / f"never-{name}"), "--iterations", "1", "--cache-dir", str(tmp / "cache")]
 
@@ -163,15 +175,41 @@ def _cases(run: Path, tmp: Path) -> list[tuple[str, list[str], list[str]]]:
         ("meta not JSON", ["eval", _crafted(best, tmp / "b.safetensors", header={"meta": "{oops"})], ["b.safetensors"]),
         ("meta a list", ["eval", _crafted(best, tmp / "c.safetensors", header={"meta": "[1, 2]"})], ["c.safetensors"]),
         ("meta 100k deep", ["eval", _crafted(best, tmp / "d.safetensors", header={"meta": deep})], ["d.safetensors"]),
-        ("1e10 classes", ["predict", _crafted(best, tmp / "e.safetensors",
-                                              meta={"model_options": {"num_classes": 10**10, "in_channels": 1,
-                                                                      "depth": 8}}), str(image)],
-         ["e.safetensors", "num_classes"]),
-        ("depth 600002", ["eval", _crafted(best, tmp / "f.safetensors",
-                                           meta={"model_options": {"num_classes": 10, "in_channels": 1,
-                                                                   "depth": 600002}})], ["f.safetensors", "depth"]),
-        ("image 60000x60000", ["export", _crafted(best, tmp / "g.safetensors", meta={"image_size": [60000, 60000]}),
-                               "--format", "torchscript"], ["g.safetensors", "image_size"]),
+        (
+            "1e10 classes",
+            [
+                "predict",
+                _crafted(
+                    best,
+                    tmp / "e.safetensors",
+                    meta={"model_options": {"num_classes": 10**10, "in_channels": 1, "depth": 8}},
+                ),
+                str(image),
+            ],
+            ["e.safetensors", "num_classes"],
+        ),
+        (
+            "depth 600002",
+            [
+                "eval",
+                _crafted(
+                    best,
+                    tmp / "f.safetensors",
+                    meta={"model_options": {"num_classes": 10, "in_channels": 1, "depth": 600002}},
+                ),
+            ],
+            ["f.safetensors", "depth"],
+        ),
+        (
+            "image 60000x60000",
+            [
+                "export",
+                _crafted(best, tmp / "g.safetensors", meta={"image_size": [60000, 60000]}),
+                "--format",
+                "torchscript",
+            ],
+            ["g.safetensors", "image_size"],
+        ),
         ("NaN weights", ["eval", _crafted(best, tmp / "h.safetensors", tensors=nan_weights)], ["h.safetensors", "NaN"]),
         # damaged resume state
         ("missing tensor", ["train", "--resume", _resume_copy(run, tmp / "r1", _drop_first_state_tensor)], ["r1"]),
@@ -180,12 +218,21 @@ def _cases(run: Path, tmp: Path) -> list[tuple[str, list[str], list[str]]]:
         ("step negative", ["train", "--resume", _resume_copy(run, tmp / "r4", _set("step", -5))], ["r4", "step"]),
         ("step beyond", ["train", "--resume", _resume_copy(run, tmp / "r5", _set("step", 10**6))], ["r5", "step"]),
         # data
-        ("archive as data-dir", ["train", "--data", "imagefolder", "--data-dir", str(archive), *rd("archive")],
-         ["images.tar.gz", "archive", "tar"]),
-        ("one class", ["train", "--data", "imagefolder", "--data-dir", str(one_class), "--val-split", "1", *rd("one-class")],
-         ["one-class", "2 class"]),
-        ("float CIFAR labels", ["train", "--data", "cifar10", "--data-dir", str(cifar), *rd("cifar")],
-         ["data_batch_1", "integer"]),
+        (
+            "archive as data-dir",
+            ["train", "--data", "imagefolder", "--data-dir", str(archive), *rd("archive")],
+            ["images.tar.gz", "archive", "tar"],
+        ),
+        (
+            "one class",
+            ["train", "--data", "imagefolder", "--data-dir", str(one_class), "--val-split", "1", *rd("one-class")],
+            ["one-class", "2 class"],
+        ),
+        (
+            "float CIFAR labels",
+            ["train", "--data", "cifar10", "--data-dir", str(cifar), *rd("cifar")],
+            ["data_batch_1", "integer"],
+        ),
     ]
 
 
@@ -203,9 +250,22 @@ def test_bad_input_gives_one_line_and_exit_2(short_run, tmp_path):
     cases = _cases(short_run, tmp_path)
     out = tmp_path / "stderr"
     out.mkdir()
-    p = subprocess.run([sys.executable, "-c", RUNNER, SRC, json.dumps([argv for _, argv, _ in cases]), str(out),
-                        str(TIMEOUT_S), str(PARALLEL)], capture_output=True, text=True, cwd=tmp_path,
-                       timeout=TIMEOUT_S * len(cases))
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RUNNER,
+            SRC,
+            json.dumps([argv for _, argv, _ in cases]),
+            str(out),
+            str(TIMEOUT_S),
+            str(PARALLEL),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=TIMEOUT_S * len(cases),
+    )
     assert p.returncode == 0, p.stderr
     codes = json.loads(p.stdout.splitlines()[-1])
     problems = []

@@ -35,7 +35,9 @@ def test_quick_json_has_every_row(quick_result):
     if importlib.util.find_spec("torchvision") is None:
         assert infer50["torchvision"]["images_per_s"] is None and "skipped" in infer50["torchvision"]["note"]
     assert "onnxruntime" in infer50
-    fast20 = next(r for r in rows if r["model"] == "resnet20" and r["task"] == "infer" and r["implementation"] == "fast")
+    fast20 = next(
+        r for r in rows if r["model"] == "resnet20" and r["task"] == "infer" and r["implementation"] == "fast"
+    )
     assert fast20["extra"]["max_abs_diff"] < 1e-3  # the fast path computes the same logits
     for row in rows:  # present only on CPUs with native bf16
         if row["implementation"] == "fast-bf16":

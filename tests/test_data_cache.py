@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from resnet.cli import main
-from resnet.data import fit_normalization, load_dataset
 from resnet.data import cache as cache_mod
+from resnet.data import fit_normalization, load_dataset
 from resnet.data.cache_entries import list_entries
 from resnet.errors import ResNetError
 from test_data_folder import save, small_folder

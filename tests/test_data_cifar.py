@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import make_cifar, py2_pickle, tar_folder
 
+from conftest import make_cifar, py2_pickle, tar_folder
 from resnet.data import load_dataset
 from resnet.data.safe_pickle import safe_load
 from resnet.errors import ResNetError
@@ -82,12 +82,17 @@ def test_malicious_pickle_runs_nothing(tmp_path, monkeypatch):
     assert (tmp_path / "pwned").exists()
 
 
-@pytest.mark.parametrize("payload", [
-    pickle.dumps(eval, protocol=2),  # builtins.eval: a callable, not data
-    b"cbuiltins\nexec\n(Vprint(1)\ntR.",  # a hand-written call of exec
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pickle.dumps(eval, protocol=2),  # builtins.eval: a callable, not data
+        b"cbuiltins\nexec\n(Vprint(1)\ntR.",  # a hand-written call of exec
+    ],
+)
 def test_unpickler_refuses_other_globals(payload):
-    with pytest.raises(ResNetError, match=r"somefile: unsafe pickle, refused global (__builtin__|builtins)\.(eval|exec)"):
+    with pytest.raises(
+        ResNetError, match=r"somefile: unsafe pickle, refused global (__builtin__|builtins)\.(eval|exec)"
+    ):
         safe_load(payload, "somefile")
 
 
@@ -106,13 +111,16 @@ def test_truncated_batch_names_the_file(tmp_path):
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"this is not a pickle at all", "not a CIFAR batch"),
-    (py2_pickle([1, 2, 3]), "not a CIFAR batch"),
-    (py2_pickle({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}), r"not a uint8 \[N, 3072\] array"),
-    (py2_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}), "entries for 2 images"),
-    (py2_pickle({b"data": np.zeros((1, 3072), np.uint8), b"labels": [10]}), r"labels outside 0\.\.9"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"this is not a pickle at all", "not a CIFAR batch"),
+        (py2_pickle([1, 2, 3]), "not a CIFAR batch"),
+        (py2_pickle({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}), r"not a uint8 \[N, 3072\] array"),
+        (py2_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}), "entries for 2 images"),
+        (py2_pickle({b"data": np.zeros((1, 3072), np.uint8), b"labels": [10]}), r"labels outside 0\.\.9"),
+    ],
+)
 def test_not_a_batch_names_the_file(tmp_path, content, message):
     folder = make_cifar(tmp_path)
     (folder / "test_batch").write_bytes(content)
@@ -136,8 +144,11 @@ def test_missing_from_archive_names_the_member(tmp_path):
 
 
 def test_absent_dataset_says_where_to_put_it(tmp_path):
-    with pytest.raises(ResNetError, match=r"cifar100 not found in .*: put cifar-100-python\.tar\.gz \(from https://"
-                                          r"www\.cs\.toronto\.edu/~kriz/cifar-100-python\.tar\.gz, MD5 eb9058c3"):
+    with pytest.raises(
+        ResNetError,
+        match=r"cifar100 not found in .*: put cifar-100-python\.tar\.gz \(from https://"
+        r"www\.cs\.toronto\.edu/~kriz/cifar-100-python\.tar\.gz, MD5 eb9058c3",
+    ):
         load_dataset("cifar100", str(tmp_path))
     with pytest.raises(ResNetError, match="needs --data-dir"):
         load_dataset("cifar10")

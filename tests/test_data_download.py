@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
-from conftest import make_cifar, tar_folder
 
+from conftest import make_cifar, tar_folder
 from resnet.data import cifar, load_dataset
 from resnet.data.download import download
 from resnet.errors import ResNetError
@@ -50,7 +50,7 @@ class Server:
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 cut, outer.cut_next = outer.cut_next, None
-                self.wfile.write(body[start:] if cut is None else body[start:start + cut])
+                self.wfile.write(body[start:] if cut is None else body[start : start + cut])
                 if cut is not None:
                     self.wfile.flush()
                     self.close_connection = True
@@ -109,7 +109,9 @@ def test_offline_fails_at_once_with_where_to_put_files(tmp_path):
         port = s.getsockname()[1]
     started = time.monotonic()
     with pytest.raises(ResNetError, match=r"cannot download .*; put the file in /somewhere"):
-        download(f"http://127.0.0.1:{port}/x.tar.gz", tmp_path / "x.tar.gz", MD5, manual_hint="put the file in /somewhere")
+        download(
+            f"http://127.0.0.1:{port}/x.tar.gz", tmp_path / "x.tar.gz", MD5, manual_hint="put the file in /somewhere"
+        )
     assert time.monotonic() - started < 5
     assert list(tmp_path.iterdir()) == []
 
@@ -117,9 +119,13 @@ def test_offline_fails_at_once_with_where_to_put_files(tmp_path):
 def test_load_dataset_downloads_the_official_archive(server, tmp_path, monkeypatch):
     archive = tar_folder(make_cifar(tmp_path / "src"), tmp_path / "cifar-10-python.tar.gz").read_bytes()
     server.files["/cifar-10-python.tar.gz"] = archive
-    fake = cifar.SOURCES["cifar10"].__class__(**{**cifar.SOURCES["cifar10"].__dict__,
-                                                 "url": f"{server.url}/cifar-10-python.tar.gz",
-                                                 "md5": hashlib.md5(archive).hexdigest()})
+    fake = cifar.SOURCES["cifar10"].__class__(
+        **{
+            **cifar.SOURCES["cifar10"].__dict__,
+            "url": f"{server.url}/cifar-10-python.tar.gz",
+            "md5": hashlib.md5(archive).hexdigest(),
+        }
+    )
     monkeypatch.setitem(cifar.SOURCES, "cifar10", fake)
     b = load_dataset("cifar10", download=True, cache_dir=str(tmp_path / "cache"))
     assert (tmp_path / "cache" / "cifar10" / "cifar-10-python.tar.gz").read_bytes() == archive

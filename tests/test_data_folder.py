@@ -83,7 +83,12 @@ def test_train_val_layout(tmp_path):
     for split in ("train", "val"):
         small_folder(tmp_path / split, per_class=4)
     b = load_dataset("imagefolder", str(tmp_path), cache_dir=str(tmp_path / ".c"))
-    assert len(b.train) == 12 and len(b.val) == 12 and b.test is None and b.split["val_source"] == "the source's val folder"
+    assert (
+        len(b.train) == 12
+        and len(b.val) == 12
+        and b.test is None
+        and b.split["val_source"] == "the source's val folder"
+    )
     b = load_dataset("imagefolder", str(tmp_path), cache_dir=str(tmp_path / ".c"), val_split=0.25)
     assert len(b.train) == 9 and len(b.val) == 3 and len(b.test) == 12  # val/ becomes test
 
@@ -92,8 +97,11 @@ def test_class_mismatch_names_both_folders(tmp_path):
     small_folder(tmp_path / "train")
     small_folder(tmp_path / "val")
     (tmp_path / "val" / "moth").rename(tmp_path / "val" / "mouth")
-    with pytest.raises(ResNetError, match=r"class folders differ between .*/train and .*/val: missing in val "
-                                          r"\['moth'\], extra in val \['mouth'\]"):
+    with pytest.raises(
+        ResNetError,
+        match=r"class folders differ between .*/train and .*/val: missing in val "
+        r"\['moth'\], extra in val \['mouth'\]",
+    ):
         load_dataset("imagefolder", str(tmp_path))
 
 
@@ -155,7 +163,7 @@ def test_truncated_large_image_fails_in_the_loader(tmp_path):
         list(loader)
     b = load_dataset("imagefolder", str(tmp_path), cache_dir=str(tmp_path / "c"), skip_bad_images=True)
     train = make_train_loader(b, 8, augment="imagenet", normalization=norm, drop_last=False)
-    (x, y), = list(train)
+    ((x, y),) = list(train)
     assert x.shape == (7, 3, 224, 224) and y.tolist().count(1) == 3 and train.skipped == [1]
 
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet.data import (Normalization, TensorSplit, fit_normalization, load_dataset, make_eval_loader,
-                         make_train_loader)
+from resnet.data import Normalization, TensorSplit, fit_normalization, load_dataset, make_eval_loader, make_train_loader
 from resnet.data.batched import pad_crop_flip_batch, random_crop_params
 from resnet.data.loaders import generator
 from resnet.data.splits import split_indices
@@ -27,7 +26,9 @@ def test_digits_is_the_embedded_default(digits):
     assert digits.num_classes == 10 and len(digits.train) + len(digits.val) == 1797 and len(digits.val) == 359
     full = load_dataset("digits")
     raw = load_digits().images
-    assert full.val is None and torch.equal(full.train.images[:, 0], torch.from_numpy(np.rint(raw * 255 / 16).astype(np.uint8)))
+    assert full.val is None and torch.equal(
+        full.train.images[:, 0], torch.from_numpy(np.rint(raw * 255 / 16).astype(np.uint8))
+    )
     assert full.train.images.max() == 255
 
 
@@ -84,15 +85,17 @@ def test_cifar_batches_are_normalised_then_padded_with_zero(digits):
 def test_shards_are_disjoint_and_cover_the_epoch(digits):
     norm = Normalization("none")
     n = len(digits.train)
-    shards = [make_train_loader(digits, 16, augment="none", normalization=norm, rank=r, world_size=3, seed=7,
-                                drop_last=False) for r in range(3)]
+    shards = [
+        make_train_loader(digits, 16, augment="none", normalization=norm, rank=r, world_size=3, seed=7, drop_last=False)
+        for r in range(3)
+    ]
     idx = [torch.cat(s.batch_indices(2)) for s in shards]
     assert all(len(i) == n // 3 for i in idx)
     union = torch.cat(idx)
     assert len(set(union.tolist())) == len(union) == 3 * (n // 3)
     # The shards are cut from the one global permutation of the epoch.
     single = make_train_loader(digits, 16, augment="none", normalization=norm, seed=7, drop_last=False)
-    assert torch.equal(torch.stack(idx, 1).flatten(), torch.cat(single.batch_indices(2))[:3 * (n // 3)])
+    assert torch.equal(torch.stack(idx, 1).flatten(), torch.cat(single.batch_indices(2))[: 3 * (n // 3)])
     with pytest.raises(ResNetError, match="rank 3"):
         make_train_loader(digits, 16, augment="none", normalization=norm, rank=3, world_size=3)
 
@@ -122,7 +125,9 @@ def jpeg_folder(tmp_path_factory):
         (root / f"c{c}").mkdir()
         for i in range(12):
             size = (300, 260) if i % 2 else (260, 340)
-            Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(root / f"c{c}" / f"{i}.jpg")
+            Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(
+                root / f"c{c}" / f"{i}.jpg"
+            )
     return root
 
 

@@ -87,7 +87,7 @@ def test_scale_augment_sides_and_crops():
     big = T.resize_shorter(img, 300)
     assert big.shape == (3, 300, 400)
     top, left = int(torch.randint(0, 77, (), generator=g2)), int(torch.randint(0, 177, (), generator=g2))
-    crop = big[:, top:top + 224, left:left + 224]
+    crop = big[:, top : top + 224, left : left + 224]
     assert torch.equal(view, crop) or torch.equal(view, crop.flip(-1))
 
 
@@ -168,13 +168,19 @@ def test_test_views_at_a_small_networks_own_size():
     padded = torch.nn.functional.pad(z, (4, 4, 4, 4))
     assert views.shape == (2, 10, 3, 32, 32)
     assert torch.equal(views[:, 0], padded[..., :32, :32]) and torch.equal(views[:, 3], padded[..., 8:, 8:])
-    assert torch.equal(views[:, 4], z) and torch.equal(views[:, 9], z.flip(-1)) and torch.equal(views[:, 5], views[:, 0].flip(-1))
+    assert (
+        torch.equal(views[:, 4], z)
+        and torch.equal(views[:, 9], z.flip(-1))
+        and torch.equal(views[:, 5], views[:, 0].flip(-1))
+    )
     assert torch.equal(T.padded_views(z, "single", (32, 32)), z) and torch.equal(T.padded_views(z, "ten-crop", None), z)
     with pytest.raises(ResNetError, match="trained on 32x32 images"):
         T.test_views(x, "multi-scale", image_size=(32, 32))
     # Flip: the single view and its mirror image, for small and ImageNet-style networks alike.
     flipped = T.padded_views(T.test_views(z, "flip", image_size=(32, 32)), "flip", (32, 32))
-    assert flipped.shape == (2, 2, 3, 32, 32) and torch.equal(flipped[:, 0], z) and torch.equal(flipped[:, 1], z.flip(-1))
+    assert (
+        flipped.shape == (2, 2, 3, 32, 32) and torch.equal(flipped[:, 0], z) and torch.equal(flipped[:, 1], z.flip(-1))
+    )
     big = torch.randint(0, 256, (3, 256, 300), generator=g, dtype=torch.uint8).float()
     both = T.padded_views(T.test_views(big, "flip"), "flip", None)
     assert both.shape == (2, 3, 224, 224) and torch.equal(both[1], T.center_view(big).flip(-1))

@@ -141,8 +141,9 @@ def resnet_invocations(line: str) -> list[list[str]]:
         if words[0] == "resnet":
             argv = words[1:]
         elif Path(words[0]).name.startswith(("python", "torchrun")) and any(
-                a == "-m" and b == "resnet" for a, b in zip(words, words[1:])):
-            argv = words[next(k for k in range(len(words) - 1) if words[k:k + 2] == ["-m", "resnet"]) + 2:]
+            a == "-m" and b == "resnet" for a, b in zip(words, words[1:])
+        ):
+            argv = words[next(k for k in range(len(words) - 1) if words[k : k + 2] == ["-m", "resnet"]) + 2 :]
         else:
             continue
         found.append([w for w in argv if w != "..."])
@@ -202,8 +203,19 @@ def test_the_docs_show_commands() -> None:
     # The extractor found the commands: if it silently found none, every test below would pass.
     assert len(ALL_COMMANDS) >= 60
     assert len([c for c in ALL_COMMANDS if c.shown.path.name == "README.md"]) >= 8
-    assert {c.argv[0] for c in ALL_COMMANDS} >= {"train", "eval", "predict", "export", "experiment", "analyze",
-                                                 "summary", "weights", "cache", "report", "bench"}
+    assert {c.argv[0] for c in ALL_COMMANDS} >= {
+        "train",
+        "eval",
+        "predict",
+        "export",
+        "experiment",
+        "analyze",
+        "summary",
+        "weights",
+        "cache",
+        "report",
+        "bench",
+    }
 
 
 @pytest.mark.parametrize("command", ALL_COMMANDS, ids=str)
@@ -219,24 +231,35 @@ def test_every_shown_command_parses(command: Command) -> None:
 
 
 def test_the_command_extractor() -> None:
-    text = ("OMP_NUM_THREADS=1 resnet train --lr 0.1 \\\n    --epochs 2   # a comment, with 'quotes\n"
-            "pip install -e . && resnet eval runs/x --split all | tee log\n"
-            "python -m resnet predict RUN_DIR cat.jpg\n"
-            "torchrun --nproc-per-node 8 -m resnet train --sync-bn\n"
-            "resnet train --nproc 8 ...\n"
-            "python benchmarks/bench_data.py --data x\n"
-            "    # only a comment\n")
+    text = (
+        "OMP_NUM_THREADS=1 resnet train --lr 0.1 \\\n    --epochs 2   # a comment, with 'quotes\n"
+        "pip install -e . && resnet eval runs/x --split all | tee log\n"
+        "python -m resnet predict RUN_DIR cat.jpg\n"
+        "torchrun --nproc-per-node 8 -m resnet train --sync-bn\n"
+        "resnet train --nproc 8 ...\n"
+        "python benchmarks/bench_data.py --data x\n"
+        "    # only a comment\n"
+    )
     block = Block(Path("x.md"), "bash", 1, text.splitlines())
     found = [(s.line, argv) for s in command_lines(block) for argv in resnet_invocations(s.text)]
-    assert found == [(1, ["train", "--lr", "0.1", "--epochs", "2"]), (3, ["eval", "runs/x", "--split", "all"]),
-                     (4, ["predict", "RUN_DIR", "cat.jpg"]), (5, ["train", "--sync-bn"]),
-                     (6, ["train", "--nproc", "8"])]
-    prompted = Block(Path("x.md"), "text", 1, ["$ resnet train --modle x", "resnet train: error: ...",
-                                               "resnet summary resnet50", "$ resnet cache list"])
+    assert found == [
+        (1, ["train", "--lr", "0.1", "--epochs", "2"]),
+        (3, ["eval", "runs/x", "--split", "all"]),
+        (4, ["predict", "RUN_DIR", "cat.jpg"]),
+        (5, ["train", "--sync-bn"]),
+        (6, ["train", "--nproc", "8"]),
+    ]
+    prompted = Block(
+        Path("x.md"),
+        "text",
+        1,
+        ["$ resnet train --modle x", "resnet train: error: ...", "resnet summary resnet50", "$ resnet cache list"],
+    )
     lines = command_lines(prompted)
-    assert [(s.text, s.output) for s in lines] == [("resnet train --modle x", ["resnet train: error: ...",
-                                                                              "resnet summary resnet50"]),
-                                                   ("resnet cache list", [])]
+    assert [(s.text, s.output) for s in lines] == [
+        ("resnet train --modle x", ["resnet train: error: ...", "resnet summary resnet50"]),
+        ("resnet cache list", []),
+    ]
     assert parse(["train", "--modle", "resnet20"])[0] == 2  # a wrong option fails
     assert parse(["train", "--model", "resnet20"])[0] is None
 
@@ -266,8 +289,9 @@ def test_summaries_are_shown():
 
 @pytest.mark.parametrize("command", SUMMARIES, ids=str)
 def test_shown_summary_output_is_the_tools(command: Command, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _lines(command.shown.output) == _lines(run_tool(command.argv, capsys)), \
+    assert _lines(command.shown.output) == _lines(run_tool(command.argv, capsys)), (
         f"{command}: the output shown is not what the command prints now"
+    )
 
 
 def test_models_tables_in_docs_are_the_tools_output(capsys: pytest.CaptureFixture[str]) -> None:
@@ -285,7 +309,7 @@ def _markdown_rows(text: str, header: str) -> list[list[list[str]]]:
     for i, line in enumerate(lines):
         if " ".join(line.split()) == header:
             rows = []
-            for row in lines[i + 2:]:
+            for row in lines[i + 2 :]:
                 if not row.startswith("|"):
                     break
                 rows.append([cell.strip() for cell in row.strip().strip("|").split("|")])
@@ -299,7 +323,7 @@ def test_published_weights_tables_are_the_tools_output(capsys, monkeypatch, tmp_
     printed = run_tool(["weights"], capsys).splitlines()
     start = next(i for i, line in enumerate(printed) if line.startswith("-----"))
     tool_rows = []
-    for line in printed[start + 1:]:
+    for line in printed[start + 1 :]:
         cells = re.split(r"\s{2,}", line.strip())
         if len(cells) < 6:
             break
@@ -340,8 +364,9 @@ def github_anchors(path: Path) -> set[str]:
     seen: dict[str, int] = {}
     for match in re.finditer(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M):
         title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", match.group(1)).replace("`", "")
-        slug = "".join(ch for ch in title.lower()
-                       if ch in "-_ " or unicodedata.category(ch)[0] in "LN").replace(" ", "-")
+        slug = "".join(ch for ch in title.lower() if ch in "-_ " or unicodedata.category(ch)[0] in "LN").replace(
+            " ", "-"
+        )
         n = seen.get(slug, 0)
         seen[slug] = n + 1
         anchors.add(slug if n == 0 else f"{slug}-{n}")

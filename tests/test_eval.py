@@ -40,11 +40,16 @@ def test_views_are_averaged_as_probabilities():
     views[0, 1, 0, 0] = torch.tensor([0.0, 1.0])  # view 2: class 1, unsure
     result = evaluate(_Fixed(), [(views, torch.tensor([0]))])
     assert result.top1_error == 0.0  # mean softmax favours class 0 (mean logits would too, mean argmax would tie)
-    expected = -torch.log((torch.softmax(torch.tensor([10.0, 0.0]), 0) + torch.softmax(torch.tensor([0.0, 1.0]), 0))[0] / 2)
+    expected = -torch.log(
+        (torch.softmax(torch.tensor([10.0, 0.0]), 0) + torch.softmax(torch.tensor([0.0, 1.0]), 0))[0] / 2
+    )
     assert result.loss == pytest.approx(float(expected))
     multi_scale = evaluate(_Fixed(), [([views[:, 0], views[:, 1]], torch.tensor([1]))])
-    assert multi_scale.top1_error == 1.0 and multi_scale.loss == pytest.approx(-float(
-        torch.log((torch.softmax(torch.tensor([10.0, 0.0]), 0) + torch.softmax(torch.tensor([0.0, 1.0]), 0))[1] / 2)))
+    assert multi_scale.top1_error == 1.0 and multi_scale.loss == pytest.approx(
+        -float(
+            torch.log((torch.softmax(torch.tensor([10.0, 0.0]), 0) + torch.softmax(torch.tensor([0.0, 1.0]), 0))[1] / 2)
+        )
+    )
 
 
 def test_eval_command_reproduces_the_runs_validation(trained_run, capsys):
@@ -86,9 +91,22 @@ def folder_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("folder_run")
     data = base / "data"
     _write_pngs(data, CLASSES, per_class=12, seed=0)
-    train(resolve({**TINY_TRAIN, "data": "imagefolder", "data_dir": str(data), "cache_dir": str(base / "cache"),
-                   "val_split": 0.25, "batch_size": 9, "iterations": 8, "eval_every": 8, "log_every": 4,
-                   "run_dir": str(base / "run")}))
+    train(
+        resolve(
+            {
+                **TINY_TRAIN,
+                "data": "imagefolder",
+                "data_dir": str(data),
+                "cache_dir": str(base / "cache"),
+                "val_split": 0.25,
+                "batch_size": 9,
+                "iterations": 8,
+                "eval_every": 8,
+                "log_every": 4,
+                "run_dir": str(base / "run"),
+            }
+        )
+    )
     return base / "run", data
 
 
@@ -144,7 +162,8 @@ def test_the_training_folder_by_any_spelling_reuses_the_runs_split(folder_run, t
     got = _eval_json(capsys, str(run), "--data-dir", str(tmp_path / "copy"), "--split", "all")
     images, labels = _pngs(tmp_path / "copy", CLASSES)
     assert got["images"] == 36 and (got["top1_error"], got["loss"]) == pytest.approx(
-        _direct(run, images, labels), abs=1e-5)
+        _direct(run, images, labels), abs=1e-5
+    )
 
 
 def test_unknown_classes_are_refused_before_any_image_is_read(folder_run, tmp_path, capsys):
@@ -179,7 +198,8 @@ def test_test_views_follow_the_networks_input_size(trained_run, capsys):
     single = _eval_json(capsys, str(trained_run))
     center = _eval_json(capsys, str(trained_run), "--center")
     assert center["protocol"] == "center" and (center["top1_error"], center["loss"]) == pytest.approx(
-        (single["top1_error"], single["loss"]), abs=1e-6)
+        (single["top1_error"], single["loss"]), abs=1e-6
+    )
     ten = _eval_json(capsys, str(trained_run), "--ten-crop")
     assert ten["images"] == single["images"] and ten["loss"] != pytest.approx(single["loss"])
     # --flip: the mean softmax of each image and its mirror, computed here by hand for comparison.

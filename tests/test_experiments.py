@@ -21,8 +21,19 @@ from resnet.train.config import resolve
 from resnet.train.metrics import read_metrics
 
 # No --set val_split: on the digits the experiment itself must not ask for the recipe's 5,000 images.
-TINY = ["--data", "digits", "--quiet", "--set", "iterations=20", "--set", "eval_every=10", "--set", "log_every=5",
-        "--set", "batch_size=32"]
+TINY = [
+    "--data",
+    "digits",
+    "--quiet",
+    "--set",
+    "iterations=20",
+    "--set",
+    "eval_every=10",
+    "--set",
+    "log_every=5",
+    "--set",
+    "batch_size=32",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +63,17 @@ def test_table6_holds_each_runs_numbers(degradation_dir: Path) -> None:
     assert [r[0] for r in rows[1:]] == ["8", "20"]
     for row in rows[1:]:
         depth = int(row[0])
-        params = sum(p.numel() for p in create_model("cifar_resnet", depth=depth, num_classes=10,
-                                                     in_channels=1).parameters())
+        params = sum(
+            p.numel() for p in create_model("cifar_resnet", depth=depth, num_classes=10, in_channels=1).parameters()
+        )
         assert row[1] == f"{params:,}"
         assert row[3] == f"{100 * _val_errors(degradation_dir / f'plain{depth}')[-1]:.2f}"
         assert row[5] == f"{100 * _val_errors(degradation_dir / f'resnet{depth}')[-1]:.2f}"
-        train = [r["train_error"] for r in read_metrics(degradation_dir / f"resnet{depth}" / "metrics.jsonl")
-                 if r["kind"] == "train"]
+        train = [
+            r["train_error"]
+            for r in read_metrics(degradation_dir / f"resnet{depth}" / "metrics.jsonl")
+            if r["kind"] == "train"
+        ]
         assert row[4] == f"{100 * train[-1]:.2f}"
         assert row[6] == (f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "-")
     note = (degradation_dir / "table6.md").read_text()
@@ -82,11 +97,13 @@ def test_depth_order_counts_second_half_windows_in_the_papers_order() -> None:
     from resnet.experiments import depth_order
 
     steps = range(10, 90, 10)  # 8 windows; the second half is steps 50 to 80
-    runs = {"plain20": _Curves({s: 0.5 for s in steps}),
-            "plain56": _Curves({s: 0.6 if s != 60 else 0.4 for s in steps}),  # worse but at step 60
-            "resnet20": _Curves({s: 0.5 for s in steps}),
-            # better only from step 70 on; its step 20 is missing, which must not matter
-            "resnet56": _Curves({s: 0.6 if s < 70 else 0.3 for s in steps if s != 20})}
+    runs = {
+        "plain20": _Curves({s: 0.5 for s in steps}),
+        "plain56": _Curves({s: 0.6 if s != 60 else 0.4 for s in steps}),  # worse but at step 60
+        "resnet20": _Curves({s: 0.5 for s in steps}),
+        # better only from step 70 on; its step 20 is missing, which must not matter
+        "resnet56": _Curves({s: 0.6 if s < 70 else 0.3 for s in steps if s != 20}),
+    }
     rows = depth_order(runs, [20, 56])
     assert rows[1] == ["plain-20 vs plain-56", "higher training error", "3 of 4", "50.00 vs 60.00", "yes"]
     assert rows[2] == ["ResNet-20 vs ResNet-56", "lower training error", "2 of 4", "50.00 vs 30.00", "yes"]
@@ -95,7 +112,11 @@ def test_depth_order_counts_second_half_windows_in_the_papers_order() -> None:
     # Neighbouring depths only: 20 vs 32 and 32 vs 56.
     runs |= {"plain32": runs["plain20"], "resnet32": runs["resnet20"]}
     assert [r[0] for r in depth_order(runs, [20, 32, 56])[1:]] == [
-        "plain-20 vs plain-32", "plain-32 vs plain-56", "ResNet-20 vs ResNet-32", "ResNet-32 vs ResNet-56"]
+        "plain-20 vs plain-32",
+        "plain-32 vs plain-56",
+        "ResNet-20 vs ResNet-32",
+        "ResNet-32 vs ResNet-56",
+    ]
 
 
 def test_the_command_writes_and_prints_the_depth_order(degradation_dir: Path) -> None:
@@ -104,8 +125,9 @@ def test_the_command_writes_and_prints_the_depth_order(degradation_dir: Path) ->
     assert "| ResNet-8 vs ResNet-20 |" in (degradation_dir / "report" / "report.md").read_text()
 
 
-def test_one_half_of_figure6_trains_only_its_nets_and_they_are_the_same_runs(degradation_dir: Path,
-                                                                            tmp_path: Path, capsys) -> None:
+def test_one_half_of_figure6_trains_only_its_nets_and_they_are_the_same_runs(
+    degradation_dir: Path, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "resnets"
     assert main(["experiment", "degradation", "--depths", "8,20", "--nets", "resnet", "--out", str(out), *TINY]) == 0
     assert sorted(p.name for p in out.iterdir() if (p / "config.json").is_file()) == ["resnet20", "resnet8"]
@@ -165,22 +187,24 @@ def test_shortcut_options_have_their_parameter_counts(tmp_path: Path) -> None:
         assert load_run(out / f"resnet20-{option}").config["shortcut"] == option
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--depths", "21"], "6n+2"),
-    (["--depths", "20,x"], "--depths"),
-    (["--set", "nonsense"], "OPTION=VALUE"),
-    (["--set", "no_such_option=1"], "no_such_option"),
-    (["--nets", "deep"], "--nets"),
-    (["--nets", ","], "--nets"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--depths", "21"], "6n+2"),
+        (["--depths", "20,x"], "--depths"),
+        (["--set", "nonsense"], "OPTION=VALUE"),
+        (["--set", "no_such_option=1"], "no_such_option"),
+        (["--nets", "deep"], "--nets"),
+        (["--nets", ","], "--nets"),
+    ],
+)
 def test_bad_experiment_options_are_one_line_errors(tmp_path, capsys, argv, message) -> None:
     assert main(["experiment", "degradation", "--data", "digits", "--out", str(tmp_path / "x"), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("resnet: error:") and message in err and "\n" not in err
 
 
-def test_short_modes_change_only_length_data_part_augmentation_lr_warmup_and_speed(monkeypatch,
-                                                                                  tmp_path: Path) -> None:
+def test_short_modes_change_only_length_data_part_augmentation_lr_warmup_and_speed(monkeypatch, tmp_path: Path) -> None:
     import resnet.experiments as E
 
     base = E._base_options("cifar-paper", {"data": "imagefolder", "data_dir": "d"}, E.MODES["quick"], None)
@@ -218,12 +242,34 @@ def test_short_modes_change_only_length_data_part_augmentation_lr_warmup_and_spe
         assert all(o == others[0] for o in others) and others[0].get("iterations") == (640 if mode else None)
 
     seen = {}
-    monkeypatch.setattr(E, "degradation", lambda depths, data, out, mode, overrides, parallel, kinds: seen.update(
-        depths=depths, mode=mode, kinds=kinds) or E.ExperimentResult(Path(out), {}, [["depth"]], None, None))
+    monkeypatch.setattr(
+        E,
+        "degradation",
+        lambda depths, data, out, mode, overrides, parallel, kinds: (
+            seen.update(depths=depths, mode=mode, kinds=kinds)
+            or E.ExperimentResult(Path(out), {}, [["depth"]], None, None)
+        ),
+    )
     assert main(["experiment", "degradation", "--medium", "--data", "digits", "--out", str(tmp_path)]) == 0
     assert seen == {"depths": [20, 32, 44, 56], "mode": "medium", "kinds": ("plain", "resnet")}
-    assert main(["experiment", "degradation", "--quick", "--depths", "20", "--data", "digits", "--out",
-                 str(tmp_path), "--nets", "ResNet, resnet"]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                "degradation",
+                "--quick",
+                "--depths",
+                "20",
+                "--data",
+                "digits",
+                "--out",
+                str(tmp_path),
+                "--nets",
+                "ResNet, resnet",
+            ]
+        )
+        == 0
+    )
     assert seen == {"depths": [20], "mode": "quick", "kinds": ("resnet",)}
     with pytest.raises(SystemExit) as stop:
         main(["experiment", "degradation", "--quick", "--medium", "--data", "digits"])
@@ -268,7 +314,9 @@ def test_analyze_responses_cli_measures_the_runs_validation_images(degradation_d
     assert set(saved) == {"plain20", "resnet20"}
     model, meta = model_from_checkpoint(runs[1])
     split = checkpoint_split(meta, "val")
-    loader = make_eval_loader(split, 50, protocol="single", normalization=Normalization.from_dict(meta["normalization"]))
+    loader = make_eval_loader(
+        split, 50, protocol="single", normalization=Normalization.from_dict(meta["normalization"])
+    )
     batches = [b for _, b in zip(range(2), loader)]
     direct = layer_responses(model, batches)
     assert len(saved["resnet20"]) == 19  # conv1 and the 18 3x3 layers of the blocks
@@ -280,8 +328,12 @@ def test_analyze_gradients_cli_writes_a_profile_per_model_and_step(tmp_path: Pat
     argv = ["analyze", "gradients", "plain20", "resnet20", "--steps", "2", "--batch-size", "32", "--out", str(tmp_path)]
     assert main(argv) == 0
     profiles = json.loads((tmp_path / "gradients.json").read_text())
-    assert [(p["model"], p["step"]) for p in profiles] == [("plain20", 0), ("plain20", 2), ("resnet20", 0),
-                                                            ("resnet20", 2)]
+    assert [(p["model"], p["step"]) for p in profiles] == [
+        ("plain20", 0),
+        ("plain20", 2),
+        ("resnet20", 0),
+        ("resnet20", 2),
+    ]
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in create_model("resnet20").modules())
     assert all(len(p["norms"]) == convs and all(n > 0 for n in p["norms"]) for p in profiles)
     assert (tmp_path / "gradients.png").is_file()
@@ -289,20 +341,40 @@ def test_analyze_gradients_cli_writes_a_profile_per_model_and_step(tmp_path: Pat
 
 # -- runs side by side stop cleanly -----------------------------------------------------------------
 
-LONG_RUNS = ["experiment", "degradation", "--data", "digits", "--quiet", "--jobs", "2", "--set", "iterations=100000",
-             "--set", "log_every=1", "--set", "eval_every=100000", "--set", "batch_size=32"]
+LONG_RUNS = [
+    "experiment",
+    "degradation",
+    "--data",
+    "digits",
+    "--quiet",
+    "--jobs",
+    "2",
+    "--set",
+    "iterations=100000",
+    "--set",
+    "log_every=1",
+    "--set",
+    "eval_every=100000",
+    "--set",
+    "batch_size=32",
+]
 
 
 def _start_side_by_side(out: Path, depths: str, err: Path, **popen):
     """The experiment command, once two runs train side by side (a record in each metrics.jsonl)."""
     from test_train_ddp_signals import _alive, _children, _env, _wait_for
 
-    command = subprocess.Popen([sys.executable, "-m", "resnet", *LONG_RUNS, "--depths", depths, "--out", str(out)],
-                               env={**_env(), "OMP_NUM_THREADS": "2"}, stdout=subprocess.DEVNULL,
-                               stderr=err.open("w"), **popen)
+    command = subprocess.Popen(
+        [sys.executable, "-m", "resnet", *LONG_RUNS, "--depths", depths, "--out", str(out)],
+        env={**_env(), "OMP_NUM_THREADS": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=err.open("w"),
+        **popen,
+    )
     training = lambda: sum(bool(read_metrics(p)) for p in out.glob("*/metrics.jsonl")) == 2  # noqa: E731
-    assert _wait_for(lambda: training() or command.poll() is not None, 180) and command.poll() is None, \
-        err.read_text()[-3000:]
+    assert _wait_for(lambda: training() or command.poll() is not None, 180) and command.poll() is None, err.read_text()[
+        -3000:
+    ]
     workers = [p for p in _children(command.pid) if _alive(p)]
     return command, workers
 

@@ -14,8 +14,9 @@ from resnet.errors import ResNetError
 from resnet.export import OnnxRuntimeModel, check_against_eager, export_model
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
-needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnx, onnxscript and onnxruntime are not installed "
-                                "(pip install 'resnet[export]')")
+needs_onnx = pytest.mark.skipif(
+    not HAS_ONNX, reason="onnx, onnxscript and onnxruntime are not installed (pip install 'resnet[export]')"
+)
 
 
 def _model(name="resnet20", **options) -> nn.Module:
@@ -72,9 +73,14 @@ def _checkpoint(tmp_path, model):
     from resnet.checkpoints import save_checkpoint
 
     path = tmp_path / "best.safetensors"
-    meta = {"model": "resnet20", "model_options": {"num_classes": 10, "in_channels": 3},
-            "classes": [str(i) for i in range(10)], "normalization": {"mode": "none"}, "image_size": [32, 32],
-            "eval_weights": "model"}
+    meta = {
+        "model": "resnet20",
+        "model_options": {"num_classes": 10, "in_channels": 3},
+        "classes": [str(i) for i in range(10)],
+        "normalization": {"mode": "none"},
+        "image_size": [32, 32],
+        "eval_weights": "model",
+    }
     save_checkpoint(path, meta, model.state_dict())
     return path
 

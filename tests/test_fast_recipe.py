@@ -12,21 +12,31 @@ import torch
 
 from resnet import inference
 from resnet.data import load_dataset
+from resnet.device import resolve_speed
 from resnet.errors import ResNetError
 from resnet.train import config as C
-from resnet.device import resolve_speed
 from resnet.train.schedule import build_schedule
 
 
 def test_cifar_fast_recipe_configuration():
     cfg = C.resolve({"recipe": "cifar-fast", "data_dir": "/x"})
     # The network and data are the paper's CIFAR setting ...
-    assert (cfg.model, cfg.data, cfg.val_split, cfg.augment, cfg.batch_size) == ("resnet20", "cifar10", 5000,
-                                                                                  "cifar", 128)
+    assert (cfg.model, cfg.data, cfg.val_split, cfg.augment, cfg.batch_size) == (
+        "resnet20",
+        "cifar10",
+        5000,
+        "cifar",
+        128,
+    )
     # ... the recipe is not: a fixed budget in epochs, warm-up then linear decay, label smoothing,
     # weight decay 5e-4 on weights only, and the speed options that pay on every device.
     assert (cfg.iterations, cfg.epochs, cfg.schedule, cfg.warmup_iterations, cfg.warm_rule) == (
-        None, 24.0, "linear", 200, "off")
+        None,
+        24.0,
+        "linear",
+        200,
+        "off",
+    )
     assert (cfg.lr, cfg.weight_decay, cfg.wd_bn_bias, cfg.label_smoothing) == (0.1, 5e-4, False, 0.1)
     assert (cfg.precision, cfg.channels_last, cfg.normalization) == ("native", "on", "channel")
     assert (cfg.val_protocol, cfg.final_protocol) == ("single", "flip")
@@ -90,8 +100,19 @@ def test_train_subset_is_seeded_keeps_the_validation_set_and_is_recorded():
 def test_train_subset_in_a_run(tmp_path):
     from resnet.train import train
 
-    result = train(C.resolve({"train_subset": 300, "iterations": 3, "batch_size": 50, "run_dir": str(tmp_path / "r"),
-                              "quiet": True, "tensorboard": False, "final_protocol": "flip"}))
+    result = train(
+        C.resolve(
+            {
+                "train_subset": 300,
+                "iterations": 3,
+                "batch_size": 50,
+                "run_dir": str(tmp_path / "r"),
+                "quiet": True,
+                "tensorboard": False,
+                "final_protocol": "flip",
+            }
+        )
+    )
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["train_subset"] == 300 and config["resolved"]["steps_per_epoch"] == 6
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
@@ -114,12 +135,14 @@ def test_time_to_accuracy_reads_curves_and_times_targets(tmp_path):
     bench = _bench()
     run = tmp_path / "run"
     run.mkdir()
-    lines = [{"kind": "train", "step": 1, "train_error": 0.9},
-             {"kind": "val", "step": 10, "val_error": 0.30, "wall_s": 60.0},
-             {"kind": "val", "step": 20, "val_error": 0.14, "wall_s": 120.0},
-             {"kind": "val", "step": 30, "val_error": 0.16, "wall_s": 180.0},
-             {"kind": "val", "step": 40, "val_error": 0.11, "wall_s": 240.0}]
-    (run / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n{\"kind\": \"va")  # torn last line
+    lines = [
+        {"kind": "train", "step": 1, "train_error": 0.9},
+        {"kind": "val", "step": 10, "val_error": 0.30, "wall_s": 60.0},
+        {"kind": "val", "step": 20, "val_error": 0.14, "wall_s": 120.0},
+        {"kind": "val", "step": 30, "val_error": 0.16, "wall_s": 180.0},
+        {"kind": "val", "step": 40, "val_error": 0.11, "wall_s": 240.0},
+    ]
+    (run / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)) + '\n{"kind": "va')  # torn last line
     curve = bench.val_curve(run, {})  # a run without its final test yet
     assert curve == [(1.0, 0.30), (2.0, 0.14), (3.0, 0.16), (4.0, 0.11)]
     assert bench.minutes_to(curve, 0.15) == 2.0 and bench.minutes_to(curve, 0.12) == 4.0
@@ -128,8 +151,12 @@ def test_time_to_accuracy_reads_curves_and_times_targets(tmp_path):
     finished = bench.val_curve(run, {"wall_time_s": 270.0, "final": {"top1_error": 0.10}})
     assert finished[-1] == (4.5, 0.10) and bench.minutes_to(finished, 0.105) == 4.5
     run_facts = {"epochs": 7.0, "images_per_s": 205.6}
-    results = {"cifar-fast": {1: {"final": {"top1_error": 0.11}, "command_s": 300.0, **run_facts},
-                              2: {"final": {"top1_error": 0.13}, "command_s": 320.0, **run_facts}}}
+    results = {
+        "cifar-fast": {
+            1: {"final": {"top1_error": 0.11}, "command_s": 300.0, **run_facts},
+            2: {"final": {"top1_error": 0.13}, "command_s": 320.0, **run_facts},
+        }
+    }
     text = bench.table(results, {"cifar-fast": {1: curve, 2: curve}}, [0.15, 0.05])
     assert "| cifar-fast | 1 | 7 | 206 | 11.00 | 5.0 | 2.0 | - |" in text
     assert "| cifar-fast | mean of 2 | | | 12.00 ± 1.41 |" in text

@@ -29,7 +29,7 @@ def _trained_like(name: str, size: int, **options) -> nn.Module:
 
 
 CASES = [
-    ("resnet20", 32, {}),                       # option A, basic blocks
+    ("resnet20", 32, {}),  # option A, basic blocks
     ("resnet20", 32, {"shortcut": "B"}),
     ("resnet20", 32, {"shortcut": "C"}),
     ("plain20", 32, {}),
@@ -80,6 +80,7 @@ def test_compile_failure_falls_back_to_eager(monkeypatch, caplog):
     def broken_compile(module, **kwargs):
         def run(x):
             raise RuntimeError("no C compiler found\nlong traceback")
+
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)

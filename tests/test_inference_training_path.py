@@ -23,8 +23,19 @@ LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 1e-4
 
 
 def _settings():
-    args = argparse.Namespace(device="cpu", models=["resnet20"], compile="off", compile_mode=None,
-                              train_batch=None, infer_batch=None, warmup=0, rounds=1, iters=1, quick=True, isolate="off")
+    args = argparse.Namespace(
+        device="cpu",
+        models=["resnet20"],
+        compile="off",
+        compile_mode=None,
+        train_batch=None,
+        infer_batch=None,
+        warmup=0,
+        rounds=1,
+        iters=1,
+        quick=True,
+        isolate="off",
+    )
     return settings_from_args(args)
 
 

@@ -16,12 +16,20 @@ from resnet.models import BasicBlock, Bottleneck, ZeroPadShortcut, get_spec
 
 # torchvision's counts (1000 classes) and the common CIFAR implementation's (10 classes): PAPER.md.
 PUBLISHED_PARAMS = {
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-    "resnet101": 44_549_160, "resnet152": 60_192_808,
-    "resnet20": 269_722, "resnet32": 464_154, "resnet44": 658_586, "resnet56": 853_018,
-    "resnet110": 1_727_962, "resnet1202": 19_421_274,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnet20": 269_722,
+    "resnet32": 464_154,
+    "resnet44": 658_586,
+    "resnet56": 853_018,
+    "resnet110": 1_727_962,
+    "resnet1202": 19_421_274,
     # torchvision's ResNeXt counts (beyond the paper).
-    "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
 }
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "torchvision_resnet_state_dict.json").read_text())
 
@@ -68,11 +76,22 @@ def test_plain_network_has_no_shortcut_anywhere() -> None:
     assert all(not b.residual and b.downsample is None for b in blocks)
 
 
-@pytest.mark.parametrize("name,size,classes", [
-    ("resnet18", 224, 1000), ("resnet50", 320, 1000), ("resnet34", 97, 7), ("plain18", 64, 5),
-    ("resnet20", 32, 10), ("resnet20", 64, 100), ("plain20", 17, 10), ("preact_resnet20", 32, 10),
-    ("preact_resnet18", 128, 3), ("resnext50_32x4d", 64, 2), ("preact_resnet164", 32, 10),
-])
+@pytest.mark.parametrize(
+    "name,size,classes",
+    [
+        ("resnet18", 224, 1000),
+        ("resnet50", 320, 1000),
+        ("resnet34", 97, 7),
+        ("plain18", 64, 5),
+        ("resnet20", 32, 10),
+        ("resnet20", 64, 100),
+        ("plain20", 17, 10),
+        ("preact_resnet20", 32, 10),
+        ("preact_resnet18", 128, 3),
+        ("resnext50_32x4d", 64, 2),
+        ("preact_resnet164", 32, 10),
+    ],
+)
 def test_output_shapes(name: str, size: int, classes: int) -> None:
     model = resnet.create_model(name, num_classes=classes).eval()
     with torch.no_grad():
@@ -98,6 +117,7 @@ def test_in_channels_option() -> None:
 
 
 # --- torchvision's layout -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50"])
 def test_state_dict_names_and_shapes_match_torchvision(name: str) -> None:
@@ -134,8 +154,15 @@ def reference_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, bottleneck: 
     """torchvision's ResNet forward in eval mode, written with functional ops from the state dict alone."""
 
     def bn(t: torch.Tensor, p: str) -> torch.Tensor:
-        return F.batch_norm(t, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"],
-                            sd[f"{p}.bias"], training=False, eps=1e-5)
+        return F.batch_norm(
+            t,
+            sd[f"{p}.running_mean"],
+            sd[f"{p}.running_var"],
+            sd[f"{p}.weight"],
+            sd[f"{p}.bias"],
+            training=False,
+            eps=1e-5,
+        )
 
     def conv(t: torch.Tensor, key: str, stride: int) -> torch.Tensor:
         w = sd[key]
@@ -185,6 +212,7 @@ def test_paper_stride_placement_is_a_different_function() -> None:
 
 
 # --- blocks against hand-written references ----------------------------------------------------------
+
 
 def _randomise_bn(module: torch.nn.Module) -> None:
     g = torch.Generator().manual_seed(3)
@@ -261,12 +289,16 @@ def test_every_parameter_gets_a_finite_nonzero_gradient(name: str, size: int) ->
     model = resnet.create_model(name)
     out = model(torch.randn(2, 3, size, size))
     F.cross_entropy(out, torch.tensor([0, 1])).backward()
-    dead = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
-            or p.grad.abs().sum() == 0]
+    dead = [
+        n
+        for n, p in model.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
+    ]
     assert dead == []
 
 
 # --- the registry -------------------------------------------------------------------------------------
+
 
 def test_list_models_has_every_network_of_the_paper() -> None:
     names = resnet.list_models()
@@ -293,17 +325,20 @@ def test_generic_cifar_builder_takes_any_6n_plus_2_depth() -> None:
     assert bottleneck.fc.in_features == 256 and len(bottleneck.layer1) == 18
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda: resnet.create_model("resnet21"), "unknown model 'resnet21'"),
-    (lambda: resnet.create_model("cifar_resnet", depth=21), "6n+2"),
-    (lambda: resnet.create_model("cifar_resnet"), "needs depth"),
-    (lambda: resnet.create_model("resnet20", shortcut="D"), "shortcut must be one of A, B, C"),
-    (lambda: resnet.create_model("resnet50", stride_on="2x2"), "stride_on must be one of 1x1, 3x3"),
-    (lambda: resnet.create_model("resnet20", num_classes=0), "num_classes must be a positive integer"),
-    (lambda: resnet.create_model("resnet20", dropout=0.5), "unknown option(s) dropout"),
-    (lambda: resnet.create_model("plain20", shortcut="A"), "plain network"),
-    (lambda: resnet.create_model("cifar_resnet", depth=20, block="wide"), "block must be one of"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: resnet.create_model("resnet21"), "unknown model 'resnet21'"),
+        (lambda: resnet.create_model("cifar_resnet", depth=21), "6n+2"),
+        (lambda: resnet.create_model("cifar_resnet"), "needs depth"),
+        (lambda: resnet.create_model("resnet20", shortcut="D"), "shortcut must be one of A, B, C"),
+        (lambda: resnet.create_model("resnet50", stride_on="2x2"), "stride_on must be one of 1x1, 3x3"),
+        (lambda: resnet.create_model("resnet20", num_classes=0), "num_classes must be a positive integer"),
+        (lambda: resnet.create_model("resnet20", dropout=0.5), "unknown option(s) dropout"),
+        (lambda: resnet.create_model("plain20", shortcut="A"), "plain network"),
+        (lambda: resnet.create_model("cifar_resnet", depth=20, block="wide"), "block must be one of"),
+    ],
+)
 def test_bad_options_give_clear_errors(call, message: str) -> None:
     with pytest.raises(ResNetError, match=re.escape(message)):
         call()

@@ -62,7 +62,9 @@ def test_predict_a_folder_recursively_with_csv(trained_run, tmp_path, capsys):
     (tmp_path / "imgs" / ".hidden").mkdir()
     Image.fromarray(val.images[0, 0].numpy()).save(tmp_path / "imgs" / ".hidden" / "x.png")
     csv_path = tmp_path / "out" / "predictions.csv"
-    assert main(["predict", str(trained_run), str(tmp_path / "imgs"), "--json", "--top", "2", "--csv", str(csv_path)]) == 0
+    assert (
+        main(["predict", str(trained_run), str(tmp_path / "imgs"), "--json", "--top", "2", "--csv", str(csv_path)]) == 0
+    )
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     expected_order = [str(tmp_path / "imgs" / n) for n in ("a/1.png", "a/deeper/0.png", "b/2.png", "c.PNG")]
     assert [r["image"] for r in results] == expected_order

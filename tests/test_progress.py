@@ -52,6 +52,7 @@ def test_drawn_on_stderr_when_it_is_a_terminal(monkeypatch):
 
 # -- the commands and library calls that use it ------------------------------------------------------
 
+
 def test_evaluate_draws_a_bar_of_batches_unless_quiet(monkeypatch):
     import torch
     from torch import nn

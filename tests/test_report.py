@@ -21,19 +21,32 @@ def make_run(root: Path, name: str, model: str, val_errors: list[float]) -> Path
     (run / "config.json").write_text(json.dumps({"model": model, "data": "cifar10", "iterations": 300}))
     lines = []
     for i, err in enumerate(val_errors, start=1):
-        lines.append({"kind": "train", "step": 100 * i, "epoch": i, "loss": 1.0, "train_error": err + 0.05,
-                      "lr": 0.1, "images_per_s": 500.0})
-        lines.append({"kind": "val", "step": 100 * i, "epoch": i, "val_error": err, "val_top5_error": 0.01,
-                      "val_loss": 1.0})
+        lines.append(
+            {
+                "kind": "train",
+                "step": 100 * i,
+                "epoch": i,
+                "loss": 1.0,
+                "train_error": err + 0.05,
+                "lr": 0.1,
+                "images_per_s": 500.0,
+            }
+        )
+        lines.append(
+            {"kind": "val", "step": 100 * i, "epoch": i, "val_error": err, "val_top5_error": 0.01, "val_loss": 1.0}
+        )
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"torn": ')
-    (run / "summary.json").write_text(json.dumps({"params": 269722, "iterations": 300, "wall_time_s": 12.3,
-                                                  "images_per_s": 512.0}))
+    (run / "summary.json").write_text(
+        json.dumps({"params": 269722, "iterations": 300, "wall_time_s": 12.3, "images_per_s": 512.0})
+    )
     return run
 
 
 def test_results_table_holds_the_runs_numbers(tmp_path: Path) -> None:
-    runs = [load_run(make_run(tmp_path, "resnet20", "resnet20", [0.5, 0.3, 0.35])),
-            load_run(make_run(tmp_path, "plain20", "plain20", [0.6, 0.45, 0.4]))]
+    runs = [
+        load_run(make_run(tmp_path, "resnet20", "resnet20", [0.5, 0.3, 0.35])),
+        load_run(make_run(tmp_path, "plain20", "plain20", [0.6, 0.45, 0.4])),
+    ]
     rows = results_table(runs)
     assert rows[1][:6] == ["resnet20", "resnet20", "269,722", "300", "30.00", "35.00"]
     assert rows[2][4:6] == ["40.00", "40.00"]
@@ -71,10 +84,26 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     run = make_run(tmp_path / "runs", "resnet20", "resnet20", [0.5, 0.3])
     html_path, _ = write_report([run], tmp_path / "report")
     shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
-                    f"--screenshot={shot}", html_path.as_uri()], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,1600",
+            f"--screenshot={shot}",
+            html_path.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     with Image.open(shot) as img:

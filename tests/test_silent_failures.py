@@ -18,13 +18,13 @@ from torch import nn
 
 from conftest import TINY_TRAIN, make_cifar
 from resnet import create_model
+from resnet.checkpoints import BEST, save_checkpoint
 from resnet.data import Normalization
 from resnet.data.cifar import read_cifar
 from resnet.data.images import decode_rgb
 from resnet.data.safe_pickle import safe_load
 from resnet.errors import ResNetError
 from resnet.train import resolve
-from resnet.checkpoints import BEST, save_checkpoint
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
@@ -43,16 +43,25 @@ def _checkpoint(path: Path, classes: list[str], model: nn.Module | None = None) 
     torch.manual_seed(0)
     model = model or create_model("cifar_resnet", depth=8, num_classes=len(classes))
     norm = Normalization("channel", torch.tensor([125.0, 123.0, 114.0]), torch.tensor([63.0, 62.0, 66.0]))
-    meta = {"model": "cifar_resnet", "model_options": {"num_classes": len(classes), "in_channels": 3, "depth": 8},
-            "classes": classes, "normalization": norm.to_dict(), "image_size": [32, 32],
-            "val_protocol": "single", "eval_protocol": "single",
-            "data": {"name": "cifar10", "data_dir": None, "val_split": 5000, "split_seed": 0, "cache_dir": None},
-            "eval_weights": "model", "step": 0, "epoch": 0.0}
+    meta = {
+        "model": "cifar_resnet",
+        "model_options": {"num_classes": len(classes), "in_channels": 3, "depth": 8},
+        "classes": classes,
+        "normalization": norm.to_dict(),
+        "image_size": [32, 32],
+        "val_protocol": "single",
+        "eval_protocol": "single",
+        "data": {"name": "cifar10", "data_dir": None, "val_split": 5000, "split_seed": 0, "cache_dir": None},
+        "eval_weights": "model",
+        "step": 0,
+        "epoch": 0.0,
+    }
     save_checkpoint(path, meta, model.state_dict())
     return path
 
 
 # -- non-finite results ----------------------------------------------------------------------------
+
 
 def test_validation_with_nan_outputs_stops_and_saves_no_best(tmp_path):
     from resnet.train.trainer import Trainer
@@ -84,6 +93,7 @@ def test_predict_refuses_nan_scores(tmp_path):
 
 # -- images, CIFAR files, options -------------------------------------------------------------------
 
+
 def test_16_bit_png_is_scaled_not_clipped(tmp_path):
     grey = np.array([[0, 257, 32896], [65535, 1000, 65280]], dtype=np.uint16)
     path = tmp_path / "deep.png"
@@ -111,8 +121,12 @@ def test_cifar_repickled_by_python3_is_read(tmp_path):
 
 def test_codecs_encode_is_admitted_only_for_latin1_strings():
     def call(encoding: str) -> bytes:  # pickle of _codecs.encode("abc", encoding), protocol 2
-        return (b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX" + len(encoding).to_bytes(4, "little")
-                + encoding.encode() + b"\x86R.")
+        return (
+            b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX"
+            + len(encoding).to_bytes(4, "little")
+            + encoding.encode()
+            + b"\x86R."
+        )
 
     assert safe_load(call("latin1"), "f") == b"abc"
     with pytest.raises(ResNetError, match="f: unsafe pickle"):
@@ -134,13 +148,21 @@ def test_val_split_counts_and_fractions_are_unambiguous(tmp_path):
 
 # -- export: metadata, one message -------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=pytest.mark.skipif(
-    not HAS_ONNX, reason="onnx extra not installed"))])
+
+@pytest.mark.parametrize(
+    "fmt",
+    ["torchscript", pytest.param("onnx", marks=pytest.mark.skipif(not HAS_ONNX, reason="onnx extra not installed"))],
+)
 def test_export_stores_classes_and_normalisation(tmp_path, fmt):
     path = _checkpoint(tmp_path / "m.safetensors", ["cat", "dog", "eel"])
     out = tmp_path / ("m.pt" if fmt == "torchscript" else "m.onnx")
-    p = subprocess.run([sys.executable, "-m", "resnet", "export", str(path), "--format", fmt, "--output", str(out)],
-                       capture_output=True, text=True, env={"PYTHONPATH": SRC, "PATH": ""}, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "resnet", "export", str(path), "--format", fmt, "--output", str(out)],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": SRC, "PATH": ""},
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert (p.stdout + p.stderr).count(str(out)) == 1  # the success message once, not again in the log
     # Read back the way docs/speed.md tells a deployment to: with torch / onnx alone.
@@ -162,16 +184,20 @@ def test_export_stores_classes_and_normalisation(tmp_path, fmt):
 
 # -- report --------------------------------------------------------------------------------------------
 
+
 def test_report_shows_plain_values_and_draws_single_points(tmp_path, monkeypatch):
     import resnet.plots as plots
     from resnet.report import write_report
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"model": "resnet20", "depth": None, "val_split": 5000.0,
-                                                 "lr": 0.1, "epochs": 15.0}))
-    (run / "metrics.jsonl").write_text(json.dumps({"kind": "val", "step": 10, "epoch": 1, "val_error": 0.4,
-                                                   "val_top5_error": 0.1, "val_loss": 1.0}) + "\n")
+    (run / "config.json").write_text(
+        json.dumps({"model": "resnet20", "depth": None, "val_split": 5000.0, "lr": 0.1, "epochs": 15.0})
+    )
+    (run / "metrics.jsonl").write_text(
+        json.dumps({"kind": "val", "step": 10, "epoch": 1, "val_error": 0.4, "val_top5_error": 0.1, "val_loss": 1.0})
+        + "\n"
+    )
     lines = []
     save = plots._save
 

@@ -11,14 +11,17 @@ import pytest
 import torch
 from torch import nn
 
-from resnet.errors import ResNetError
-from resnet import files
 from resnet import checkpoints as ck
-
+from resnet import files
+from resnet.errors import ResNetError
 
 # The smallest meta the loader accepts (see resnet.checkpoints.meta): a network, its classes, normalisation.
-META = {"model": "resnet20", "model_options": {"num_classes": 3}, "classes": ["a", "b", "c"],
-        "normalization": {"mode": "none"}}
+META = {
+    "model": "resnet20",
+    "model_options": {"num_classes": 3},
+    "classes": ["a", "b", "c"],
+    "normalization": {"mode": "none"},
+}
 
 
 def _net() -> nn.Module:
@@ -37,9 +40,17 @@ def _trained() -> tuple[nn.Module, torch.optim.Optimizer]:
 
 def test_round_trip_is_exact(tmp_path):
     net, opt = _trained()
-    state = {"optimizer": opt.state_dict(), "step": 7, "rng": {"torch": torch.get_rng_state(),
-             "python": random.getstate(), "numpy": [int(x) for x in np.random.get_state()[1][:5]]},
-             "best": None, "loss": float("inf")}
+    state = {
+        "optimizer": opt.state_dict(),
+        "step": 7,
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": [int(x) for x in np.random.get_state()[1][:5]],
+        },
+        "best": None,
+        "loss": float("inf"),
+    }
     path = tmp_path / "last.safetensors"
     ck.save_checkpoint(path, META, net.state_dict(), state=state)
     got = ck.load_checkpoint(tmp_path)  # a folder resolves to its checkpoint
@@ -50,7 +61,9 @@ def test_round_trip_is_exact(tmp_path):
     assert got.state["step"] == 7 and got.state["loss"] == float("inf")
     opt2 = torch.optim.SGD(_net().parameters(), lr=0.5, momentum=0.9)
     opt2.load_state_dict(got.state["optimizer"])  # int-keyed optimizer state survives
-    assert torch.equal(opt2.state_dict()["state"][0]["momentum_buffer"], opt.state_dict()["state"][0]["momentum_buffer"])
+    assert torch.equal(
+        opt2.state_dict()["state"][0]["momentum_buffer"], opt.state_dict()["state"][0]["momentum_buffer"]
+    )
 
 
 def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
@@ -80,9 +93,12 @@ def test_unwritable_folder_is_a_clear_error(tmp_path):
 def test_foreign_torch_files_load(tmp_path, wrap):
     net, _ = _trained()
     sd = net.state_dict()
-    obj = {"plain": sd, "state_dict": {"state_dict": sd, "epoch": 3},
-           "model": {"model": sd, "optimizer": {}},
-           "module_prefix": {"state_dict": {f"module.{k}": v for k, v in sd.items()}}}[wrap]
+    obj = {
+        "plain": sd,
+        "state_dict": {"state_dict": sd, "epoch": 3},
+        "model": {"model": sd, "optimizer": {}},
+        "module_prefix": {"state_dict": {f"module.{k}": v for k, v in sd.items()}},
+    }[wrap]
     torch.save(obj, tmp_path / "w.pth")
     fresh = _net()
     fresh(torch.randn(2, 1, 5, 5))

@@ -35,11 +35,14 @@ def test_config_file_and_flags(tmp_path, capsys):
     assert (saved["lr"], saved["batch_size"], saved["iterations"], saved["depth"]) == (0.05, 32, 6, 8)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "resnet21"], "option 'model': unknown model 'resnet21' (did you mean "),
-    (["--recipe", "cifar-paper"], "--data cifar10 needs --data-dir DIR"),
-    (["--schedule", "poly"], "invalid choice 'poly'; choose from multistep, plateau, cosine, linear, constant"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "resnet21"], "option 'model': unknown model 'resnet21' (did you mean "),
+        (["--recipe", "cifar-paper"], "--data cifar10 needs --data-dir DIR"),
+        (["--schedule", "poly"], "invalid choice 'poly'; choose from multistep, plateau, cosine, linear, constant"),
+    ],
+)
 def test_bad_options_give_one_line_with_the_choices(argv, message, capsys):
     try:
         code = main(["train", *argv])

@@ -40,15 +40,18 @@ def test_toml_file_then_cli_override(tmp_path):
     assert (cfg.recipe, cfg.data_dir, cfg.lr, cfg.batch_size, cfg.iterations) == ("cifar-paper", "/d", 0.05, 32, 64000)
 
 
-@pytest.mark.parametrize("cli, message", [
-    ({"augment": "mixup"}, "choose from cifar, imagenet, flip, none"),
-    ({"recipe": "fast"}, "choose from digits, cifar-paper, imagenet-paper"),
-    ({"batch_size": 0}, "'batch-size': must be at least 1"),
-    ({"milestones": "0.75,0.5"}, "increasing fractions"),
-    ({"data": "cifar10"}, "needs --data-dir"),
-    ({"lr": "fast"}, "'lr' must be a number"),
-    ({"bogus": 1}, "unknown option 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "cli, message",
+    [
+        ({"augment": "mixup"}, "choose from cifar, imagenet, flip, none"),
+        ({"recipe": "fast"}, "choose from digits, cifar-paper, imagenet-paper"),
+        ({"batch_size": 0}, "'batch-size': must be at least 1"),
+        ({"milestones": "0.75,0.5"}, "increasing fractions"),
+        ({"data": "cifar10"}, "needs --data-dir"),
+        ({"lr": "fast"}, "'lr' must be a number"),
+        ({"bogus": 1}, "unknown option 'bogus'"),
+    ],
+)
 def test_invalid_values_give_one_line_errors(cli, message):
     with pytest.raises(ResNetError, match=message) as e:
         C.resolve(cli)

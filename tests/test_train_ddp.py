@@ -9,8 +9,8 @@ import sys
 import torch
 
 from conftest import tiny_train_args
-from resnet.cli import main
 from resnet.checkpoints import load_checkpoint
+from resnet.cli import main
 from resnet.train.metrics import read_metrics
 
 # No augmentation, so both runs see exactly the same global batches in the same order.
@@ -20,8 +20,13 @@ OPTS = {"iterations": 4, "batch_size": 32, "augment": "none", "log_every": 2, "e
 def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "resnet", *tiny_train_args(ddp, **OPTS, sync_bn=True),
-                           "--nproc", "2"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "resnet", *tiny_train_args(ddp, **OPTS, sync_bn=True), "--nproc", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "global batch 32 = 2 process(es) x 16" in done.stderr
     assert done.stdout.count("run folder:") == 1  # rank 0 alone reports, logs and saves

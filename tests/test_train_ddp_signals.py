@@ -57,10 +57,20 @@ def _wait_for(condition, limit_s: float) -> bool:
 
 def _start(run_dir: Path, stderr: Path, *extra: str) -> tuple[subprocess.Popen, list[int]]:
     """The launcher, once both processes train (a record in metrics.jsonl), and their pids."""
-    launcher = subprocess.Popen([sys.executable, "-m", "resnet", *tiny_train_args(run_dir, **LONG), "--nproc", "2",
-                                 *extra], env=_env(), stdout=subprocess.DEVNULL, stderr=stderr.open("w"))
-    started = _wait_for(lambda: (run_dir / "metrics.jsonl").is_file() and read_metrics(run_dir / "metrics.jsonl")
-                        or launcher.poll() is not None, 180)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "resnet", *tiny_train_args(run_dir, **LONG), "--nproc", "2", *extra],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr.open("w"),
+    )
+    started = _wait_for(
+        lambda: (
+            (run_dir / "metrics.jsonl").is_file()
+            and read_metrics(run_dir / "metrics.jsonl")
+            or launcher.poll() is not None
+        ),
+        180,
+    )
     assert started and launcher.poll() is None, stderr.read_text()[-3000:]
     ranks = [p for p in _children(launcher.pid) if _alive(p)]
     assert len(ranks) == 2, ranks
@@ -93,8 +103,10 @@ def test_sigterm_saves_and_prints_one_resume_hint_with_nproc(tmp_path):
         text = err.read_text()
         assert "Traceback" not in text, text[-3000:]
         hints = [line for line in text.splitlines() if "Resume with:" in line]
-        assert hints == [f"resnet: stopped at step {hints[0].split('step ')[1].split('/')[0]}/100000; checkpoint "
-                         f"saved. Resume with: resnet train --resume {run_dir} --nproc 2"], text[-3000:]
+        assert hints == [
+            f"resnet: stopped at step {hints[0].split('step ')[1].split('/')[0]}/100000; checkpoint "
+            f"saved. Resume with: resnet train --resume {run_dir} --nproc 2"
+        ], text[-3000:]
         assert (run_dir / "last.safetensors").is_file()
         assert not any(_alive(p) for p in ranks)
     finally:
@@ -137,8 +149,12 @@ time.sleep(600)
 
 @pytest.mark.parametrize("use_prctl", [True, False], ids=["prctl", "watchdog"])
 def test_die_with_parent(use_prctl):
-    parent = subprocess.Popen([sys.executable, "-c", _PARENT, _CHILD.format(use_prctl=use_prctl)], env=_env(),
-                              stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, _CHILD.format(use_prctl=use_prctl)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     child = int(parent.stdout.readline())
     try:
         assert parent.stdout.readline() == "armed\n"  # the child shares the parent's stdout
@@ -152,8 +168,10 @@ def test_die_with_parent(use_prctl):
 
 
 def test_a_parent_gone_before_the_watch_is_armed_ends_the_process_at_once():
-    code = "import os\nfrom resnet.train.distributed import die_with_parent\ndie_with_parent(os.getppid() + 1)\n" \
-           "print('survived')"
+    code = (
+        "import os\nfrom resnet.train.distributed import die_with_parent\ndie_with_parent(os.getppid() + 1)\n"
+        "print('survived')"
+    )
     done = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL and "survived" not in done.stdout
 

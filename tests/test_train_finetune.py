@@ -15,10 +15,10 @@ from PIL import Image
 
 from conftest import TINY_TRAIN, tiny_train_args
 from resnet import create_model
+from resnet.checkpoints import BEST, LAST, load_checkpoint
 from resnet.cli import main
 from resnet.errors import ResNetError
 from resnet.train import resolve, train
-from resnet.checkpoints import BEST, LAST, load_checkpoint
 from resnet.train.config import read_run_config
 from resnet.train.freeze import keep_in_eval
 from resnet.train.trainer import Trainer
@@ -43,9 +43,19 @@ def _folder(root: Path, classes: tuple[str, ...], per_class: int = 6) -> Path:
 
 
 def _folder_run(tmp: Path, name: str, classes: tuple[str, ...], **changes: object) -> dict:
-    return {**TINY_TRAIN, "data": "imagefolder", "data_dir": str(_folder(tmp / f"{name}-data", classes)),
-            "cache_dir": str(tmp / "cache"), "val_split": 0.25, "batch_size": 6, "iterations": 2, "eval_every": 2,
-            "log_every": 1, "run_dir": str(tmp / name), **changes}
+    return {
+        **TINY_TRAIN,
+        "data": "imagefolder",
+        "data_dir": str(_folder(tmp / f"{name}-data", classes)),
+        "cache_dir": str(tmp / "cache"),
+        "val_split": 0.25,
+        "batch_size": 6,
+        "iterations": 2,
+        "eval_every": 2,
+        "log_every": 1,
+        "run_dir": str(tmp / name),
+        **changes,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +71,7 @@ def _state(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 # -- --init ----------------------------------------------------------------------------------------
+
 
 def test_init_from_a_run_folder_loads_everything_but_the_head_when_classes_differ(source_run, tmp_path, caplog):
     caplog.set_level("INFO", logger="resnet.train.warm_start")
@@ -98,8 +109,14 @@ def test_same_class_count_but_other_classes_resets_the_head(source_run, tmp_path
 
 def test_init_head_load_with_a_wrong_class_count_is_one_line(source_run, tmp_path, capsys):
     data = _folder(tmp_path / "data", ("x", "y"))
-    argv = tiny_train_args(tmp_path / "run", data="imagefolder", data_dir=data, cache_dir=tmp_path / "cache",
-                           init=source_run, init_head="load")
+    argv = tiny_train_args(
+        tmp_path / "run",
+        data="imagefolder",
+        data_dir=data,
+        cache_dir=tmp_path / "cache",
+        init=source_run,
+        init_head="load",
+    )
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "its classifier has 3 classes, the data has 2" in err
@@ -117,8 +134,11 @@ def test_strict_mismatch_names_the_keys_and_non_strict_loads_what_fits():
     model = create_model("cifar_resnet", depth=8, num_classes=10)
     other = create_model("cifar_resnet", depth=14, num_classes=10).state_dict()
     info = {"source": "deeper.pth", "kind": "state_dict"}
-    with pytest.raises(ResNetError, match=r"does not fit cifar_resnet: unexpected keys: layer1\.1\.conv1\.weight"
-                       r".*only the classifier \(fc\) may differ, unless --init-non-strict"):
+    with pytest.raises(
+        ResNetError,
+        match=r"does not fit cifar_resnet: unexpected keys: layer1\.1\.conv1\.weight"
+        r".*only the classifier \(fc\) may differ, unless --init-non-strict",
+    ):
         apply_init(model, other, info, model_name="cifar_resnet")
     report = apply_init(model, other, info, non_strict=True)
     assert report["reinitialised"] == [] and report["loaded"] == len(model.state_dict())
@@ -126,8 +146,11 @@ def test_strict_mismatch_names_the_keys_and_non_strict_loads_what_fits():
     assert torch.equal(model.layer2[0].conv1.weight, other["layer2.0.conv1.weight"])
 
     wider = create_model("cifar_resnet", depth=8, num_classes=10, in_channels=3).state_dict()
-    with pytest.raises(ResNetError, match=r"shape mismatches \(file vs model\): conv1\.weight \(16, 3, 3, 3\) vs "
-                                          r"\(16, 1, 3, 3\)"):
+    with pytest.raises(
+        ResNetError,
+        match=r"shape mismatches \(file vs model\): conv1\.weight \(16, 3, 3, 3\) vs "
+        r"\(16, 1, 3, 3\)",
+    ):
         apply_init(create_model("cifar_resnet", depth=8, num_classes=10, in_channels=1), wider, info)
 
 
@@ -167,8 +190,14 @@ def _fake_published(monkeypatch, calls: list) -> dict[str, torch.Tensor]:
 
     def load_published(name, model_name):
         calls.append((name, model_name))
-        return weights, WeightsInfo(name=f"{model_name}.{name}", model=model_name, model_options={"stride_on": "3x3"},
-                                    classes=None, normalization=norm, source=Path("/nowhere/tiny.pth"))
+        return weights, WeightsInfo(
+            name=f"{model_name}.{name}",
+            model=model_name,
+            model_options={"stride_on": "3x3"},
+            classes=None,
+            normalization=norm,
+            source=Path("/nowhere/tiny.pth"),
+        )
 
     monkeypatch.setattr(resnet.weights, "load_published", load_published)
     return weights
@@ -210,6 +239,7 @@ def test_a_bare_bottleneck_state_dict_gets_torchvisions_stride_placement_unless_
 
 
 # -- freezing ----------------------------------------------------------------------------------------
+
 
 def _run_and_compare(tmp_path: Path, **changes: object) -> tuple[Trainer, dict, dict]:
     cfg = resolve({**QUICK, "run_dir": str(tmp_path / "run"), **changes})
@@ -269,12 +299,21 @@ def test_frozen_bn_stays_in_eval_through_train_and_deepcopy():
 
 
 def test_head_lr_gets_its_own_group(tmp_path):
-    cfg = resolve({**QUICK, "run_dir": str(tmp_path / "run"), "head_lr": "10x", "wd_bn_bias": False,
-                   "lr": 0.05, "weight_decay": 5e-4})
+    cfg = resolve(
+        {
+            **QUICK,
+            "run_dir": str(tmp_path / "run"),
+            "head_lr": "10x",
+            "wd_bn_bias": False,
+            "lr": 0.05,
+            "weight_decay": 5e-4,
+        }
+    )
     trainer = Trainer(cfg, cfg.run_dir)
     names = {id(p): k for k, p in trainer.model.named_parameters()}
-    groups = [([names[id(p)] for p in g["params"]], g["weight_decay"], g["lr_scale"])
-              for g in trainer.optimizer.param_groups]
+    groups = [
+        ([names[id(p)] for p in g["params"]], g["weight_decay"], g["lr_scale"]) for g in trainer.optimizer.param_groups
+    ]
     assert groups[2:] == [(["fc.weight"], 5e-4, 10.0), (["fc.bias"], 0.0, 10.0)]
     assert all(scale == 1.0 and "fc.weight" not in keys for keys, _, scale in groups[:2])
     trainer._train_step(next(trainer._batches()))
@@ -288,8 +327,19 @@ def test_head_lr_gets_its_own_group(tmp_path):
 def test_resume_of_an_init_run_is_bit_identical_and_needs_no_init(trained_run, tmp_path, monkeypatch):
     init = tmp_path / "init"
     shutil.copytree(trained_run, init)
-    opts = {**QUICK, "iterations": 8, "checkpoint_every": 3, "eval_every": 4, "init": str(init), "freeze_until": "layer1",
-            "freeze_bn": True, "head_lr": "5x", "schedule": "cosine", "augment": "cifar", "normalization": "init"}
+    opts = {
+        **QUICK,
+        "iterations": 8,
+        "checkpoint_every": 3,
+        "eval_every": 4,
+        "init": str(init),
+        "freeze_until": "layer1",
+        "freeze_bn": True,
+        "head_lr": "5x",
+        "schedule": "cosine",
+        "augment": "cifar",
+        "normalization": "init",
+    }
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(resolve({**opts, "run_dir": str(straight)}))
 
@@ -314,11 +364,28 @@ def test_resume_of_an_init_run_is_bit_identical_and_needs_no_init(trained_run, t
 
 # -- config ------------------------------------------------------------------------------------------
 
+
 def test_config_fields_round_trip_through_config_json(tmp_path):
-    cfg = resolve({**QUICK, "recipe": "finetune", "data": "digits", "init": "some/run", "init_head": "reset",
-                   "init_non_strict": True, "freeze_until": "stem", "freeze_bn": True, "head_lr": "10x"})
-    assert (cfg.normalization, cfg.lr, cfg.schedule, cfg.wd_bn_bias, cfg.warm_rule) == ("init", 0.01, "cosine", False,
-                                                                                         "off")
+    cfg = resolve(
+        {
+            **QUICK,
+            "recipe": "finetune",
+            "data": "digits",
+            "init": "some/run",
+            "init_head": "reset",
+            "init_non_strict": True,
+            "freeze_until": "stem",
+            "freeze_bn": True,
+            "head_lr": "10x",
+        }
+    )
+    assert (cfg.normalization, cfg.lr, cfg.schedule, cfg.wd_bn_bias, cfg.warm_rule) == (
+        "init",
+        0.01,
+        "cosine",
+        False,
+        "off",
+    )
     from resnet.train.config import save_json
 
     save_json(cfg, tmp_path / "config.json")
@@ -328,14 +395,20 @@ def test_config_fields_round_trip_through_config_json(tmp_path):
     assert read_run_config(tmp_path / "probe.json")[0] == probe
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"freeze_until": "layer4"}, "option 'freeze-until': 'layer4' is not a part of cifar_resnet (valid: conv1, stem, "
-                                 "layer1, layer2, layer3)"),
-    ({"head_lr": "fast"}, "option 'head-lr': must be a multiple of --lr such as '10x' or a learning rate"),
-    ({"normalization": "init"}, "option 'normalization': 'init' is the normalisation stored with the --init"),
-    ({"recipe": "finetune", "data": "digits"}, "option 'normalization': 'init' is the normalisation stored"),
-    ({"linear_probe": True, "freeze_until": "layer2"}, "--linear-probe already freezes the whole backbone"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"freeze_until": "layer4"},
+            "option 'freeze-until': 'layer4' is not a part of cifar_resnet (valid: conv1, stem, "
+            "layer1, layer2, layer3)",
+        ),
+        ({"head_lr": "fast"}, "option 'head-lr': must be a multiple of --lr such as '10x' or a learning rate"),
+        ({"normalization": "init"}, "option 'normalization': 'init' is the normalisation stored with the --init"),
+        ({"recipe": "finetune", "data": "digits"}, "option 'normalization': 'init' is the normalisation stored"),
+        ({"linear_probe": True, "freeze_until": "layer2"}, "--linear-probe already freezes the whole backbone"),
+    ],
+)
 def test_bad_options_are_one_line(changes, message):
     with pytest.raises(ResNetError) as e:
         resolve({**QUICK, **changes})
@@ -346,5 +419,9 @@ def test_weights_of_another_network_on_the_command_line(trained_run, tmp_path, c
     argv = tiny_train_args(tmp_path / "run", depth=14, init=trained_run)
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"--init {trained_run} (run, cifar_resnet weights) does not fit cifar_resnet: " \
-        "missing keys: layer1.1.conv1.weight" in err
+    assert (
+        err.count("\n") == 1
+        and f"--init {trained_run} (run, cifar_resnet weights) does not fit cifar_resnet: "
+        "missing keys: layer1.1.conv1.weight"
+        in err
+    )

@@ -12,13 +12,13 @@ import torch
 
 from conftest import TINY_TRAIN, tiny_train_args
 from resnet import create_model
+from resnet.checkpoints import load_checkpoint
 from resnet.cli import main
 from resnet.errors import ResNetError
 from resnet.train import resolve, train
-from resnet.checkpoints import load_checkpoint
+from resnet.train.build import param_groups
 from resnet.train.ema import EMA
 from resnet.train.metrics import read_metrics
-from resnet.train.build import param_groups
 from resnet.train.trainer import Interrupted, Trainer
 
 
@@ -32,7 +32,9 @@ def test_run_folder_holds_everything(trained_run):
     assert [r["step"] for r in records if r["kind"] == "val"] == [20, 40]
     assert set(records[0]) == {"kind", "step", "epoch", "loss", "train_error", "lr", "images_per_s"}
     summary = json.loads((trained_run / "summary.json").read_text())
-    assert summary["params"] == sum(p.numel() for p in create_model("cifar_resnet", depth=8, in_channels=1).parameters())
+    assert summary["params"] == sum(
+        p.numel() for p in create_model("cifar_resnet", depth=8, in_channels=1).parameters()
+    )
     # 40 steps of 32 digits already learn most of the task: training actually works.
     assert summary["final"]["top1_error"] < 0.5 and summary["final"]["images"] == 359
     assert records[-1]["val_error"] == summary["final"]["top1_error"]
@@ -87,8 +89,12 @@ def test_sigint_saves_a_checkpoint_and_gives_a_resume_hint(tmp_path, monkeypatch
 def test_progress_bar_moves_every_step_between_records(tmp_path, monkeypatch):
     # As on a terminal: pytest's stderr is not one, and there the trainer draws no bar.
     monkeypatch.setattr("resnet.train.trainer.bars_enabled", lambda quiet=False, file=None: not quiet)
-    trainer = Trainer(resolve({**TINY_TRAIN, "run_dir": str(tmp_path), "quiet": False, "iterations": 6,
-                               "log_every": 5, "eval_every": 6}), tmp_path)
+    trainer = Trainer(
+        resolve(
+            {**TINY_TRAIN, "run_dir": str(tmp_path), "quiet": False, "iterations": 6, "log_every": 5, "eval_every": 6}
+        ),
+        tmp_path,
+    )
     step, counts = trainer._train_step, []
 
     def count_then_step(batches):
@@ -112,8 +118,10 @@ def test_images_per_s_comes_from_training_time_not_validation(tmp_path, monkeypa
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert s["wall_time_s"] >= s["train_time_s"] + 2 * 0.5 and s["timed_iterations"] == 4
     assert s["images_per_s"] == pytest.approx(4 * 32 / s["train_time_s"])
-    assert (f"4 iterations in {s['wall_time_s']:.1f} s ({s['train_time_s']:.1f} s training, "
-            f"{s['images_per_s']:.0f} images/s)") in capsys.readouterr().out
+    assert (
+        f"4 iterations in {s['wall_time_s']:.1f} s ({s['train_time_s']:.1f} s training, "
+        f"{s['images_per_s']:.0f} images/s)"
+    ) in capsys.readouterr().out
 
 
 def test_no_weight_decay_on_bn_and_bias():
@@ -146,8 +154,18 @@ def test_gradient_accumulation_keeps_the_global_batch(tmp_path, caplog):
 
 
 def test_label_smoothing_and_ema_run(tmp_path):
-    result = train(resolve({**TINY_TRAIN, "run_dir": str(tmp_path), "label_smoothing": 0.1, "ema_decay": 0.9,
-                            "iterations": 10, "eval_every": 10}))
+    result = train(
+        resolve(
+            {
+                **TINY_TRAIN,
+                "run_dir": str(tmp_path),
+                "label_smoothing": 0.1,
+                "ema_decay": 0.9,
+                "iterations": 10,
+                "eval_every": 10,
+            }
+        )
+    )
     last = load_checkpoint(tmp_path / "last.safetensors")
     assert last.ema is not None and last.meta["eval_weights"] == "ema"
     assert not all(torch.equal(last.ema[k], last.model[k]) for k in last.model)

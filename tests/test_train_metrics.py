@@ -20,8 +20,10 @@ def test_stream_feeds_file_log_and_quiet_console(tmp_path, caplog):
     stream.close()
     assert read_metrics(path) == [TRAIN, VAL]
     log = (tmp_path / "train.log").read_text().splitlines()
-    assert log == ["step 20/100  epoch 0.50  loss 1.2500  train err 40.00%  lr 0.1  900 img/s",
-                   "step 40/100  epoch 1.00  val err 12.50%  top-5 1.00%  val loss 0.5000"]
+    assert log == [
+        "step 20/100  epoch 0.50  loss 1.2500  train err 40.00%  lr 0.1  900 img/s",
+        "step 40/100  epoch 1.00  val err 12.50%  top-5 1.00%  val loss 0.5000",
+    ]
     assert [r.getMessage() for r in caplog.records] == [log[1]]  # quiet: validations only
 
 

@@ -15,24 +15,37 @@ import pytest
 import torch
 
 from conftest import TINY_TRAIN, tiny_train_args
+from resnet.checkpoints import load_checkpoint, save_checkpoint
 from resnet.cli import main
 from resnet.errors import ResNetError
 from resnet.train import resolve, train
-from resnet.checkpoints import load_checkpoint, save_checkpoint
 from resnet.train.metrics import read_metrics
 from resnet.train.trainer import Trainer
 
 # Options that exercise every piece of resumable state: momentum buffers, a schedule with warm-up,
 # the ResNet-110 warm rule, EMA, cifar augmentation (random crops and flips), a mid-epoch stop.
-STATEFUL = {**TINY_TRAIN, "iterations": 30, "log_every": 4, "eval_every": 7, "checkpoint_every": 5,
-            "schedule": "cosine", "warmup_iterations": 3, "warm_rule": "on", "warm_until_error": 0.5,
-            "ema_decay": 0.9, "augment": "cifar"}
+STATEFUL = {
+    **TINY_TRAIN,
+    "iterations": 30,
+    "log_every": 4,
+    "eval_every": 7,
+    "checkpoint_every": 5,
+    "schedule": "cosine",
+    "warmup_iterations": 3,
+    "warm_rule": "on",
+    "warm_until_error": 0.5,
+    "ema_decay": 0.9,
+    "augment": "cifar",
+}
 
 
 def _same_weights(a: Path, b: Path) -> bool:
     x, y = load_checkpoint(a / "last.safetensors"), load_checkpoint(b / "last.safetensors")
-    return x.model.keys() == y.model.keys() and all(torch.equal(x.model[k], y.model[k]) for k in x.model) \
+    return (
+        x.model.keys() == y.model.keys()
+        and all(torch.equal(x.model[k], y.model[k]) for k in x.model)
         and all(torch.equal(x.ema[k], y.ema[k]) for k in x.ema)
+    )
 
 
 def _no_speed(records: list[dict]) -> list[dict]:
@@ -66,8 +79,12 @@ def test_kill_9_mid_run_then_resume_is_bit_identical(tmp_path):
     opts = {**STATEFUL, "iterations": 150, "checkpoint_every": 10, "eval_every": 50}
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "resnet", *tiny_train_args(killed, **opts)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resnet", *tiny_train_args(killed, **opts)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 60
     while not (killed / "last.safetensors").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -119,17 +136,20 @@ def test_a_new_length_recomputes_the_schedule_and_keeps_the_steps_taken(tmp_path
         assert main(["train", "--resume", str(run), "--iterations", "8"]) == 0
     assert "new length: 8 iterations instead of 4; the LR schedule is recomputed" in caplog.text
     records = read_metrics(run / "metrics.jsonl")
-    assert records[:len(first)] == first  # steps 1-4 were not redone
+    assert records[: len(first)] == first  # steps 1-4 were not redone
     # Milestones at 0.5 and 0.75 of the length: steps 2, 3 of 4 before, steps 4, 6 of 8 now.
     assert [r["lr"] for r in records if r["kind"] == "train"] == pytest.approx(
-        [0.1, 0.1, 0.01, 0.001, 0.01, 0.01, 0.001, 0.001])
+        [0.1, 0.1, 0.01, 0.001, 0.01, 0.01, 0.001, 0.001]
+    )
     config = json.loads((run / "config.json").read_text())
     assert (config["iterations"], config["resolved"]["milestone_steps"]) == (8, [4, 6])
     assert json.loads((run / "summary.json").read_text())["iterations"] == 8
     capsys.readouterr()
-    for argv, message in ((["--iterations", "8"], "that is 8 iterations, but the run has taken 8 already"),
-                          (["--iterations", "9", "--epochs", "1"], "not both"),
-                          (["--overwrite"], "drop one of them")):
+    for argv, message in (
+        (["--iterations", "8"], "that is 8 iterations, but the run has taken 8 already"),
+        (["--iterations", "9", "--epochs", "1"], "not both"),
+        (["--overwrite"], "drop one of them"),
+    ):
         assert main(["train", "--resume", str(run), *argv]) == 2
         assert message in capsys.readouterr().err
 
@@ -151,8 +171,9 @@ def test_extending_step_by_step_equals_training_straight(tmp_path):
 
 def test_times_add_up_over_sessions_and_old_checkpoints_still_resume(tmp_path, monkeypatch):
     run, old = tmp_path / "run", tmp_path / "old"
-    trainer = Trainer(resolve({**TINY_TRAIN, **SHORT, "iterations": 8, "checkpoint_every": 4, "run_dir": str(run)}),
-                      run)
+    trainer = Trainer(
+        resolve({**TINY_TRAIN, **SHORT, "iterations": 8, "checkpoint_every": 4, "run_dir": str(run)}), run
+    )
     step = trainer._train_step
 
     def crash_after_6(batches):

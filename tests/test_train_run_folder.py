@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_TRAIN, tiny_train_args
+from resnet.checkpoints import load_checkpoint
 from resnet.cli import main
 from resnet.files import temp_path
 from resnet.train import resolve, train
-from resnet.checkpoints import load_checkpoint
 from resnet.train.metrics import read_metrics
 from resnet.train.trainer import Trainer
 
@@ -55,15 +55,22 @@ def test_overwrite_deletes_the_old_run_first(tmp_path):
 def test_one_training_per_folder_and_a_killed_one_frees_it(tmp_path, capsys):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    other = subprocess.Popen([sys.executable, "-m", "resnet", *tiny_train_args(run, iterations=100000)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    other = subprocess.Popen(
+        [sys.executable, "-m", "resnet", *tiny_train_args(run, iterations=100000)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while not (run / "config.json").exists() and other.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         assert other.poll() is None, "the first training ended early"
-        for argv in (tiny_train_args(run, **SHORT), tiny_train_args(run, **SHORT, overwrite=True),
-                     ["train", "--resume", str(run)]):
+        for argv in (
+            tiny_train_args(run, **SHORT),
+            tiny_train_args(run, **SHORT, overwrite=True),
+            ["train", "--resume", str(run)],
+        ):
             assert main(argv) == 2
             err = capsys.readouterr().err
             assert f"in use by another training (process {other.pid})" in err and err.count("\n") == 1
@@ -94,8 +101,9 @@ def test_temp_files_of_dead_writers_are_removed_at_start_and_resume(tmp_path, mo
         # Killed while writing its first file: the folder holds no run, only the temp file.
         first = temp_path(run / "config.json", _dead_pid())
         first.write_text("{")
-        trainer = Trainer(resolve({**TINY_TRAIN, **SHORT, "iterations": 6, "checkpoint_every": 2,
-                                   "run_dir": str(run)}), run)
+        trainer = Trainer(
+            resolve({**TINY_TRAIN, **SHORT, "iterations": 6, "checkpoint_every": 2, "run_dir": str(run)}), run
+        )
         step = trainer._train_step
 
         def crash_after_3(batches):

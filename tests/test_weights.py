@@ -19,8 +19,6 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from test_data_download import Server, server  # noqa: F401 (the local HTTP server fixture)
-from test_models import FIXTURE
 
 import resnet
 from resnet.cli import main
@@ -38,11 +36,14 @@ from resnet.weights import (
     published,
 )
 from resnet.weights.published import PUBLISHED, PublishedWeights
+from test_data_download import Server, server  # noqa: F401 (the local HTTP server fixture)
+from test_models import FIXTURE
 
 MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d")
 
 
 # --- the table ----------------------------------------------------------------------------------
+
 
 def test_every_file_name_carries_an_8_hex_sha256_prefix() -> None:
     for w in PUBLISHED:
@@ -96,13 +97,24 @@ def test_normalisation_is_torchvisions_on_the_0_to_1_scale() -> None:
 def test_imagenet_class_names_in_class_index_order() -> None:
     assert len(IMAGENET_CLASSES) == len(set(IMAGENET_CLASSES)) == 1000
     # Imagenette's ten WordNet ids sit at these ImageNet indices.
-    imagenette = {0: "tench", 217: "English springer", 482: "cassette player", 491: "chain saw", 497: "church",
-                  566: "French horn", 569: "garbage truck", 571: "gas pump", 574: "golf ball", 701: "parachute"}
+    imagenette = {
+        0: "tench",
+        217: "English springer",
+        482: "cassette player",
+        491: "chain saw",
+        497: "church",
+        566: "French horn",
+        569: "garbage truck",
+        571: "gas pump",
+        574: "golf ball",
+        701: "parachute",
+    }
     assert {i: IMAGENET_CLASSES[i] for i in imagenette} == imagenette
     assert IMAGENET_CLASSES[999] == "toilet tissue"
 
 
 # --- the stand-in and its server --------------------------------------------------------------------
+
 
 def _stand_in_bytes() -> tuple[bytes, dict[str, torch.Tensor]]:
     torch.manual_seed(0)
@@ -117,9 +129,18 @@ SHA8 = hashlib.sha256(DATA).hexdigest()[:8]
 
 
 def _entry(base: str, prefix: str = SHA8) -> PublishedWeights:
-    return PublishedWeights("resnet20", "torchvision", f"{base}/resnet20-{prefix}.pth", 50.0, 75.0,
-                            sum(v.numel() for k, v in STATE.items() if "running" not in k and "num_batches" not in k),
-                            len(DATA) / 1e6, 256, "https://example.invalid/recipe", {"num_classes": 1000})
+    return PublishedWeights(
+        "resnet20",
+        "torchvision",
+        f"{base}/resnet20-{prefix}.pth",
+        50.0,
+        75.0,
+        sum(v.numel() for k, v in STATE.items() if "running" not in k and "num_batches" not in k),
+        len(DATA) / 1e6,
+        256,
+        "https://example.invalid/recipe",
+        {"num_classes": 1000},
+    )
 
 
 def _closed_port_url() -> str:
@@ -148,6 +169,7 @@ def _assert_state(state: dict[str, torch.Tensor]) -> None:
 
 
 # --- fetching ------------------------------------------------------------------------------------
+
 
 def test_download_then_the_cached_file_needs_no_network(server, cache, monkeypatch) -> None:
     entry = _serve(server, monkeypatch)
@@ -179,7 +201,9 @@ def test_interrupted_download_resumes_with_a_range_request(server, cache, monkey
 
 def test_wrong_hash_is_one_line_and_the_file_is_removed(server, cache, monkeypatch) -> None:
     _serve(server, monkeypatch, prefix="0badc0de")
-    with pytest.raises(ResNetError, match=r"is corrupt: SHA-256 [0-9a-f]{8}\.\.\., expected 0badc0de\.\.\.; deleted") as e:
+    with pytest.raises(
+        ResNetError, match=r"is corrupt: SHA-256 [0-9a-f]{8}\.\.\., expected 0badc0de\.\.\.; deleted"
+    ) as e:
         resnet.create_model("resnet20", weights="torchvision")
     assert "\n" not in str(e.value)
     assert list(cache.iterdir()) == []
@@ -237,6 +261,7 @@ def test_pickled_code_in_a_weights_file_is_refused(tmp_path) -> None:
 
 # --- other tools' files --------------------------------------------------------------------------
 
+
 def _bottleneck_state() -> dict[str, torch.Tensor]:
     torch.manual_seed(1)
     return resnet.create_model("cifar_resnet", depth=11, block="bottleneck").state_dict()
@@ -249,8 +274,9 @@ def test_a_safetensors_file_with_torchvision_keys_loads_with_the_stride_on_the_3
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
     assert model.layer2[0].conv1.stride == (1, 1) and model.layer2[0].conv2.stride == (2, 2)
     # A guess about another tool's file gives way to an explicit option.
-    paper = resnet.create_model("cifar_resnet", weights=tmp_path / "model.safetensors", depth=11,
-                                block="bottleneck", stride_on="1x1")
+    paper = resnet.create_model(
+        "cifar_resnet", weights=tmp_path / "model.safetensors", depth=11, block="bottleneck", stride_on="1x1"
+    )
     assert paper.layer2[0].conv1.stride == (2, 2)
 
 
@@ -269,8 +295,11 @@ def test_a_deep_stem_file_names_its_keys_and_says_why(tmp_path) -> None:
     state["conv1.0.weight"] = state.pop("conv1.weight")  # timm's resnet*d: conv1.0, conv1.1, conv1.3, ...
     state["conv1.1.weight"] = torch.ones(16)
     torch.save(state, tmp_path / "resnet20d.pth")
-    with pytest.raises(ResNetError, match=r"missing keys: conv1\.weight; unexpected keys: conv1\.0\.weight, "
-                                          r"conv1\.1\.weight; .*deep 3-convolution stem"):
+    with pytest.raises(
+        ResNetError,
+        match=r"missing keys: conv1\.weight; unexpected keys: conv1\.0\.weight, "
+        r"conv1\.1\.weight; .*deep 3-convolution stem",
+    ):
         resnet.create_model("resnet20", weights=tmp_path / "resnet20d.pth", num_classes=1000)
 
 
@@ -295,9 +324,13 @@ def test_a_checkpoint_brings_its_own_options_classes_and_normalisation(trained_r
 
 # --- names and options ---------------------------------------------------------------------------
 
+
 def test_wrong_names_are_one_line_with_the_valid_ones(cache) -> None:
-    with pytest.raises(ResNetError, match=r"unknown weights 'torchvison' for resnet50 \(did you mean torchvision\?\); "
-                                          r"valid: torchvision, torchvision-v2"):
+    with pytest.raises(
+        ResNetError,
+        match=r"unknown weights 'torchvison' for resnet50 \(did you mean torchvision\?\); "
+        r"valid: torchvision, torchvision-v2",
+    ):
         resnet.create_model("resnet50", weights="torchvison")
     with pytest.raises(ResNetError, match=r"resnet18 has no torchvision-v2 weights; valid for resnet18: torchvision"):
         resnet.create_model("resnet18", weights="torchvision-v2")
@@ -318,8 +351,8 @@ def test_an_option_against_the_weights_fails_before_any_download(cache, monkeypa
 
 # --- the command line ----------------------------------------------------------------------------
 
-def test_weights_command_lists_downloads_and_marks_the_cached(server, cache, monkeypatch, tmp_path,
-                                                             capsys) -> None:
+
+def test_weights_command_lists_downloads_and_marks_the_cached(server, cache, monkeypatch, tmp_path, capsys) -> None:
     entry = _serve(server, monkeypatch)
     assert main(["weights"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if entry.file in line)
@@ -357,8 +390,23 @@ def test_summary_predict_and_export_take_weights(server, cache, monkeypatch, tmp
     np.testing.assert_allclose([t["probability"] for t in top], probs.tolist(), rtol=1e-4)
 
     output = tmp_path / "r20.pt"
-    assert main(["export", "resnet20", "--weights", "torchvision", "--format", "torchscript",
-                 "--output", str(output), "--input-size", "64"]) == 0  # 64: a quicker check than 224
+    assert (
+        main(
+            [
+                "export",
+                "resnet20",
+                "--weights",
+                "torchvision",
+                "--format",
+                "torchscript",
+                "--output",
+                str(output),
+                "--input-size",
+                "64",
+            ]
+        )
+        == 0
+    )  # 64: a quicker check than 224
     assert "input 3x64x64" in capsys.readouterr().out
     exported = torch.jit.load(str(output))
     with torch.no_grad():

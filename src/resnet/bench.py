@@ -40,8 +40,10 @@ logger = logging.getLogger(__name__)
 
 MODELS = {"resnet20": 32, "resnet50": 224}  # network -> input side
 # (train batch, inference batch) per device: the paper's CIFAR batch; what 2 CPU cores or one GPU can take.
-BATCHES = {"cpu": {"resnet20": (128, 256), "resnet50": (16, 16)},
-           "cuda": {"resnet20": (128, 1024), "resnet50": (256, 256)}}
+BATCHES = {
+    "cpu": {"resnet20": (128, 256), "resnet50": (16, 16)},
+    "cuda": {"resnet20": (128, 1024), "resnet50": (256, 256)},
+}
 QUICK_BATCH = 4
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 1e-4
 
@@ -90,6 +92,7 @@ def _compile(module: nn.Module, s: Settings) -> nn.Module:
 
 # -- training steps ----------------------------------------------------------------------------------
 
+
 def _baseline_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Step:
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     loss_fn = nn.CrossEntropyLoss()
@@ -104,16 +107,24 @@ def _baseline_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Step:
     return step
 
 
-def _fast_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Settings,
-                precision: str = "auto") -> tuple[Step, str]:
+def _fast_train(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: Settings, precision: str = "auto"
+) -> tuple[Step, str]:
     """The trainer's step (:func:`resnet.train.step.train_step`) with its speed options on."""
     from resnet.device import resolve_speed
     from resnet.train.build import make_optimizer
     from resnet.train.config import TrainConfig
     from resnet.train.step import train_step
 
-    cfg = TrainConfig().replace(device=str(s.device), channels_last="on", compile="on" if s.compile else "off",
-                                precision=precision, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    cfg = TrainConfig().replace(
+        device=str(s.device),
+        channels_last="on",
+        compile="on" if s.compile else "off",
+        precision=precision,
+        lr=LR,
+        momentum=MOMENTUM,
+        weight_decay=WEIGHT_DECAY,
+    )
     speed = resolve_speed(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
     model = model.to(memory_format=torch.channels_last) if speed.channels_last else model
     forward = _compile(model, s)
@@ -151,6 +162,7 @@ def _torchvision_train(x: torch.Tensor, y: torch.Tensor, device: torch.device) -
 
 # -- inference ---------------------------------------------------------------------------------------
 
+
 def _no_grad(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: Callable = torch.no_grad) -> Step:
     def step() -> torch.Tensor:
         with mode():
@@ -167,6 +179,7 @@ def _onnx_runtime(model: nn.Module, x: torch.Tensor, folder: Path) -> Step:
 
 
 # -- measuring ---------------------------------------------------------------------------------------
+
 
 def _measure(steps: dict[str, Step], s: Settings) -> dict[str, float]:
     """Seconds per step: median over interleaved rounds of the mean time of ``iters`` steps."""
@@ -192,8 +205,8 @@ def _warm(name: str, step: Step, s: Settings) -> Step:
 
 
 def _bench_one(name: str, task: str, s: Settings, tmp: Path) -> list[Row]:
-    from resnet.models import build_model
     from resnet.inference import cpu_has_native_bf16, prepare_for_inference
+    from resnet.models import build_model
 
     side = MODELS[name]
     batch = s.batches[name][0 if task == "train" else 1]
@@ -231,17 +244,19 @@ def _bench_one(name: str, task: str, s: Settings, tmp: Path) -> list[Row]:
         steps["fast"] = _warm("fast", _no_grad(fast_net, x, torch.inference_mode), s)
         with torch.no_grad():
             diff = (fast_net(x) - model(x)).abs().max().item()
-        rows["fast"].note = (f"BN folded, channels_last, compile {'on' if s.compile else 'off'}, "
-                             f"{fast_net.dtype}, inference_mode; max |logit diff| {diff:.1e}")
+        rows["fast"].note = (
+            f"BN folded, channels_last, compile {'on' if s.compile else 'off'}, "
+            f"{fast_net.dtype}, inference_mode; max |logit diff| {diff:.1e}"
+        )
         rows["fast"].extra["max_abs_diff"] = diff
         if cpu_bf16:
-            net16 = prepare_for_inference(model, dev, compile=s.compile, compile_mode=s.compile_mode,
-                                          precision="bf16")
+            net16 = prepare_for_inference(model, dev, compile=s.compile, compile_mode=s.compile_mode, precision="bf16")
             steps["fast-bf16"] = _warm("fast-bf16", _no_grad(net16, x, torch.inference_mode), s)
             with torch.no_grad():
                 diff16 = (net16(x).float() - model(x)).abs().max().item()
-            rows["fast-bf16"].note = (f"as fast, weights and activations in bf16 (--precision bf16); "
-                                      f"max |logit diff| {diff16:.1e}")
+            rows[
+                "fast-bf16"
+            ].note = f"as fast, weights and activations in bf16 (--precision bf16); max |logit diff| {diff16:.1e}"
             rows["fast-bf16"].extra["max_abs_diff"] = diff16
     if name == "resnet50":
         if importlib.util.find_spec("torchvision") is None:
@@ -306,9 +321,16 @@ def run_bench(s: Settings) -> dict:
         "machine": machine(s.device),
         "torch": torch.__version__,
         "device": str(s.device),
-        "settings": {"compile": s.compile, "compile_mode": s.compile_mode, "warmup": s.warmup,
-                     "rounds": s.rounds, "iters": s.iters, "quick": s.quick, "isolate": s.isolate,
-                     "threads": s.threads},
+        "settings": {
+            "compile": s.compile,
+            "compile_mode": s.compile_mode,
+            "warmup": s.warmup,
+            "rounds": s.rounds,
+            "iters": s.iters,
+            "quick": s.quick,
+            "isolate": s.isolate,
+            "threads": s.threads,
+        },
         "rows": [asdict(r) for r in rows],
     }
 
@@ -318,19 +340,33 @@ def machine(device: torch.device) -> str:
         return f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
     import os
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-            f"{torch.get_num_threads()} torch threads, {torch.backends.cpu.get_cpu_capability()}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"{torch.get_num_threads()} torch threads, {torch.backends.cpu.get_cpu_capability()}"
+    )
 
 
 def format_table(result: dict) -> str:
     head = ("model", "input", "task", "batch", "implementation", "images/s", "notes", "vs baseline")
-    body = [(r["model"], f"{r['input']}x{r['input']}", r["task"], str(r["batch"]), r["implementation"],
-             f"{r['images_per_s']:.1f}" if r["images_per_s"] is not None else "-", r["note"],
-             f"{r['vs_baseline']:.2f}x" if r["vs_baseline"] is not None else "-") for r in result["rows"]]
+    body = [
+        (
+            r["model"],
+            f"{r['input']}x{r['input']}",
+            r["task"],
+            str(r["batch"]),
+            r["implementation"],
+            f"{r['images_per_s']:.1f}" if r["images_per_s"] is not None else "-",
+            r["note"],
+            f"{r['vs_baseline']:.2f}x" if r["vs_baseline"] is not None else "-",
+        )
+        for r in result["rows"]
+    ]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    lines = [f"# {result['date']} · {result['machine']} · torch {result['torch']} · device {result['device']}",
-             "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines = [
+        f"# {result['date']} · {result['machine']} · torch {result['torch']} · device {result['device']}",
+        "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(b, widths)) + " |" for b in body]
     return "\n".join(lines)
 
@@ -354,6 +390,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.infer_batch:
         batches = {m: (b[0], args.infer_batch) for m, b in batches.items()}
     compile_on = args.compile == "on" or (args.compile == "auto" and not args.quick)
-    return Settings(device, compile_on, args.compile_mode, warmup=1 if args.quick else args.warmup,
-                    rounds=1 if args.quick else args.rounds, iters=1 if args.quick else args.iters,
-                    quick=args.quick, models=list(args.models), batches=batches, isolate=args.isolate == "on")
+    return Settings(
+        device,
+        compile_on,
+        args.compile_mode,
+        warmup=1 if args.quick else args.warmup,
+        rounds=1 if args.quick else args.rounds,
+        iters=1 if args.quick else args.iters,
+        quick=args.quick,
+        models=list(args.models),
+        batches=batches,
+        isolate=args.isolate == "on",
+    )

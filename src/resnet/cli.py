@@ -40,11 +40,14 @@ class Parser(argparse.ArgumentParser):
     def _check_value(self, action: argparse.Action, value: object) -> None:
         if action.choices is not None and value not in action.choices:
             choices = [str(c) for c in action.choices]
-            raise argparse.ArgumentError(action, f"invalid choice {value!r}{_did_you_mean(str(value), choices)}; "
-                                                 f"choose from {', '.join(choices)}")
+            raise argparse.ArgumentError(
+                action,
+                f"invalid choice {value!r}{_did_you_mean(str(value), choices)}; choose from {', '.join(choices)}",
+            )
 
-    def parse_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-                   ) -> argparse.Namespace:  # type: ignore[override]
+    def parse_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:  # type: ignore[override]
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             leaf = _chosen_parser(self, parsed)
@@ -73,20 +76,33 @@ class Command(NamedTuple):
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("summary", "per-stage output sizes, blocks, parameters and multiply-adds of a network",
-            "resnet.commands.summary"),
-    Command("train", "train a network with the paper's recipes (no arguments: the embedded digits job)",
-            "resnet.commands.train"),
+    Command(
+        "summary",
+        "per-stage output sizes, blocks, parameters and multiply-adds of a network",
+        "resnet.commands.summary",
+    ),
+    Command(
+        "train",
+        "train a network with the paper's recipes (no arguments: the embedded digits job)",
+        "resnet.commands.train",
+    ),
     Command("eval", "top-1/top-5 error of a checkpoint", "resnet.commands.evaluate"),
     Command("predict", "top-5 classes of image files or folders", "resnet.commands.predict"),
-    Command("experiment", "the paper's experiments: degradation (Fig. 6, Table 6), shortcut options",
-            "resnet.commands.experiment"),
+    Command(
+        "experiment",
+        "the paper's experiments: degradation (Fig. 6, Table 6), shortcut options",
+        "resnet.commands.experiment",
+    ),
     Command("analyze", "layer responses (Fig. 7) and gradient flow", "resnet.commands.analyze"),
     Command("report", "one self-contained HTML page (and Markdown) for run folders", "resnet.commands.report"),
-    Command("export", "export a checkpoint to TorchScript or ONNX, checked against eager PyTorch",
-            "resnet.commands.export"),
-    Command("bench", "training and inference images/s: this project's fast path vs an eager baseline, side by side",
-            "resnet.commands.bench"),
+    Command(
+        "export", "export a checkpoint to TorchScript or ONNX, checked against eager PyTorch", "resnet.commands.export"
+    ),
+    Command(
+        "bench",
+        "training and inference images/s: this project's fast path vs an eager baseline, side by side",
+        "resnet.commands.bench",
+    ),
     Command("weights", "published pretrained weights: list them, download one", "resnet.commands.weights"),
     Command("cache", "list or clear the decoded-image cache", "resnet.commands.cache"),
 )
@@ -105,8 +121,13 @@ class _Subcommands(argparse._SubParsersAction):
         super().__init__(*args, **kwargs)
         self._complete: set[str] = set()  # the subcommands whose module has added their options
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         name = values[0]  # a valid choice: argparse checked it before calling
         if name not in self._complete:
             module, chosen = _command_module(name), self._name_parser_map[name]
@@ -134,8 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.command is None:
         parser.print_help()
         return 2

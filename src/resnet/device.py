@@ -40,8 +40,10 @@ class Speed:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def describe(self) -> str:
-        return (f"device {self.device}, autocast {self.precision}, channels_last "
-                f"{'on' if self.channels_last else 'off'}, compile {'on' if self.compile else 'off'}")
+        return (
+            f"device {self.device}, autocast {self.precision}, channels_last "
+            f"{'on' if self.channels_last else 'off'}, compile {'on' if self.compile else 'off'}"
+        )
 
 
 def at_least_float32(logits: torch.Tensor) -> torch.Tensor:
@@ -57,7 +59,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ResNetError(f"option 'device': unknown device {name!r} (choose from auto, cpu, cuda, cuda:N, mps)") from None
+        raise ResNetError(
+            f"option 'device': unknown device {name!r} (choose from auto, cpu, cuda, cuda:N, mps)"
+        ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ResNetError("option 'device': CUDA is not available on this machine (use --device cpu)")
@@ -67,14 +71,21 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
-def resolve_speed(device: str = "auto", precision: str = "auto", channels_last: str = "auto", compile: str = "off",
-                  local_rank: int = 0) -> Speed:
+def resolve_speed(
+    device: str = "auto",
+    precision: str = "auto",
+    channels_last: str = "auto",
+    compile: str = "off",
+    local_rank: int = 0,
+) -> Speed:
     """How to run: the device (``auto``: this process's GPU, else the CPU), autocast precision, channels-last
     (``auto``: on for CUDA) and ``torch.compile`` (``on``/``off``), from the options as the user gave them."""
     resolved = resolve_device(device, local_rank)
     channels_last_on = resolved.type == "cuda" if channels_last == "auto" else channels_last == "on"
     name = precision_name(precision, resolved)
     if name == "bf16" and resolved.type == "cpu" and not cpu_has_native_bf16():
-        logger.warning("--precision bf16: this CPU has no bf16 kernels (AVX-512 or newer), so bf16 is emulated "
-                       "and many times slower than fp32 here; --precision native picks bf16 only where it pays")
+        logger.warning(
+            "--precision bf16: this CPU has no bf16 kernels (AVX-512 or newer), so bf16 is emulated "
+            "and many times slower than fp32 here; --precision native picks bf16 only where it pays"
+        )
     return Speed(resolved, name, channels_last_on, compile == "on")

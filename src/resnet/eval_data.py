@@ -63,18 +63,28 @@ def class_mapping(data_classes: list[str], classes: list[str], where: str, sourc
     known = {c: i for i, c in enumerate(classes)}
     unknown = [c for c in data_classes if c not in known]
     if unknown:
+
         def show(names: list[str]) -> str:
             return ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
 
-        raise ResNetError(f"{where} has classes {source} was not trained on: {show(unknown)} "
-                          f"({len(unknown)} of {len(data_classes)}); its classes are: {show(classes)}")
+        raise ResNetError(
+            f"{where} has classes {source} was not trained on: {show(unknown)} "
+            f"({len(unknown)} of {len(data_classes)}); its classes are: {show(classes)}"
+        )
     if data_classes == classes:
         return None
     return torch.tensor([known[c] for c in data_classes], dtype=torch.int64)
 
 
-def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = None,
-                     data_dir: str | None = None, source: str | Path = "the checkpoint", quiet: bool = False) -> Any:
+def checkpoint_split(
+    meta: dict[str, Any],
+    split: str,
+    *,
+    data: str | None = None,
+    data_dir: str | None = None,
+    source: str | Path = "the checkpoint",
+    quiet: bool = False,
+) -> Any:
     """The ``split`` (one of ``SPLITS``) of the data a checkpoint was trained on, or of ``data``/``data_dir``,
     with labels that are the checkpoint's class indices (see the module docstring)."""
     from resnet.data import load_dataset
@@ -93,9 +103,15 @@ def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = Non
     val_split = trained["val_split"] if own and split != "all" else None
     if val_split is not None and val_split >= 1:
         val_split = int(val_split)
-    bundle = load_dataset(name, folder, val_split=val_split, split_seed=trained["split_seed"],
-                          cache_dir=trained.get("cache_dir"), quiet=quiet,
-                          train_subset=trained.get("train_subset") if own and split == "train" else None)
+    bundle = load_dataset(
+        name,
+        folder,
+        val_split=val_split,
+        split_seed=trained["split_seed"],
+        cache_dir=trained.get("cache_dir"),
+        quiet=quiet,
+        train_subset=trained.get("train_subset") if own and split == "train" else None,
+    )
     if split == "all":
         if own:
             logger.warning("--split all: %s includes the images %s was trained on", where, source)
@@ -104,5 +120,7 @@ def checkpoint_split(meta: dict[str, Any], split: str, *, data: str | None = Non
         chosen = {"val": bundle.val, "test": bundle.test, "train": bundle.train}[split]
     if chosen is None:
         why = "" if own else " (the run's held-out split applies only to the data it was trained on)"
-        raise ResNetError(f"--split {split}: {where} has no {split} split{why}; --split all evaluates every image in it")
+        raise ResNetError(
+            f"--split {split}: {where} has no {split} split{why}; --split all evaluates every image in it"
+        )
     return relabel(chosen, mapping) if mapping is not None else chosen

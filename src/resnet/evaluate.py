@@ -55,8 +55,9 @@ def class_scores(model: nn.Module, x: torch.Tensor | list[torch.Tensor], speed: 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Any, speed: Any = None, *, quiet: bool = False,
-             desc: str = "evaluating") -> EvalResult:
+def evaluate(
+    model: nn.Module, loader: Any, speed: Any = None, *, quiet: bool = False, desc: str = "evaluating"
+) -> EvalResult:
     """Evaluate in eval mode (BN running statistics); the model's training flag is restored after.
 
     A progress bar of batches is drawn on a terminal unless ``quiet`` (see :mod:`resnet.progress`).
@@ -85,23 +86,26 @@ def evaluate(model: nn.Module, loader: Any, speed: Any = None, *, quiet: bool = 
     if n == 0:
         raise ResNetError("the evaluation set is empty")
     if bad:
-        raise NonFiniteOutputs(f"the network's outputs are NaN or infinite for {bad} of {n} images "
-                               "(its weights have diverged)")
+        raise NonFiniteOutputs(
+            f"the network's outputs are NaN or infinite for {bad} of {n} images (its weights have diverged)"
+        )
     return EvalResult(errors1 / n, errors5 / n, loss_sum / n, n)
 
 
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """The network of a resnet checkpoint (or run folder), weights loaded, in eval mode, and its meta."""
-    from resnet.models import build_model
     from resnet.checkpoints import load_checkpoint, load_weights, nonfinite_keys
+    from resnet.models import build_model
 
     ckpt = load_checkpoint(path)
     meta = ckpt.meta
     weights = ckpt.inference_weights()
     broken = nonfinite_keys(weights)
     if broken:
-        raise ResNetError(f"{path}: {len(broken)} weight tensors hold NaN or infinite values (e.g. {broken[0]}); "
-                          "the checkpoint is unusable")
+        raise ResNetError(
+            f"{path}: {len(broken)} weight tensors hold NaN or infinite values (e.g. {broken[0]}); "
+            "the checkpoint is unusable"
+        )
     model = build_model(meta["model"], **meta["model_options"])
     load_weights(model, weights, name=meta["model"])
     return model.to(device).eval(), meta

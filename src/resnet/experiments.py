@@ -43,9 +43,19 @@ PAPER_TABLE3 = {"A": 25.03, "B": 24.52, "C": 24.19}
 # every network, kept from the LR 0.1 schedule (where ResNet-56 collapses without it; at 0.02 it does
 # not, but the measured tables are with it); and the speed options (bf16 only on CPUs that have it
 # natively), which change nothing but rounding.
-SHORT_SCHEDULE = {"iterations": 640, "train_subset": 2500, "augment": "none", "lr": 0.02,
-                  "milestones": "0.5,0.75", "warmup_iterations": 100, "warm_rule": "off", "eval_every": 160,
-                  "log_every": 20, "precision": "native", "channels_last": "on"}
+SHORT_SCHEDULE = {
+    "iterations": 640,
+    "train_subset": 2500,
+    "augment": "none",
+    "lr": 0.02,
+    "milestones": "0.5,0.75",
+    "warmup_iterations": 100,
+    "warm_rule": "off",
+    "eval_every": 160,
+    "log_every": 20,
+    "precision": "native",
+    "channels_last": "on",
+}
 MODES: dict[str, dict[str, Any]] = {"quick": SHORT_SCHEDULE, "medium": SHORT_SCHEDULE}
 KINDS = {"plain": "plain", "resnet": "ResNet"}  # the two halves of Figure 6, and their labels
 MODE_DEPTHS = {"quick": [20, 56], "medium": [20, 32, 44, 56], None: [20, 56]}
@@ -68,11 +78,17 @@ class ExperimentResult:
     checks: list[list[str]] | None = None  # the degradation experiment's depth-order table
 
 
-def _base_options(recipe: str, data_options: dict[str, Any], mode_options: dict[str, Any],
-                  overrides: dict[str, Any] | None) -> dict[str, Any]:
+def _base_options(
+    recipe: str, data_options: dict[str, Any], mode_options: dict[str, Any], overrides: dict[str, Any] | None
+) -> dict[str, Any]:
     """Recipe, then the mode, then what the data needs, then the user's --set/--iterations."""
-    return {"recipe": recipe, **data_options, **mode_options,
-            **DATA_DEFAULTS.get(data_options.get("data", ""), {}), **(overrides or {})}
+    return {
+        "recipe": recipe,
+        **data_options,
+        **mode_options,
+        **DATA_DEFAULTS.get(data_options.get("data", ""), {}),
+        **(overrides or {}),
+    }
 
 
 def _mode(mode: str | None, iterations: Any, recipe: str, subset: Any = None) -> str:
@@ -91,8 +107,8 @@ def _finished(run_dir: Path) -> bool:
 
 def run_or_resume(options: dict[str, Any], run_dir: Path) -> Path:
     """Train one run of an experiment, or continue it, or read it back if it already finished."""
-    from resnet.train import resolve, train
     from resnet.checkpoints import LAST
+    from resnet.train import resolve, train
 
     if _finished(run_dir):
         logger.info("%s: finished earlier, reusing it", run_dir)
@@ -164,19 +180,27 @@ def run_all(jobs: list[tuple[str, dict[str, Any], Path, float]], parallel: int =
 
     if torch.cuda.is_available() and any(options.get("device") != "cpu" for _, options, _, _ in jobs):
         # --jobs splits CPU threads; a GPU is used best by one run at a time.
-        raise ResNetError("--jobs trains runs side by side on the CPU; with a GPU run them one at a time "
-                          "(--jobs 1), or add --device cpu")
+        raise ResNetError(
+            "--jobs trains runs side by side on the CPU; with a GPU run them one at a time "
+            "(--jobs 1), or add --device cpu"
+        )
     threads = max(1, torch.get_num_threads() // parallel)
     order = sorted(jobs, key=lambda job: -job[3])
     logger.info("training %d runs, %d at a time with %d thread(s) each", len(jobs), parallel, threads)
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
-    pool = ProcessPoolExecutor(max_workers=parallel, mp_context=context, initializer=_start_worker,
-                               initargs=(os.getpid(), stop, threads, logging.getLogger().level))
+    pool = ProcessPoolExecutor(
+        max_workers=parallel,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(os.getpid(), stop, threads, logging.getLogger().level),
+    )
     try:
         # Progress bars of several processes would overwrite each other; each run keeps its train.log.
-        futures = {key: pool.submit(_run_side_by_side, {**options, "quiet": True}, run_dir)
-                   for key, options, run_dir, _ in order}
+        futures = {
+            key: pool.submit(_run_side_by_side, {**options, "quiet": True}, run_dir)
+            for key, options, run_dir, _ in order
+        }
         errors = [f.exception() for f in futures.values()]
     except BaseException:
         stop.set()
@@ -223,17 +247,26 @@ def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
     whether the deeper net's training error is where the paper puts it (higher for plain nets, lower for
     ResNets): in how many log windows of the second half of the run (steps past half the last step,
     where both nets logged) and at the end."""
-    rows = [["networks", "the paper: the deeper has", "second-half windows that agree", "at the end (%)",
-             "agrees at the end"]]
+    rows = [
+        [
+            "networks",
+            "the paper: the deeper has",
+            "second-half windows that agree",
+            "at the end (%)",
+            "agrees at the end",
+        ]
+    ]
     for kind, paper in (("plain", "higher"), ("resnet", "lower")):
         if f"{kind}{depths[0]}" not in loaded:  # not trained (--nets)
             continue
         label = KINDS[kind]
         for shallow, deep in zip(depths, depths[1:]):
             deep_error = dict(zip(*loaded[f"{kind}{deep}"].curve("train", "train_error")))
-            both = [(step, error, deep_error[step])
-                    for step, error in zip(*loaded[f"{kind}{shallow}"].curve("train", "train_error"))
-                    if step in deep_error]
+            both = [
+                (step, error, deep_error[step])
+                for step, error in zip(*loaded[f"{kind}{shallow}"].curve("train", "train_error"))
+                if step in deep_error
+            ]
             row = [f"{label}-{shallow} vs {label}-{deep}", f"{paper} training error"]
             if not both:
                 rows.append(row + ["-", "-", "-"])
@@ -241,14 +274,27 @@ def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
             half = both[-1][0] / 2
             agree = [d < e if paper == "lower" else d > e for s, e, d in both if s > half]
             _, last_shallow, last_deep = both[-1]
-            rows.append(row + [f"{sum(agree)} of {len(agree)}", f"{100 * last_shallow:.2f} vs {100 * last_deep:.2f}",
-                               "yes" if agree[-1] else "no"])
+            rows.append(
+                row
+                + [
+                    f"{sum(agree)} of {len(agree)}",
+                    f"{100 * last_shallow:.2f} vs {100 * last_deep:.2f}",
+                    "yes" if agree[-1] else "no",
+                ]
+            )
     return rows
 
 
-def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | Path, *, mode: str | None = None,
-                overrides: dict[str, Any] | None = None, parallel: int = 1,
-                kinds: tuple[str, ...] = tuple(KINDS)) -> ExperimentResult:
+def degradation(
+    depths: list[int],
+    data_options: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    mode: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    parallel: int = 1,
+    kinds: tuple[str, ...] = tuple(KINDS),
+) -> ExperimentResult:
     """Plain and residual CIFAR nets at each depth, the paper's CIFAR recipe; Figure 6 and Table 6.
 
     ``mode`` "quick" or "medium" trains on the short schedule of :data:`MODES` (the README measures it).
@@ -279,36 +325,87 @@ def degradation(depths: list[int], data_options: dict[str, Any], out_dir: str | 
     loaded = {key: load_run(path) for key, path in runs.items()}
     iterations = next(iter(loaded.values())).summary.get("iterations", "?")
     mode_text = _mode(mode, iterations, "cifar-paper", base.get("train_subset"))
-    rows = [["depth", "params", "plain train err (%)", "plain val err (%)", "ResNet train err (%)",
-             "ResNet val err (%)", "paper ResNet test err (%)"]]
+    rows = [
+        [
+            "depth",
+            "params",
+            "plain train err (%)",
+            "plain val err (%)",
+            "ResNet train err (%)",
+            "ResNet val err (%)",
+            "paper ResNet test err (%)",
+        ]
+    ]
     for depth in depths:
         plain, res = loaded.get(f"plain{depth}"), loaded.get(f"resnet{depth}")
-        rows.append([str(depth), _params(res or plain),
-                     _pct(_last(plain, "train", "train_error")), _pct(_last(plain, "val", "val_error")),
-                     _pct(_last(res, "train", "train_error")), _pct(_last(res, "val", "val_error")),
-                     f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "-"])
-    note = (f"Table 6 ({mode_text}, {base.get('data')}): final training error (running "
-            f"average of the last log window) and validation error of our runs; the paper's column is CIFAR-10 "
-            f"test error after 64k iterations.")
+        rows.append(
+            [
+                str(depth),
+                _params(res or plain),
+                _pct(_last(plain, "train", "train_error")),
+                _pct(_last(plain, "val", "val_error")),
+                _pct(_last(res, "train", "train_error")),
+                _pct(_last(res, "val", "val_error")),
+                f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "-",
+            ]
+        )
+    note = (
+        f"Table 6 ({mode_text}, {base.get('data')}): final training error (running "
+        f"average of the last log window) and validation error of our runs; the paper's column is CIFAR-10 "
+        f"test error after 64k iterations."
+    )
     _save_table(out, "table6", rows, note)
     checks = depth_order(loaded, depths)
-    _save_table(out, "depth_order", checks, f"Figure 6's claims ({mode_text}): training error of the deeper net "
-                "against the shallower, log window by log window (the training error of the window's batches).")
-    panels = {label: {f"{label}-{d}": (*run.curve("train", "train_error"), *run.curve("val", "val_error"))
-                      for d in depths for run in [loaded[f"{kind}{d}"]]}
-              for kind, label in KINDS.items() if kind in kinds}
+    _save_table(
+        out,
+        "depth_order",
+        checks,
+        f"Figure 6's claims ({mode_text}): training error of the deeper net "
+        "against the shallower, log window by log window (the training error of the window's batches).",
+    )
+    panels = {
+        label: {
+            f"{label}-{d}": (*run.curve("train", "train_error"), *run.curve("val", "val_error"))
+            for d in depths
+            for run in [loaded[f"{kind}{d}"]]
+        }
+        for kind, label in KINDS.items()
+        if kind in kinds
+    }
     figure = plot_error_curves(panels, out / "figure6.png", title=f"Degradation on {base.get('data')} ({mode_text})")
     # The plotted numbers beside the picture, for anyone re-plotting or checking it.
-    (out / "figure6.json").write_text(json.dumps(
-        {panel: {label: dict(zip(("train_steps", "train_error", "val_steps", "val_error"), map(list, curve)))
-                 for label, curve in curves.items()} for panel, curves in panels.items()}, indent=1) + "\n")
-    report, _ = write_report(list(runs.values()), out / "report", title=f"Degradation experiment ({mode_text})",
-                             extra_tables={"Table 6": rows, "Depth order (Figure 6's claims)": checks})
+    (out / "figure6.json").write_text(
+        json.dumps(
+            {
+                panel: {
+                    label: dict(zip(("train_steps", "train_error", "val_steps", "val_error"), map(list, curve)))
+                    for label, curve in curves.items()
+                }
+                for panel, curves in panels.items()
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    report, _ = write_report(
+        list(runs.values()),
+        out / "report",
+        title=f"Degradation experiment ({mode_text})",
+        extra_tables={"Table 6": rows, "Depth order (Figure 6's claims)": checks},
+    )
     return ExperimentResult(out, runs, rows, figure, report, checks)
 
 
-def shortcuts(model: str, options: list[str], data_options: dict[str, Any], out_dir: str | Path, *,
-              quick: bool = False, overrides: dict[str, Any] | None = None, parallel: int = 1) -> ExperimentResult:
+def shortcuts(
+    model: str,
+    options: list[str],
+    data_options: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    quick: bool = False,
+    overrides: dict[str, Any] | None = None,
+    parallel: int = 1,
+) -> ExperimentResult:
     """One network with shortcut options A, B and C (the idea of the paper's Table 3)."""
     from resnet.report import load_run, write_report
 
@@ -326,13 +423,28 @@ def shortcuts(model: str, options: list[str], data_options: dict[str, Any], out_
     reference = model == "resnet34" and base.get("data") == "imagefolder"
     rows = [["option", "params", "train err (%)", "val err (%)", "paper top-1 err (%)"]]
     for o in options:
-        rows.append([o, _params(loaded[o]), _pct(_last(loaded[o], "train", "train_error")),
-                     _pct(_last(loaded[o], "val", "val_error")),
-                     f"{PAPER_TABLE3[o]:.2f}" if reference else "-"])
+        rows.append(
+            [
+                o,
+                _params(loaded[o]),
+                _pct(_last(loaded[o], "train", "train_error")),
+                _pct(_last(loaded[o], "val", "val_error")),
+                f"{PAPER_TABLE3[o]:.2f}" if reference else "-",
+            ]
+        )
     mode = _mode("quick" if quick else None, loaded[options[0]].summary.get("iterations", "?"), recipe)
-    _save_table(out, "shortcuts", rows, f"Shortcut options for {model} ({mode}); the paper's Table 3 "
-                "column applies only to ResNet-34 on ImageNet.")
-    report, _ = write_report(list(runs.values()), out / "report", title=f"Shortcut options: {model} ({mode})",
-                             extra_tables={"Shortcut options": rows})
-    return ExperimentResult(out, {f"{model}-{o}": p for o, p in runs.items()}, rows, out / "report" / "curves.png",
-                            report)
+    _save_table(
+        out,
+        "shortcuts",
+        rows,
+        f"Shortcut options for {model} ({mode}); the paper's Table 3 column applies only to ResNet-34 on ImageNet.",
+    )
+    report, _ = write_report(
+        list(runs.values()),
+        out / "report",
+        title=f"Shortcut options: {model} ({mode})",
+        extra_tables={"Shortcut options": rows},
+    )
+    return ExperimentResult(
+        out, {f"{model}-{o}": p for o, p in runs.items()}, rows, out / "report" / "curves.png", report
+    )

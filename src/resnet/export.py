@@ -111,9 +111,17 @@ def deployment_metadata(meta: dict[str, Any], input_shape: tuple[int, int, int])
     return {
         "classes": json.dumps(list(meta["classes"])),
         "normalization": json.dumps(meta["normalization"]),
-        "input": json.dumps({"model": meta["model"], "layout": "NCHW", "channels": channels, "height": height,
-                             "width": width, "pixels": "0..255 RGB, then normalization",
-                             "protocol": meta.get("val_protocol", "single")}),
+        "input": json.dumps(
+            {
+                "model": meta["model"],
+                "layout": "NCHW",
+                "channels": channels,
+                "height": height,
+                "width": width,
+                "pixels": "0..255 RGB, then normalization",
+                "protocol": meta.get("val_protocol", "single"),
+            }
+        ),
     }
 
 
@@ -145,9 +153,16 @@ def _export_onnx(net: nn.Module, example: torch.Tensor, path: Path, metadata: di
 
     batch = torch.export.Dim("batch")
     with _quiet():
-        program = torch.onnx.export(net, (example,), dynamo=True, input_names=["images"],
-                                    output_names=["logits"], dynamic_shapes=({0: batch},),
-                                    external_data=False, verbose=False)
+        program = torch.onnx.export(
+            net,
+            (example,),
+            dynamo=True,
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            external_data=False,
+            verbose=False,
+        )
         program.save(str(path))
     if metadata:
         proto = onnx.load(str(path))
@@ -168,17 +183,27 @@ def check_against_eager(exported: object, eager: nn.Module, input_shape: tuple[i
             want = eager(x)
             got = torch.as_tensor(exported(x))  # type: ignore[operator]
         if got.shape != want.shape:
-            raise ResNetError(f"exported model gives shape {tuple(got.shape)} for batch {batch}, "
-                              f"eager gives {tuple(want.shape)}")
+            raise ResNetError(
+                f"exported model gives shape {tuple(got.shape)} for batch {batch}, eager gives {tuple(want.shape)}"
+            )
         worst = max(worst, (got - want).abs().max().item())
         if not torch.allclose(got, want, rtol=RTOL, atol=ATOL):
-            raise ResNetError(f"exported model differs from eager by {worst:.3g} at batch {batch} "
-                              f"(tolerance rtol={RTOL}, atol={ATOL})")
+            raise ResNetError(
+                f"exported model differs from eager by {worst:.3g} at batch {batch} "
+                f"(tolerance rtol={RTOL}, atol={ATOL})"
+            )
     return worst
 
 
-def export_model(model: nn.Module, path: str | Path, format: str, input_shape: tuple[int, int, int],
-                 *, fold_bn: bool = True, metadata: dict[str, str] | None = None) -> ExportResult:
+def export_model(
+    model: nn.Module,
+    path: str | Path,
+    format: str,
+    input_shape: tuple[int, int, int],
+    *,
+    fold_bn: bool = True,
+    metadata: dict[str, str] | None = None,
+) -> ExportResult:
     """Write ``model`` (eval mode, CPU, float32) as ``format`` to ``path`` and check it against eager.
 
     ``input_shape`` is (channels, height, width) of one image. ``metadata`` (string keys and values,
@@ -194,8 +219,9 @@ def export_model(model: nn.Module, path: str | Path, format: str, input_shape: t
     net = fold_batchnorm(eager) if fold_bn else eager
     example = torch.randn(2, *input_shape)
     try:
-        exported = (_export_torchscript if format == "torchscript" else _export_onnx)(net, example, path,
-                                                                                      metadata or {})
+        exported = (_export_torchscript if format == "torchscript" else _export_onnx)(
+            net, example, path, metadata or {}
+        )
         diff = check_against_eager(exported, eager, input_shape)
     except BaseException:
         path.unlink(missing_ok=True)

@@ -63,8 +63,13 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
         except OSError as e:
             logger.warning("cannot remove the stale temporary file %s: %s", entry, e.strerror)
             continue
-        logger.info("removed %s (%.1f MB), left by process %s that died while writing %s", entry,
-                    size / 1e6, match["pid"], match["name"])
+        logger.info(
+            "removed %s (%.1f MB), left by process %s that died while writing %s",
+            entry,
+            size / 1e6,
+            match["pid"],
+            match["name"],
+        )
         removed.append(entry)
     return removed
 
@@ -84,14 +89,14 @@ def fsync_dir(folder: str | Path) -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> None:
     """Write ``data`` (bytes, or a function that writes to a binary file) to ``path`` atomically.
 
-    The folder is created if needed. Temp file in the same folder, fsync, ``os.replace``, fsync of the folder. On failure the temp
-    file is removed, the old file is untouched and a ResNetError says why ("disk full", ...).
+    The folder is created if needed. Temp file in the same folder, fsync, ``os.replace``, fsync of the folder.
+    On failure the temp file is removed, the old file is untouched and a ResNetError says why ("disk full", ...).
     """
     path = Path(path)
     tmp = temp_path(path)

@@ -36,14 +36,16 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     fused = copy.deepcopy(conv)
     with torch.no_grad():
         # Fold in float64 so the folded weights are rounded once, not at every step.
-        scale = (bn.weight.double() if bn.affine else torch.ones_like(bn.running_var, dtype=torch.float64)) \
-            / torch.sqrt(bn.running_var.double() + bn.eps)
+        scale = (
+            bn.weight.double() if bn.affine else torch.ones_like(bn.running_var, dtype=torch.float64)
+        ) / torch.sqrt(bn.running_var.double() + bn.eps)
         shift = bn.bias.double() if bn.affine else torch.zeros_like(scale)
         bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
         weight = conv.weight.double() * scale.reshape(-1, *([1] * (conv.weight.dim() - 1)))
         fused.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=False)
-        fused.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + shift).to(conv.weight.dtype),
-                                  requires_grad=False)
+        fused.bias = nn.Parameter(
+            ((bias - bn.running_mean.double()) * scale + shift).to(conv.weight.dtype), requires_grad=False
+        )
     return fused
 
 
@@ -64,9 +66,14 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
         if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):
             continue
         src = node.args[0]
-        if (isinstance(src, torch.fx.Node) and src.op == "call_module"
-                and type(modules[src.target]) is nn.Conv2d and len(src.users) == 1
-                and calls[src.target] == 1 and calls[node.target] == 1):
+        if (
+            isinstance(src, torch.fx.Node)
+            and src.op == "call_module"
+            and type(modules[src.target]) is nn.Conv2d
+            and len(src.users) == 1
+            and calls[src.target] == 1
+            and calls[node.target] == 1
+        ):
             pairs.append((src.target, node.target))
     return pairs
 
@@ -170,9 +177,16 @@ class InferenceModel(nn.Module):
         return self.net(x).float()
 
 
-def prepare_for_inference(model: nn.Module, device: torch.device | str = "cpu", *, fold_bn: bool = True,
-                          channels_last: bool = True, compile: bool = False, compile_mode: str | None = None,
-                          precision: str = "auto") -> InferenceModel:
+def prepare_for_inference(
+    model: nn.Module,
+    device: torch.device | str = "cpu",
+    *,
+    fold_bn: bool = True,
+    channels_last: bool = True,
+    compile: bool = False,
+    compile_mode: str | None = None,
+    precision: str = "auto",
+) -> InferenceModel:
     """A fast eval-only copy of ``model`` (the original is untouched). Call it under ``torch.inference_mode()``.
 
     ``precision``: ``auto`` = float32 on CPU (results equal eager within float tolerance), bf16 on
@@ -191,4 +205,3 @@ def prepare_for_inference(model: nn.Module, device: torch.device | str = "cpu", 
     if compile:
         net = CompileFallback(net, mode=compile_mode)
     return InferenceModel(net, device, dtype, channels_last).eval()
-

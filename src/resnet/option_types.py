@@ -81,8 +81,7 @@ def val_split_value(text: str | float | int) -> float | int:
         raise argparse.ArgumentTypeError(f"must be a finite number, got {written}")
     as_float = isinstance(text, float) or (isinstance(text, str) and any(c in written for c in ".eE"))
     if value == 1.0 and as_float:
-        raise argparse.ArgumentTypeError("1.0 is ambiguous: write 1 for one image, or a fraction below 1 "
-                                         "such as 0.1")
+        raise argparse.ArgumentTypeError("1.0 is ambiguous: write 1 for one image, or a fraction below 1 such as 0.1")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1) or a whole count >= 1, got {written}")
     if value >= 1:

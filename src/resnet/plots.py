@@ -28,8 +28,11 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-def plot_error_curves(panels: Mapping[str, Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[int], Sequence[float]]]],
-                      path: str | Path, title: str = "") -> Path:
+def plot_error_curves(
+    panels: Mapping[str, Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[int], Sequence[float]]]],
+    path: str | Path,
+    title: str = "",
+) -> Path:
     """Figure 6: error (%) against iterations; training error dashed, validation error bold.
 
     ``panels`` maps a panel title (e.g. "plain", "ResNet") to ``{label: (train_steps, train_error,
@@ -40,10 +43,17 @@ def plot_error_curves(panels: Mapping[str, Mapping[str, tuple[Sequence[int], Seq
         for i, (label, (ts, te, vs, ve)) in enumerate(curves.items()):
             color = f"C{i}"
             # Markers, so that a curve of a single point (one validation of a short run) is still drawn.
-            ax.plot(ts, [100 * e for e in te], "--", color=color, linewidth=1,
-                    marker="." if len(ts) == 1 else None)
-            ax.plot(vs, [100 * e for e in ve], "-", color=color, linewidth=2.2, label=label,
-                    marker="o", markersize=3 if len(vs) > 1 else 6)
+            ax.plot(ts, [100 * e for e in te], "--", color=color, linewidth=1, marker="." if len(ts) == 1 else None)
+            ax.plot(
+                vs,
+                [100 * e for e in ve],
+                "-",
+                color=color,
+                linewidth=2.2,
+                label=label,
+                marker="o",
+                markersize=3 if len(vs) > 1 else 6,
+            )
         ax.set_title(panel)
         ax.set_xlabel("iterations")
         ax.grid(alpha=0.3)

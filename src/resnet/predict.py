@@ -32,16 +32,23 @@ def image_paths(arguments: Iterable[str | Path]) -> list[str]:
         if Path(arg).is_dir():
             found = find_images(arg)
             if not found:
-                raise ResNetError(f"{arg}: no image files in this folder or below "
-                                  f"(names ending in {', '.join(IMAGE_EXTENSIONS)})")
+                raise ResNetError(
+                    f"{arg}: no image files in this folder or below (names ending in {', '.join(IMAGE_EXTENSIONS)})"
+                )
             paths += found
         else:
             paths.append(str(arg))
     return paths
 
 
-def load_image(path: str | Path, normalization: Normalization, *, protocol: str = "single",
-               image_size: tuple[int, int] | None = None, in_channels: int = 3) -> torch.Tensor | list[torch.Tensor]:
+def load_image(
+    path: str | Path,
+    normalization: Normalization,
+    *,
+    protocol: str = "single",
+    image_size: tuple[int, int] | None = None,
+    in_channels: int = 3,
+) -> torch.Tensor | list[torch.Tensor]:
     """One image file as the model's input: ``[1, C, H, W]``, ``[1, 10, C, H, W]`` (ten-crop) or a
     list of ``[1, C, H, W]`` (multi-scale), normalised by ``normalization``.
 
@@ -57,8 +64,13 @@ def load_image(path: str | Path, normalization: Normalization, *, protocol: str 
 
 
 @torch.no_grad()
-def iter_predictions(model: nn.Module, meta: dict[str, Any], images: Iterable[str | Path], top: int = 5,
-                     device: torch.device | str = "cpu") -> Iterator[dict[str, Any]]:
+def iter_predictions(
+    model: nn.Module,
+    meta: dict[str, Any],
+    images: Iterable[str | Path],
+    top: int = 5,
+    device: torch.device | str = "cpu",
+) -> Iterator[dict[str, Any]]:
     """For each image, as it is classified: ``{"image", "top": [{"class", "index", "probability"}, ...]}``,
     most likely first."""
     norm = Normalization.from_dict(meta["normalization"])
@@ -68,19 +80,30 @@ def iter_predictions(model: nn.Module, meta: dict[str, Any], images: Iterable[st
     for path in images:
         if not Path(path).is_file():
             raise ResNetError(f"image {path} does not exist")
-        x = load_image(path, norm, protocol=meta.get("val_protocol", "single"), image_size=size,
-                       in_channels=meta["model_options"].get("in_channels", 3))
+        x = load_image(
+            path,
+            norm,
+            protocol=meta.get("val_protocol", "single"),
+            image_size=size,
+            in_channels=meta["model_options"].get("in_channels", 3),
+        )
         x = [v.to(device) for v in x] if isinstance(x, list) else x.to(device)
         probs = class_scores(model, x)[0]
         if not bool(torch.isfinite(probs).all()):
             raise ResNetError(f"image {path}: the network's outputs are NaN or infinite (its weights have diverged)")
         p, idx = probs.topk(k)
-        yield {"image": str(path), "top": [{"class": classes[i], "index": int(i), "probability": float(q)}
-                                           for q, i in zip(p.tolist(), idx.tolist())]}
+        yield {
+            "image": str(path),
+            "top": [
+                {"class": classes[i], "index": int(i), "probability": float(q)}
+                for q, i in zip(p.tolist(), idx.tolist())
+            ],
+        }
 
 
-def predict(model: nn.Module, meta: dict[str, Any], images: list[str | Path], top: int = 5,
-            device: torch.device | str = "cpu") -> list[dict[str, Any]]:
+def predict(
+    model: nn.Module, meta: dict[str, Any], images: list[str | Path], top: int = 5, device: torch.device | str = "cpu"
+) -> list[dict[str, Any]]:
     """:func:`iter_predictions` as a list."""
     return list(iter_predictions(model, meta, images, top, device))
 

@@ -25,9 +25,17 @@ def bars_enabled(quiet: bool = False, file: IO[str] | None = None) -> bool:
         return False
 
 
-def progress(iterable: Iterable[T], total: int | None = None, desc: str | None = None, quiet: bool = False, *,
-             unit: str = "it", file: IO[str] | None = None, force: bool = False,
-             leave: bool = False) -> Iterator[T] | Iterable[T]:
+def progress(
+    iterable: Iterable[T],
+    total: int | None = None,
+    desc: str | None = None,
+    quiet: bool = False,
+    *,
+    unit: str = "it",
+    file: IO[str] | None = None,
+    force: bool = False,
+    leave: bool = False,
+) -> Iterator[T] | Iterable[T]:
     """``iterable`` with a tqdm bar of ``total`` items (default: its length), or ``iterable`` itself
     when no bar is wanted (see the module docstring). ``quiet`` wins over ``force``."""
     if quiet or not (force or bars_enabled(False, file)):
@@ -39,5 +47,13 @@ def progress(iterable: Iterable[T], total: int | None = None, desc: str | None =
             total = None
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=file if file is not None else sys.stderr,
-                leave=leave, dynamic_ncols=True, disable=False)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=file if file is not None else sys.stderr,
+        leave=leave,
+        dynamic_ncols=True,
+        disable=False,
+    )

@@ -22,8 +22,22 @@ from resnet.markdown import markdown_table
 from resnet.train.metrics import read_metrics
 
 # Which settings a reader wants first; the whole resolved config is in a collapsible block below.
-KEY_SETTINGS = ("model", "depth", "shortcut", "data", "recipe", "iterations", "epochs", "batch_size", "lr",
-                "schedule", "augment", "normalization", "val_split", "seed")
+KEY_SETTINGS = (
+    "model",
+    "depth",
+    "shortcut",
+    "data",
+    "recipe",
+    "iterations",
+    "epochs",
+    "batch_size",
+    "lr",
+    "schedule",
+    "augment",
+    "normalization",
+    "val_split",
+    "seed",
+)
 
 
 @dataclass
@@ -100,15 +114,35 @@ def plain_value(value: Any) -> str:
 
 def results_table(runs: list[Run]) -> list[list[str]]:
     """One row per run: the numbers a reader compares."""
-    rows = [["run", "model", "params", "iterations", "best val error (%)", "final val error (%)",
-             "test error (%)", "wall time (s)", "images/s"]]
+    rows = [
+        [
+            "run",
+            "model",
+            "params",
+            "iterations",
+            "best val error (%)",
+            "final val error (%)",
+            "test error (%)",
+            "wall time (s)",
+            "images/s",
+        ]
+    ]
     for run in runs:
         s = run.summary
         steps = s.get("iterations") or (run.metrics[-1]["step"] if run.metrics else 0)
-        rows.append([run.name, str(run.config.get("model", "?")), f"{s['params']:,}" if "params" in s else "-",
-                     str(steps), _pct(run.best_val_error), _pct(run.final_val_error),
-                     _pct(s.get("test_error")), f"{s['wall_time_s']:.0f}" if "wall_time_s" in s else "-",
-                     f"{s['images_per_s']:.0f}" if "images_per_s" in s else "-"])
+        rows.append(
+            [
+                run.name,
+                str(run.config.get("model", "?")),
+                f"{s['params']:,}" if "params" in s else "-",
+                str(steps),
+                _pct(run.best_val_error),
+                _pct(run.final_val_error),
+                _pct(s.get("test_error")),
+                f"{s['wall_time_s']:.0f}" if "wall_time_s" in s else "-",
+                f"{s['images_per_s']:.0f}" if "images_per_s" in s else "-",
+            ]
+        )
     return rows
 
 
@@ -152,8 +186,12 @@ pre { background: #f7f7f7; padding: 8px; overflow-x: auto; font-size: 12px; }
 """
 
 
-def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "ResNet runs",
-                 extra_tables: dict[str, list[list[str]]] | None = None) -> tuple[Path, Path]:
+def write_report(
+    run_dirs: list[str | Path],
+    out_dir: str | Path,
+    title: str = "ResNet runs",
+    extra_tables: dict[str, list[list[str]]] | None = None,
+) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` (+ PNGs) into ``out_dir``."""
     if not run_dirs:
         raise ResNetError("report needs at least one run folder")
@@ -168,21 +206,36 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
     md = [f"# {title}", "", f"Generated {stamp} from {len(runs)} run(s).", "", "## Results", "", markdown_table(table)]
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p class='meta'>Generated {stamp} from {len(runs)} run(s).</p>",
-            "<h2>Results</h2>", _html_table(table)]
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='meta'>Generated {stamp} from {len(runs)} run(s).</p>",
+        "<h2>Results</h2>",
+        _html_table(table),
+    ]
     for heading, rows in (extra_tables or {}).items():
         md += ["", f"## {heading}", "", markdown_table(rows)]
         body += [f"<h2>{html.escape(heading)}</h2>", _html_table(rows)]
     if curves is not None:
-        md += ["", "## Error curves", "", "Training error dashed, validation error bold.", "",
-               f"![error curves]({curves.name})"]
-        body += ["<h2>Error curves</h2><p>Training error dashed, validation error bold.</p>",
-                 f"<img alt='error curves' src='{_data_uri(curves)}'>"]
+        md += [
+            "",
+            "## Error curves",
+            "",
+            "Training error dashed, validation error bold.",
+            "",
+            f"![error curves]({curves.name})",
+        ]
+        body += [
+            "<h2>Error curves</h2><p>Training error dashed, validation error bold.</p>",
+            f"<img alt='error curves' src='{_data_uri(curves)}'>",
+        ]
     for run in runs:
         settings = [["setting", "value"]] + [[k, plain_value(run.config[k])] for k in KEY_SETTINGS if k in run.config]
         md += ["", f"## Run `{run.name}`", "", f"Folder: `{run.path}`", "", markdown_table(settings)]
-        body += [f"<h2>Run {html.escape(run.name)}</h2>", f"<p class='meta'>Folder: {html.escape(str(run.path))}</p>",
-                 _html_table(settings)]
+        body += [
+            f"<h2>Run {html.escape(run.name)}</h2>",
+            f"<p class='meta'>Folder: {html.escape(str(run.path))}</p>",
+            _html_table(settings),
+        ]
         for fig in run.figures:
             copy = out / f"{run.name}-{fig.name}"
             copy.write_bytes(fig.read_bytes())
@@ -190,8 +243,10 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path, title: str = "
             body.append(f"<h3>{html.escape(fig.stem)}</h3><img alt='{html.escape(fig.stem)}' src='{_data_uri(fig)}'>")
         full = html.escape(json.dumps(run.config, indent=2))
         body.append(f"<details><summary>full configuration</summary><pre>{full}</pre></details>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )
     html_path, md_path = out / "report.html", out / "report.md"
     html_path.write_text(page)
     md_path.write_text("\n".join(md) + "\n")

@@ -114,14 +114,22 @@ def summarize(model: nn.Module, input_size: tuple[int, int], *, name: str = "", 
         hooks.append(top.register_forward_hook(record_shape))
         for m in top.modules():
             if isinstance(m, nn.Conv2d):
-                hooks.append(m.register_forward_hook(
-                    lambda mod, _i, out, s=stage: macs.__setitem__(s, macs[s] + _conv_macs(mod, out))))
+                hooks.append(
+                    m.register_forward_hook(
+                        lambda mod, _i, out, s=stage: macs.__setitem__(s, macs[s] + _conv_macs(mod, out))
+                    )
+                )
             elif isinstance(m, nn.Linear):
-                hooks.append(m.register_forward_hook(
-                    lambda mod, _i, _o, s=stage: macs.__setitem__(s, macs[s] + mod.in_features * mod.out_features)))
+                hooks.append(
+                    m.register_forward_hook(
+                        lambda mod, _i, _o, s=stage: macs.__setitem__(s, macs[s] + mod.in_features * mod.out_features)
+                    )
+                )
     conv1 = getattr(meta, "conv1", None)
     if isinstance(conv1, nn.Conv2d):
-        stages["conv1"].layers = f"{conv1.kernel_size[0]}x{conv1.kernel_size[1]}, {conv1.out_channels}, stride {conv1.stride[0]}"
+        stages[
+            "conv1"
+        ].layers = f"{conv1.kernel_size[0]}x{conv1.kernel_size[1]}, {conv1.out_channels}, stride {conv1.stride[0]}"
     if isinstance(getattr(meta, "fc", None), nn.Linear):
         stages["fc"].layers = f"average pool, {meta.fc.out_features}-d fc"
     was_training = meta.training
@@ -135,8 +143,9 @@ def summarize(model: nn.Module, input_size: tuple[int, int], *, name: str = "", 
     for stage, entry in stages.items():
         entry.macs = macs[stage]
     rows = list(stages.values())
-    return ModelSummary(name, list(input_size), sum(p.numel() for p in model.parameters()),
-                        sum(r.macs for r in rows), rows)
+    return ModelSummary(
+        name, list(input_size), sum(p.numel() for p in model.parameters()), sum(r.macs for r in rows), rows
+    )
 
 
 def _to_meta(model: nn.Module) -> nn.Module:
@@ -163,16 +172,20 @@ def feature_summary(name: str, input_size: tuple[int, int] | None = None, **opti
         extractor = build_model(name, features_only=True, **options)
     with torch.no_grad():
         maps = extractor.eval()(torch.empty(1, int(options.get("in_channels", 3)), *size, device="meta"))
-    features = [{"name": f.name, "layer": f.layer, "channels": f.channels, "stride": f.stride,
-                 "output_size": list(m.shape[2:])} for f, m in zip(extractor.feature_info, maps, strict=True)]
+    features = [
+        {"name": f.name, "layer": f.layer, "channels": f.channels, "stride": f.stride, "output_size": list(m.shape[2:])}
+        for f, m in zip(extractor.feature_info, maps, strict=True)
+    ]
     return {"model": name, "input_size": list(size), "features": features}
 
 
 def format_feature_table(summary: dict) -> str:
     """A plain-text table of :func:`feature_summary`: what ``return_layers`` / ``in_channels_list`` need."""
     rows = [("stage", "layer", "channels", "stride", "output")]
-    rows += [(f["name"], f["layer"], str(f["channels"]), str(f["stride"]), "x".join(map(str, f["output_size"])))
-             for f in summary["features"]]
+    rows += [
+        (f["name"], f["layer"], str(f["channels"]), str(f["stride"]), "x".join(map(str, f["output_size"])))
+        for f in summary["features"]
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"{summary['model']} feature maps at {summary['input_size'][0]}x{summary['input_size'][1]}"]
     for i, r in enumerate(rows):
@@ -194,8 +207,9 @@ def format_table(summary: ModelSummary) -> str:
     header = ("layer", "module", "output", "blocks", "params", "mult-adds")
     rows = [header]
     for s in summary.stages:
-        rows.append((s.name, s.module, "x".join(map(str, s.output_shape)), s.layers or "-",
-                     f"{s.params:,}", _fmt_count(s.macs)))
+        rows.append(
+            (s.name, s.module, "x".join(map(str, s.output_shape)), s.layers or "-", f"{s.params:,}", _fmt_count(s.macs))
+        )
     rows.append(("total", "", "", "", f"{summary.params:,}", f"{_fmt_count(summary.macs)} ({summary.macs:.3e})"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     lines = [f"{summary.model} at {summary.input_size[0]}x{summary.input_size[1]}"]
@@ -232,7 +246,14 @@ def all_models_table(include_beyond_paper: bool = True) -> str:
         if "depth" in spec.options:  # the generic builders have no depth of their own
             continue
         s = model_summary(name)
-        rows.append([f"`{name}`", spec.family, f"{spec.input_size}x{spec.input_size}", f"{s.params:,}",
-                     f"{s.macs / 1e9:.3f}G" if s.macs >= 1e8 else f"{s.macs / 1e6:.1f}M",
-                     ("beyond the paper: " if spec.beyond_paper else "") + spec.description])
+        rows.append(
+            [
+                f"`{name}`",
+                spec.family,
+                f"{spec.input_size}x{spec.input_size}",
+                f"{s.params:,}",
+                f"{s.macs / 1e9:.3f}G" if s.macs >= 1e8 else f"{s.macs / 1e6:.1f}M",
+                ("beyond the paper: " if spec.beyond_paper else "") + spec.description,
+            ]
+        )
     return markdown_table(rows)

@@ -36,12 +36,16 @@ class GradientProfile:
 
 def conv_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Every convolution weight on the main path (shortcut projections left out), in forward order."""
-    return [(f"{name}.weight", m.weight) for name, m in model.named_modules()
-            if isinstance(m, nn.Conv2d) and ".downsample" not in name]
+    return [
+        (f"{name}.weight", m.weight)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d) and ".downsample" not in name
+    ]
 
 
-def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, name: str = "",
-                   step: int = 0) -> GradientProfile:
+def gradient_norms(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, name: str = "", step: int = 0
+) -> GradientProfile:
     """Per-layer gradient norms of the cross-entropy loss on one batch (train-mode BN, as in training).
 
     BN's running statistics are saved and restored, so measuring does not change the model.
@@ -53,19 +57,31 @@ def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     loss = F.cross_entropy(model(images), labels)
     loss.backward()
     weights = conv_weights(model)
-    profile = GradientProfile(name, step, [n for n, _ in weights],
-                              [float(w.grad.norm()) if w.grad is not None else 0.0 for _, w in weights],
-                              float(loss.detach()))
+    profile = GradientProfile(
+        name,
+        step,
+        [n for n, _ in weights],
+        [float(w.grad.norm()) if w.grad is not None else 0.0 for _, w in weights],
+        float(loss.detach()),
+    )
     model.zero_grad(set_to_none=True)
     model.load_state_dict(buffers, strict=False)
     model.train(was_training)
     return profile
 
 
-def gradient_flow(model: nn.Module, measure: tuple[torch.Tensor, torch.Tensor],
-                  train_batches: Iterator[tuple[torch.Tensor, torch.Tensor]], steps: int, *, name: str = "",
-                  lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 1e-4,
-                  quiet: bool = False) -> list[GradientProfile]:
+def gradient_flow(
+    model: nn.Module,
+    measure: tuple[torch.Tensor, torch.Tensor],
+    train_batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    *,
+    name: str = "",
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    quiet: bool = False,
+) -> list[GradientProfile]:
     """Profiles at initialisation and after ``steps`` SGD steps (the paper's optimiser settings); a
     progress bar counts the steps unless ``quiet``."""
     if steps < 0:

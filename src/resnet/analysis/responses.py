@@ -42,13 +42,17 @@ def response_layers(model: nn.Module) -> list[tuple[str, nn.BatchNorm2d]]:
         elif isinstance(module, Bottleneck):
             layers.append((f"{name}.bn2", module.bn2))
     if not layers:
-        raise ResNetError("layer responses need a post-activation ResNet or plain net (BN after each 3x3 "
-                          "convolution); pre-activation networks have no such layer")
+        raise ResNetError(
+            "layer responses need a post-activation ResNet or plain net (BN after each 3x3 "
+            "convolution); pre-activation networks have no such layer"
+        )
     return layers
 
 
 @torch.no_grad()
-def layer_responses(model: nn.Module, batches: Iterable[torch.Tensor | tuple[torch.Tensor, ...]]) -> list[LayerResponse]:
+def layer_responses(
+    model: nn.Module, batches: Iterable[torch.Tensor | tuple[torch.Tensor, ...]]
+) -> list[LayerResponse]:
     """Standard deviation of each 3x3 layer's response over every image in ``batches``.
 
     ``batches`` yields normalised image tensors (or ``(images, labels)`` pairs) on the model's device.
@@ -64,6 +68,7 @@ def layer_responses(model: nn.Module, batches: Iterable[torch.Tensor | tuple[tor
             sums[index] += values.sum().cpu()
             squares[index] += values.square().sum().cpu()
             counts[index] += values.numel()
+
         return record
 
     handles = [bn.register_forward_hook(hook(i)) for i, (_, bn) in enumerate(layers)]

@@ -5,9 +5,32 @@
 - :mod:`~resnet.checkpoints.state_dict`: model weights from our files and other tools', strict loading.
 """
 
-from resnet.checkpoints.format import BEST, FORMAT, LAST, Checkpoint, is_checkpoint, load_checkpoint, resolve_path, save_checkpoint
+from resnet.checkpoints.format import (
+    BEST,
+    FORMAT,
+    LAST,
+    Checkpoint,
+    is_checkpoint,
+    load_checkpoint,
+    resolve_path,
+    save_checkpoint,
+)
 from resnet.checkpoints.meta import validate_meta
 from resnet.checkpoints.state_dict import listed, load_weights, nonfinite_keys, read_state_dict, state_mismatch
 
-__all__ = ["BEST", "FORMAT", "LAST", "Checkpoint", "is_checkpoint", "listed", "load_checkpoint", "load_weights",
-           "nonfinite_keys", "read_state_dict", "resolve_path", "save_checkpoint", "state_mismatch", "validate_meta"]
+__all__ = [
+    "BEST",
+    "FORMAT",
+    "LAST",
+    "Checkpoint",
+    "is_checkpoint",
+    "listed",
+    "load_checkpoint",
+    "load_weights",
+    "nonfinite_keys",
+    "read_state_dict",
+    "resolve_path",
+    "save_checkpoint",
+    "state_mismatch",
+    "validate_meta",
+]

@@ -42,6 +42,7 @@ class Checkpoint:
 
 # -- packing nested training state into tensors + JSON ---------------------------------------------
 
+
 def _pack(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     """JSON-able form of ``obj``; tensors move to ``tensors`` and are referenced by key.
 
@@ -81,8 +82,14 @@ def _unpack(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 # -- our format -------------------------------------------------------------------------------------
 
-def save_checkpoint(path: str | Path, meta: dict[str, Any], model: dict[str, torch.Tensor],
-                    ema: dict[str, torch.Tensor] | None = None, state: dict[str, Any] | None = None) -> None:
+
+def save_checkpoint(
+    path: str | Path,
+    meta: dict[str, Any],
+    model: dict[str, torch.Tensor],
+    ema: dict[str, torch.Tensor] | None = None,
+    state: dict[str, Any] | None = None,
+) -> None:
     tensors: dict[str, torch.Tensor] = {}
     for prefix, weights in (("model.", model), ("ema.", ema or {})):
         for k, v in weights.items():
@@ -111,8 +118,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (SafetensorError, OSError, ValueError) as e:
         raise ResNetError(f"{path} is not a readable safetensors checkpoint: {e}") from None
     if header.get("format") != FORMAT:
-        raise ResNetError(f"{path} is a plain safetensors file, not a resnet checkpoint (no model name or "
-                          "classes in it); load its weights with load_weights(model, path)")
+        raise ResNetError(
+            f"{path} is a plain safetensors file, not a resnet checkpoint (no model name or "
+            "classes in it); load its weights with load_weights(model, path)"
+        )
     meta = validate_meta(_header_json(header, "meta", path), path)
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")} or None
@@ -122,8 +131,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         try:
             state = _unpack(_header_json(header, "state", path), state_tensors)
         except (KeyError, TypeError, ValueError, RecursionError) as e:
-            raise ResNetError(f"{path}: damaged training state (a tensor it refers to is missing or the "
-                              f"structure is malformed: {type(e).__name__} {e})") from None
+            raise ResNetError(
+                f"{path}: damaged training state (a tensor it refers to is missing or the "
+                f"structure is malformed: {type(e).__name__} {e})"
+            ) from None
     return Checkpoint(meta, model, ema, state)
 
 
@@ -134,8 +145,9 @@ def _header_json(header: dict[str, str], key: str, path: Path) -> Any:
     try:
         return json.loads(header[key])
     except (ValueError, RecursionError) as e:
-        raise ResNetError(f"{path}: damaged checkpoint, header {key!r} is not valid JSON "
-                          f"({type(e).__name__}: {str(e)[:80]})") from None
+        raise ResNetError(
+            f"{path}: damaged checkpoint, header {key!r} is not valid JSON ({type(e).__name__}: {str(e)[:80]})"
+        ) from None
 
 
 def resolve_path(path: str | Path) -> Path:

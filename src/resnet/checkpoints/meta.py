@@ -33,8 +33,11 @@ def short_repr(value: Any) -> str:
 
 
 def _finite_numbers(value: Any, where: str, length: int) -> None:
-    if (not isinstance(value, list) or len(value) != length
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) != length
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ):
         raise MetaProblem(f"{where} must be a list of {length} finite numbers")
 
 
@@ -52,8 +55,10 @@ def _check_normalization(norm: Any, channels: int) -> None:
         # base64 of float32: 4 bytes per value, 4 characters per 3 bytes
         expected = 4 * math.ceil(4 * shape[0] * shape[1] * shape[2] / 3)
         if not isinstance(encoded, str) or len(encoded) != expected:
-            raise MetaProblem(f"meta 'normalization' mean image does not have the {shape[0]}x{shape[1]}x{shape[2]} "
-                       "values its shape says")
+            raise MetaProblem(
+                f"meta 'normalization' mean image does not have the {shape[0]}x{shape[1]}x{shape[2]} "
+                "values its shape says"
+            )
     elif norm["mode"] == "channel":
         _finite_numbers(norm.get("mean"), "meta 'normalization' mean", channels)
         _finite_numbers(norm.get("std"), "meta 'normalization' std", channels)
@@ -104,8 +109,9 @@ def _check(meta: Any) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise MetaProblem("meta 'data' must be an object with the dataset's name")
         split = data.get("val_split")
-        if split is not None and (isinstance(split, bool) or not isinstance(split, (int, float))
-                                  or not math.isfinite(split) or split < 0):
+        if split is not None and (
+            isinstance(split, bool) or not isinstance(split, (int, float)) or not math.isfinite(split) or split < 0
+        ):
             raise MetaProblem(f"meta 'data' val_split must be a count or fraction (got {short_repr(split)})")
         if "split_seed" in data:
             bounded_int(data["split_seed"], "meta 'data' split_seed", 0, 2**32 - 1)

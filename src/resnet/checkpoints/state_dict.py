@@ -36,8 +36,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, SafetensorError, EOFError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ResNetError(f"cannot load weights from {path} (only tensors are accepted, no pickled code): "
-                          f"{first}") from None
+        raise ResNetError(
+            f"cannot load weights from {path} (only tensors are accepted, no pickled code): {first}"
+        ) from None
     while isinstance(obj, dict) and not _is_tensor_dict(obj):
         inner = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
         if inner is None:
@@ -47,7 +48,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise ResNetError(f"{path} holds no state dict")
     for prefix in _PREFIXES:
         if all(k.startswith(prefix) for k in obj):
-            obj = {k[len(prefix):]: v for k, v in obj.items()}
+            obj = {k[len(prefix) :]: v for k, v in obj.items()}
     return obj
 
 
@@ -66,23 +67,28 @@ def listed(keys: list[str], limit: int = 6) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def state_mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
-                   skip: Callable[[str], bool] = lambda key: False) -> str | None:
+def state_mismatch(
+    expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], skip: Callable[[str], bool] = lambda key: False
+) -> str | None:
     """What keeps ``state`` from loading into a model whose state dict is ``expected`` (keys for which
     ``skip`` is true left out): missing and unexpected keys, shape mismatches; None if it fits."""
     # Old files (torchvision's among them) lack BN's num_batches_tracked; BN fills it in itself.
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked") and not skip(k)]
     unexpected = [k for k in state if k not in expected and not skip(k)]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-              if k in state and state[k].shape != v.shape and not skip(k)]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape and not skip(k)
+    ]
     parts = [f"missing keys: {listed(missing)}"] if missing else []
     parts += [f"unexpected keys: {listed(unexpected)}"] if unexpected else []
     parts += [f"shape mismatches (file vs model): {listed(shapes, 3)}"] if shapes else []
     return "; ".join(parts) or None
 
 
-def load_weights(model: nn.Module, source: str | Path | dict[str, torch.Tensor], name: str = "the model",
-                 where: str | None = None) -> None:
+def load_weights(
+    model: nn.Module, source: str | Path | dict[str, torch.Tensor], name: str = "the model", where: str | None = None
+) -> None:
     """Load weights strictly; a mismatch raises one line listing the missing and unexpected keys.
 
     ``where`` names the weights in that line (default: the file, or "the checkpoint" for a dict).

@@ -6,14 +6,20 @@ import argparse
 
 
 def checkpoint_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="checkpoint file (.safetensors) or run folder (its best checkpoint, else its last)")
+    p.add_argument(
+        "checkpoint", help="checkpoint file (.safetensors) or run folder (its best checkpoint, else its last)"
+    )
 
 
 def weights_argument(p: argparse.ArgumentParser, positional: str = "") -> None:
     then = f"; {positional} is then a model name, e.g. resnet50" if positional else ""
-    p.add_argument("--weights", default=None, metavar="WEIGHTS",
-                   help="pretrained weights: torchvision, torchvision-v2 (published ImageNet weights, downloaded "
-                   f"once; see `resnet weights`) or a .pth/.safetensors file{then}")
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="WEIGHTS",
+        help="pretrained weights: torchvision, torchvision-v2 (published ImageNet weights, downloaded "
+        f"once; see `resnet weights`) or a .pth/.safetensors file{then}",
+    )
 
 
 def device_argument(p: argparse.ArgumentParser) -> None:
@@ -21,11 +27,14 @@ def device_argument(p: argparse.ArgumentParser) -> None:
 
 
 def quiet_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when stderr is "
-                   "not a terminal)")
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bars (they are off anyway when stderr is not a terminal)"
+    )
 
 
 def data_arguments(p: argparse.ArgumentParser, default: str = "cifar10") -> None:
-    p.add_argument("--data", default=default, help=f"dataset: digits, cifar10, cifar100, imagefolder (default: {default})")
+    p.add_argument(
+        "--data", default=default, help=f"dataset: digits, cifar10, cifar100, imagefolder (default: {default})"
+    )
     p.add_argument("--data-dir", default=None, help="dataset folder (not needed for digits)")
     device_argument(p)

@@ -10,40 +10,60 @@ from typing import Any
 from resnet.commands._arguments import checkpoint_argument, device_argument, quiet_argument
 from resnet.data import Normalization, make_eval_loader
 from resnet.data.transforms import check_protocol
+from resnet.device import resolve_device
 from resnet.errors import ResNetError
 from resnet.eval_data import checkpoint_split, data_name
 from resnet.evaluate import NonFiniteOutputs, evaluate, model_from_checkpoint
 from resnet.inference import prepare_for_inference
 from resnet.option_types import positive_int
-from resnet.device import resolve_device
 
-DESCRIPTION = ("Top-1 and top-5 error of a checkpoint (or a run folder: its best checkpoint) on a "
-               "dataset. The data, split and normalisation default to the ones it was trained with. Another "
-               "--data-dir is read with its own structure (val/, train/, or every image with --split all), its "
-               "class folders matched to the checkpoint's classes by name (a subset is fine). The test views "
-               "follow the network's input size: ImageNet crops for networks trained on image files, the "
-               "network's own size (e.g. 32x32) for ones trained on small images.")
+DESCRIPTION = (
+    "Top-1 and top-5 error of a checkpoint (or a run folder: its best checkpoint) on a "
+    "dataset. The data, split and normalisation default to the ones it was trained with. Another "
+    "--data-dir is read with its own structure (val/, train/, or every image with --split all), its "
+    "class folders matched to the checkpoint's classes by name (a subset is fine). The test views "
+    "follow the network's input size: ImageNet crops for networks trained on image files, the "
+    "network's own size (e.g. 32x32) for ones trained on small images."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     checkpoint_argument(p)
-    p.add_argument("--data", default=None, help="dataset (default: the one it was trained on; an image folder "
-                   "for a --data-dir of class folders)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="dataset (default: the one it was trained on; an image folder for a --data-dir of class folders)",
+    )
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the one it was trained on)")
-    p.add_argument("--split", choices=["val", "test", "train", "all"], default="val",
-                   help="which split to evaluate (default: val; test where the source has one, e.g. CIFAR; "
-                   "all: every image of the data, e.g. a separate test folder)")
+    p.add_argument(
+        "--split",
+        choices=["val", "test", "train", "all"],
+        default="val",
+        help="which split to evaluate (default: val; test where the source has one, e.g. CIFAR; "
+        "all: every image of the data, e.g. a separate test folder)",
+    )
     views = p.add_mutually_exclusive_group()
-    views.add_argument("--ten-crop", action="store_true", help="average 10 crops: 4 corners, centre, and flips "
-                       "(224 crops of the image resized to 256; for small-image networks, crops at their size of "
-                       "the image padded by 4 pixels)")
-    views.add_argument("--multi-scale", action="store_true",
-                       help="fully convolutional, scores averaged over shorter sides 224, 256, 384, 480, 640 "
-                       "(ImageNet-style networks only)")
-    views.add_argument("--center", action="store_true", help="resize 256, centre 224 crop (small-image networks: "
-                       "shorter side resized to their size, centre crop)")
-    views.add_argument("--flip", action="store_true", help="average the single view and its mirror image "
-                       "(beyond the paper)")
+    views.add_argument(
+        "--ten-crop",
+        action="store_true",
+        help="average 10 crops: 4 corners, centre, and flips "
+        "(224 crops of the image resized to 256; for small-image networks, crops at their size of "
+        "the image padded by 4 pixels)",
+    )
+    views.add_argument(
+        "--multi-scale",
+        action="store_true",
+        help="fully convolutional, scores averaged over shorter sides 224, 256, 384, 480, 640 "
+        "(ImageNet-style networks only)",
+    )
+    views.add_argument(
+        "--center",
+        action="store_true",
+        help="resize 256, centre 224 crop (small-image networks: shorter side resized to their size, centre crop)",
+    )
+    views.add_argument(
+        "--flip", action="store_true", help="average the single view and its mirror image (beyond the paper)"
+    )
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per forward pass (default: 100)")
     device_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -58,24 +78,44 @@ def run(args: argparse.Namespace) -> int:
     protocol = _protocol(args, meta)
     check_protocol(protocol, image_size)
     name = data_name(meta, args.data, args.data_dir)
-    split = checkpoint_split(meta, args.split, data=name, data_dir=args.data_dir, source=args.checkpoint,
-                             quiet=args.quiet)
+    split = checkpoint_split(
+        meta, args.split, data=name, data_dir=args.data_dir, source=args.checkpoint, quiet=args.quiet
+    )
     # BN folded into the convolutions, channels-last, float32: the same function as the trained net, faster.
     net = prepare_for_inference(model, device, precision="fp32")
-    loader = make_eval_loader(split, args.batch_size, protocol=protocol,
-                              normalization=Normalization.from_dict(meta["normalization"]), device=device,
-                              image_size=image_size, in_channels=meta["model_options"].get("in_channels", 3))
+    loader = make_eval_loader(
+        split,
+        args.batch_size,
+        protocol=protocol,
+        normalization=Normalization.from_dict(meta["normalization"]),
+        device=device,
+        image_size=image_size,
+        in_channels=meta["model_options"].get("in_channels", 3),
+    )
     try:
         result = evaluate(net, loader, quiet=args.quiet)
     except NonFiniteOutputs as e:
         raise ResNetError(f"{args.checkpoint}: {e}") from None
     where = f"{name} {args.data_dir}" if args.data_dir else name
     if args.json:
-        print(json.dumps({"checkpoint": str(args.checkpoint), "model": meta["model"], "data": name,
-                          "data_dir": args.data_dir, "split": args.split, "protocol": protocol, **result.to_dict()}))
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(args.checkpoint),
+                    "model": meta["model"],
+                    "data": name,
+                    "data_dir": args.data_dir,
+                    "split": args.split,
+                    "protocol": protocol,
+                    **result.to_dict(),
+                }
+            )
+        )
     else:
-        print(f"{meta['model']} on {where} {args.split} ({result.images} images, {protocol}): "
-              f"top-1 error {100 * result.top1_error:.2f}%, top-5 error {100 * result.top5_error:.2f}%")
+        print(
+            f"{meta['model']} on {where} {args.split} ({result.images} images, {protocol}): "
+            f"top-1 error {100 * result.top1_error:.2f}%, top-5 error {100 * result.top5_error:.2f}%"
+        )
     return 0
 
 

@@ -14,39 +14,70 @@ from resnet.markdown import markdown_table
 from resnet.option_types import positive_int, seed_int
 from resnet.train.trainer import Interrupted
 
-DESCRIPTION = ("Train the runs of one of the paper's experiments (resumable: run the same "
-               "command again to continue) and write its figures, tables and report into --out.")
+DESCRIPTION = (
+    "Train the runs of one of the paper's experiments (resumable: run the same "
+    "command again to continue) and write its figures, tables and report into --out."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     kinds = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
-    for name, help_text in (("degradation", "plain vs residual CIFAR nets at several depths: Figure 6, Table 6"),
-                            ("shortcuts", "shortcut options A, B, C on one network (the idea of Table 3)")):
+    for name, help_text in (
+        ("degradation", "plain vs residual CIFAR nets at several depths: Figure 6, Table 6"),
+        ("shortcuts", "shortcut options A, B, C on one network (the idea of Table 3)"),
+    ):
         e = kinds.add_parser(name, help=help_text, description=help_text)
         data_arguments(e)
         if name == "degradation":
-            e.add_argument("--depths", default=None, help="comma-separated depths 6n+2 (default: 20,56; with "
-                           "--medium 20,32,44,56; the paper: 20,32,44,56,110)")
-            e.add_argument("--nets", default="plain,resnet", help="which half of Figure 6 to train: plain, "
-                           "resnet or plain,resnet (default), e.g. --nets resnet to repeat the residual half "
-                           "with another --seed at half the cost")
+            e.add_argument(
+                "--depths",
+                default=None,
+                help="comma-separated depths 6n+2 (default: 20,56; with "
+                "--medium 20,32,44,56; the paper: 20,32,44,56,110)",
+            )
+            e.add_argument(
+                "--nets",
+                default="plain,resnet",
+                help="which half of Figure 6 to train: plain, "
+                "resnet or plain,resnet (default), e.g. --nets resnet to repeat the residual half "
+                "with another --seed at half the cost",
+            )
             modes = e.add_mutually_exclusive_group()
-            modes.add_argument("--quick", action="store_true", help="short schedule for a laptop CPU: 640 "
-                               "iterations on 2,500 training images, depths 20 and 56 (see README)")
-            modes.add_argument("--medium", action="store_true", help="the quick schedule at depths 20, 32, 44 "
-                               "and 56: about twice the time")
+            modes.add_argument(
+                "--quick",
+                action="store_true",
+                help="short schedule for a laptop CPU: 640 "
+                "iterations on 2,500 training images, depths 20 and 56 (see README)",
+            )
+            modes.add_argument(
+                "--medium",
+                action="store_true",
+                help="the quick schedule at depths 20, 32, 44 and 56: about twice the time",
+            )
         else:
             e.add_argument("--model", default="resnet20", help="residual network (default: resnet20)")
             e.add_argument("--options", default="A,B,C", help="shortcut options to compare (default: A,B,C)")
             e.add_argument("--quick", action="store_true", help="500 iterations: a pipeline check (see README)")
-        e.add_argument("--iterations", type=positive_int, default=None, help="training length of every run (milestones scale)")
+        e.add_argument(
+            "--iterations", type=positive_int, default=None, help="training length of every run (milestones scale)"
+        )
         e.add_argument("--seed", type=seed_int, default=0, help="seed of every run (default: 0)")
         e.add_argument("--out", default=None, help=f"output folder (default: experiments/{name})")
-        e.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
-                       help="any `resnet train` option for every run, e.g. --set batch_size=64 (repeatable)")
+        e.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="OPTION=VALUE",
+            help="any `resnet train` option for every run, e.g. --set batch_size=64 (repeatable)",
+        )
         e.add_argument("--quiet", action="store_true", help="no progress bars")
-        e.add_argument("--jobs", type=positive_int, default=1, help="CPU runs trained side by side, each with "
-                       "its share of the threads (default: 1; see README for when it pays)")
+        e.add_argument(
+            "--jobs",
+            type=positive_int,
+            default=1,
+            help="CPU runs trained side by side, each with "
+            "its share of the threads (default: 1; see README for when it pays)",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
             result = _degradation(args, data, out, overrides)
         else:
             options = [o.strip().upper() for o in args.options.split(",") if o.strip()]
-            result = experiments.shortcuts(args.model, options, data, out, quick=args.quick, overrides=overrides,
-                                           parallel=args.jobs)
+            result = experiments.shortcuts(
+                args.model, options, data, out, quick=args.quick, overrides=overrides, parallel=args.jobs
+            )
     except Interrupted as e:  # Ctrl-C or SIGTERM: the run in progress saved its checkpoint
         print(f"resnet: {e}; to continue the experiment, run the same command again", file=sys.stderr)
         return 130
@@ -77,17 +109,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _degradation(args: argparse.Namespace, data: dict[str, Any], out: str,
-                 overrides: dict[str, Any]) -> experiments.ExperimentResult:
+def _degradation(
+    args: argparse.Namespace, data: dict[str, Any], out: str, overrides: dict[str, Any]
+) -> experiments.ExperimentResult:
     mode = "quick" if args.quick else "medium" if args.medium else None
     try:
-        depths = ([int(d) for d in args.depths.split(",") if d.strip()] if args.depths is not None
-                  else experiments.MODE_DEPTHS[mode])
+        depths = (
+            [int(d) for d in args.depths.split(",") if d.strip()]
+            if args.depths is not None
+            else experiments.MODE_DEPTHS[mode]
+        )
     except ValueError:
         raise ResNetError(f"--depths {args.depths!r}: expected comma-separated integers, e.g. 20,32,44,56") from None
     kinds = tuple(dict.fromkeys(k.strip().lower() for k in args.nets.split(",") if k.strip()))
-    return experiments.degradation(depths, data, out, mode=mode, overrides=overrides, parallel=args.jobs,
-                                   kinds=kinds)
+    return experiments.degradation(depths, data, out, mode=mode, overrides=overrides, parallel=args.jobs, kinds=kinds)
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:

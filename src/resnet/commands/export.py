@@ -12,19 +12,30 @@ from resnet.evaluate import model_from_checkpoint
 from resnet.export import SUFFIXES, deployment_metadata, export_model, input_shape_from_meta
 from resnet.option_types import image_side
 
-DESCRIPTION = ("Write a trained network (BatchNorm folded into the convolutions, any batch size) as "
-               "TorchScript or ONNX. The export is compared with eager PyTorch on random inputs and removed "
-               "again if they differ beyond float tolerance. ONNX needs `pip install 'resnet[export]'`.")
+DESCRIPTION = (
+    "Write a trained network (BatchNorm folded into the convolutions, any batch size) as "
+    "TorchScript or ONNX. The export is compared with eager PyTorch on random inputs and removed "
+    "again if they differ beyond float tolerance. ONNX needs `pip install 'resnet[export]'`."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     checkpoint_argument(p)
     p.add_argument("--format", choices=["torchscript", "onnx"], required=True, help="what to write")
-    p.add_argument("--output", default=None,
-                   help="file to write (default: beside the checkpoint, .pt for TorchScript, .onnx for ONNX; "
-                   "with --weights: MODEL.WEIGHTS.pt/.onnx here)")
-    p.add_argument("--input-size", type=image_side, nargs="+", metavar="N", default=None,
-                   help="input height [width] used for the check (default: the checkpoint's image size)")
+    p.add_argument(
+        "--output",
+        default=None,
+        help="file to write (default: beside the checkpoint, .pt for TorchScript, .onnx for ONNX; "
+        "with --weights: MODEL.WEIGHTS.pt/.onnx here)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=image_side,
+        nargs="+",
+        metavar="N",
+        default=None,
+        help="input height [width] used for the check (default: the checkpoint's image size)",
+    )
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers separate in the export")
     weights_argument(p, "CHECKPOINT")
 
@@ -40,15 +51,20 @@ def run(args: argparse.Namespace) -> int:
         model, meta = model_from_checkpoint(args.checkpoint)
     if output is None:  # beside the checkpoint: run/best.safetensors -> run/best.onnx, run/ -> run/model.onnx
         source = Path(args.checkpoint)
-        output = source / f"model{SUFFIXES[args.format]}" if source.is_dir() else source.with_suffix(SUFFIXES[args.format])
+        output = (
+            source / f"model{SUFFIXES[args.format]}" if source.is_dir() else source.with_suffix(SUFFIXES[args.format])
+        )
     shape = input_shape_from_meta(meta, meta["model"])
     if args.input_size:
         if len(args.input_size) > 2:
             raise ResNetError(f"--input-size takes a height and at most a width, got {len(args.input_size)} numbers")
         h, w = (args.input_size * 2)[:2]
         shape = (shape[0], h, w)
-    result = export_model(model, output, args.format, shape, fold_bn=not args.no_fold_bn,
-                          metadata=deployment_metadata(meta, shape))
-    print(f"{result.format}: {result.path} (checked against eager PyTorch: max |diff| {result.max_abs_diff:.2e}, "
-          f"input {shape[0]}x{shape[1]}x{shape[2]}, any batch size)")
+    result = export_model(
+        model, output, args.format, shape, fold_bn=not args.no_fold_bn, metadata=deployment_metadata(meta, shape)
+    )
+    print(
+        f"{result.format}: {result.path} (checked against eager PyTorch: max |diff| {result.max_abs_diff:.2e}, "
+        f"input {shape[0]}x{shape[1]}x{shape[2]}, any batch size)"
+    )
     return 0

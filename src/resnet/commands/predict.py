@@ -7,15 +7,17 @@ import argparse
 import json
 
 from resnet.commands._arguments import checkpoint_argument, device_argument, weights_argument
+from resnet.device import resolve_device
 from resnet.evaluate import model_from_checkpoint
 from resnet.files import atomic_write
 from resnet.inference import prepare_for_inference
 from resnet.option_types import positive_int
 from resnet.predict import csv_text, image_paths, iter_predictions
-from resnet.device import resolve_device
 
-DESCRIPTION = ("Classify image files with a checkpoint (or a run folder): the top classes with "
-               "their names and probabilities. A folder stands for every image in it and its subfolders.")
+DESCRIPTION = (
+    "Classify image files with a checkpoint (or a run folder): the top classes with "
+    "their names and probabilities. A folder stands for every image in it and its subfolders."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,8 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images (searched recursively)")
     p.add_argument("--top", type=positive_int, default=5, help="classes to show per image (default: 5)")
     weights_argument(p, "CHECKPOINT")
-    p.add_argument("--csv", metavar="FILE", default=None,
-                   help="also write one row per image: image, class_1, probability_1, ..., class_k, probability_k")
+    p.add_argument(
+        "--csv",
+        metavar="FILE",
+        default=None,
+        help="also write one row per image: image, class_1, probability_1, ..., class_k, probability_k",
+    )
     device_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON: one object per image")
 

@@ -6,8 +6,10 @@ import argparse
 
 from resnet.report import write_report
 
-DESCRIPTION = ("Config, curves, tables and final numbers of the given runs, as report.html "
-               "(figures embedded, viewable offline) and report.md with PNGs beside it.")
+DESCRIPTION = (
+    "Config, curves, tables and final numbers of the given runs, as report.html "
+    "(figures embedded, viewable offline) and report.md with PNGs beside it."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

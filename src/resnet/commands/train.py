@@ -14,27 +14,44 @@ from resnet.errors import ResNetError
 from resnet.option_types import positive_int
 from resnet.train import config as C
 
-DESCRIPTION = ("Train a network. With no arguments: ResNet-20 on the 1,797 scikit-learn digits "
-               "(330 iterations; 13 s from command to prompt on 2 idle AMD EPYC cores). Options resolve as: "
-               "defaults -> --recipe -> --config FILE -> "
-               "flags. --batch-size is the global batch (summed over all processes of a DDP run, the LR is for "
-               "it); run many processes with --nproc N or `torchrun --nproc-per-node N -m resnet train ...`.")
+DESCRIPTION = (
+    "Train a network. With no arguments: ResNet-20 on the 1,797 scikit-learn digits "
+    "(330 iterations; 13 s from command to prompt on 2 idle AMD EPYC cores). Options resolve as: "
+    "defaults -> --recipe -> --config FILE -> "
+    "flags. --batch-size is the global batch (summed over all processes of a DDP run, the LR is for "
+    "it); run many processes with --nproc N or `torchrun --nproc-per-node N -m resnet train ...`."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", default=None,
-                   help="TOML file of options (same names as the flags; flags override it)")
-    p.add_argument("--resume", metavar="RUN_DIR", default=None,
-                   help="continue the run in RUN_DIR exactly where its last checkpoint left off. A finished run "
-                   "is left as it is; --iterations N or --epochs E with --resume give the run a new length "
-                   "(e.g. extend a finished run): the LR schedule is recomputed for the new length (multistep "
-                   "milestones are fractions of it, cosine reaches 0 at its end) and the steps already taken "
-                   "are kept, not redone")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start the new run even if --run-dir holds a run: that run's files (checkpoints, "
-                   "metrics, logs, exports) are deleted first")
-    p.add_argument("--nproc", type=positive_int, default=1,
-                   help="processes on this machine (DDP through torchrun; one per GPU) (default: 1)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="TOML file of options (same names as the flags; flags override it)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue the run in RUN_DIR exactly where its last checkpoint left off. A finished run "
+        "is left as it is; --iterations N or --epochs E with --resume give the run a new length "
+        "(e.g. extend a finished run): the LR schedule is recomputed for the new length (multistep "
+        "milestones are fractions of it, cosine reaches 0 at its end) and the steps already taken "
+        "are kept, not redone",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start the new run even if --run-dir holds a run: that run's files (checkpoints, "
+        "metrics, logs, exports) are deleted first",
+    )
+    p.add_argument(
+        "--nproc",
+        type=positive_int,
+        default=1,
+        help="processes on this machine (DDP through torchrun; one per GPU) (default: 1)",
+    )
     train_options.add_arguments(p)
 
 
@@ -60,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if result.finished_earlier:
         s = result.summary
-        print(f"{result.run_dir}: finished earlier ({s['iterations']} iterations), left as it is; to train it "
-              f"longer: resnet train --resume {result.run_dir} --iterations N (or --epochs E)")
+        print(
+            f"{result.run_dir}: finished earlier ({s['iterations']} iterations), left as it is; to train it "
+            f"longer: resnet train --resume {result.run_dir} --iterations N (or --epochs E)"
+        )
         return 0
     if result.summary and int(os.environ.get("RANK", "0")) == 0:
         _print_summary(result.summary, result.run_dir)
@@ -76,9 +95,11 @@ def _check(args: argparse.Namespace, given: dict[str, Any]) -> None:
         return
     extra = [k for k in given if k not in ("iterations", "epochs")]
     if extra or args.config:
-        raise ResNetError(f"--resume continues the run with its saved config; drop "
-                          f"{', '.join('--' + k.replace('_', '-') for k in extra) or '--config'} "
-                          f"(only --iterations or --epochs may change its length)")
+        raise ResNetError(
+            f"--resume continues the run with its saved config; drop "
+            f"{', '.join('--' + k.replace('_', '-') for k in extra) or '--config'} "
+            f"(only --iterations or --epochs may change its length)"
+        )
     if "iterations" in given and "epochs" in given:
         raise ResNetError("--resume: give the new length as --iterations or as --epochs, not both")
     if args.overwrite:
@@ -89,9 +110,13 @@ def _launch(args: argparse.Namespace, given: dict[str, Any]) -> int:
     """This command again in --nproc processes under torchrun."""
     from resnet.train.distributed import launch
 
-    argv = ["train"] + (["--config", args.config] if args.config else []) + \
-           (["--resume", args.resume] if args.resume else []) + (["--overwrite"] if args.overwrite else []) + \
-           train_options.flags(given)
+    argv = (
+        ["train"]
+        + (["--config", args.config] if args.config else [])
+        + (["--resume", args.resume] if args.resume else [])
+        + (["--overwrite"] if args.overwrite else [])
+        + train_options.flags(given)
+    )
     return launch(args.nproc, argv, stop_grace_s=_dist_timeout(args, given))
 
 
@@ -105,9 +130,11 @@ def _dist_timeout(args: argparse.Namespace, given: dict[str, Any]) -> float:
 def _print_summary(s: dict[str, Any], run_dir: Path | None) -> None:
     if s["final"]:
         f = s["final"]
-        print(f"final validation ({f['protocol']}): top-1 error {100 * f['top1_error']:.2f}% "
-              f"(accuracy {100 * (1 - f['top1_error']):.2f}%), top-5 error {100 * f['top5_error']:.2f}%, "
-              f"{f['images']} images")
+        print(
+            f"final validation ({f['protocol']}): top-1 error {100 * f['top1_error']:.2f}% "
+            f"(accuracy {100 * (1 - f['top1_error']):.2f}%), top-5 error {100 * f['top5_error']:.2f}%, "
+            f"{f['images']} images"
+        )
     print(_times(s))
     print(f"run folder: {run_dir}")
 

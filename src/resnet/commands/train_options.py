@@ -32,8 +32,17 @@ def _default_text(name: str) -> str:
     return "; ".join(parts)
 
 
-_METAVARS = {"model": "NAME", "data_dir": "DIR", "cache_dir": "DIR", "run_dir": "DIR", "runs_root": "DIR",
-             "device": "DEVICE", "init": "WEIGHTS", "freeze_until": "STAGE", "head_lr": "LR"}
+_METAVARS = {
+    "model": "NAME",
+    "data_dir": "DIR",
+    "cache_dir": "DIR",
+    "run_dir": "DIR",
+    "runs_root": "DIR",
+    "device": "DEVICE",
+    "init": "WEIGHTS",
+    "freeze_until": "STAGE",
+    "head_lr": "LR",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = _default_text(f.name)
         # Options whose help already says what their default is ("default: the family's") need no "none".
-        text = f.metadata["help"] if "(default:" in f.metadata["help"] and default == "default: none" \
+        text = (
+            f.metadata["help"]
+            if "(default:" in f.metadata["help"] and default == "default: none"
             else f"{f.metadata['help']} ({default})"
+        )
         help = text.replace("%", "%%")
         kind = base_type(f.name)
         kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=help, dest=f.name)

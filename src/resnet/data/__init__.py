@@ -53,8 +53,21 @@ image_size=None, in_channels=3)``. (extra) For ``resnet eval`` on other data:
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.loaders import AUGMENTS, PROTOCOLS, EvalLoader, TrainLoader, make_eval_loader, make_train_loader
 from resnet.data.normalization import Normalization
-from resnet.data.statistics import fit_normalization
 from resnet.data.sources import DATASETS, load_dataset
+from resnet.data.statistics import fit_normalization
 
-__all__ = ["AUGMENTS", "DATASETS", "PROTOCOLS", "DataBundle", "EvalLoader", "FileSplit", "Normalization",
-           "TensorSplit", "TrainLoader", "fit_normalization", "load_dataset", "make_eval_loader", "make_train_loader"]
+__all__ = [
+    "AUGMENTS",
+    "DATASETS",
+    "PROTOCOLS",
+    "DataBundle",
+    "EvalLoader",
+    "FileSplit",
+    "Normalization",
+    "TensorSplit",
+    "TrainLoader",
+    "fit_normalization",
+    "load_dataset",
+    "make_eval_loader",
+    "make_train_loader",
+]

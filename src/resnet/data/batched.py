@@ -21,8 +21,9 @@ def random_crop_params(n: int, pad: int, generator: torch.Generator) -> tuple[to
     return offsets[0], offsets[1], flip
 
 
-def pad_crop_flip_batch(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,
-                        pad: int = 4) -> torch.Tensor:
+def pad_crop_flip_batch(
+    x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int = 4
+) -> torch.Tensor:
     """Zero-pad ``x`` [B, C, H, W] by ``pad``, crop H x W at (dy, dx), mirror where ``flip``."""
     b, c, h, w = x.shape
     dev = x.device
@@ -61,7 +62,9 @@ class PadCropFlipNormalize:
 
         def crops(t: torch.Tensor, fill: float) -> torch.Tensor:
             padded = F.pad(t.float().to(images.device), (pad,) * 4, value=fill)
-            return torch.stack([padded[:, dy:dy + h, dx:dx + w] for dy, dx in itertools.product(range(span), repeat=2)])
+            return torch.stack(
+                [padded[:, dy : dy + h, dx : dx + w] for dy, dx in itertools.product(range(span), repeat=2)]
+            )
 
         self.shifts = crops(shift, 0.0)  # [span * span, C, H, W]
         self.divisors = crops(divisor, 1.0)

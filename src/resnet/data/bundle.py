@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import torch
 
@@ -46,7 +46,7 @@ class FileSplit:
         return FileSplit([self.samples[i] for i in indices.tolist()], self.skip_bad_images)
 
 
-Split = Union[TensorSplit, FileSplit]
+Split = TensorSplit | FileSplit
 
 
 def concat_splits(splits: list[Split]) -> Split:
@@ -55,8 +55,11 @@ def concat_splits(splits: list[Split]) -> Split:
         return FileSplit([x for s in splits for x in s.samples], any(s.skip_bad_images for s in splits))
     assert all(isinstance(s, TensorSplit) for s in splits), "cannot mix in-memory and file splits"
     coarse = [s.coarse_labels for s in splits]
-    return TensorSplit(torch.cat([s.images for s in splits]), torch.cat([s.labels for s in splits]),
-                       torch.cat(coarse) if all(c is not None for c in coarse) else None)
+    return TensorSplit(
+        torch.cat([s.images for s in splits]),
+        torch.cat([s.labels for s in splits]),
+        torch.cat(coarse) if all(c is not None for c in coarse) else None,
+    )
 
 
 def relabel(split: Split, mapping: torch.Tensor) -> Split:

@@ -86,9 +86,18 @@ def load_cached(key: str, cache_dir: Path) -> tuple[np.ndarray, dict[str, Any]] 
         return None
 
 
-def build_cache(key: str, cache_dir: Path, paths: Sequence[str], size: tuple[int, int], *,
-                skip_bad_images: bool, workers: int, skipped: Sequence[str] = (), source: str | None = None,
-                quiet: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+def build_cache(
+    key: str,
+    cache_dir: Path,
+    paths: Sequence[str],
+    size: tuple[int, int],
+    *,
+    skip_bad_images: bool,
+    workers: int,
+    skipped: Sequence[str] = (),
+    source: str | None = None,
+    quiet: bool = False,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Decode ``paths`` (all ``size`` = (H, W)) into the cache entry ``key``; return it memory-mapped.
 
     ``skipped``: files of the folder already left out (unreadable headers), recorded in the sidecar with
@@ -100,8 +109,13 @@ def build_cache(key: str, cache_dir: Path, paths: Sequence[str], size: tuple[int
     images = np.empty((len(paths), 3, h, w), dtype=np.uint8)
     skipped = list(skipped)
     n = 0
-    decoded = progress(zip(paths, decode_all(paths, workers)), total=len(paths), quiet=quiet, unit="img",
-                       desc=f"decoding {len(paths)} images into the cache (once)")
+    decoded = progress(
+        zip(paths, decode_all(paths, workers)),
+        total=len(paths),
+        quiet=quiet,
+        unit="img",
+        desc=f"decoding {len(paths)} images into the cache (once)",
+    )
     for path, (pixels, error) in decoded:
         if pixels is not None and pixels.shape[:2] != (h, w):
             error = f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, the others are {w}x{h}"
@@ -113,8 +127,7 @@ def build_cache(key: str, cache_dir: Path, paths: Sequence[str], size: tuple[int
         images[n] = pixels.transpose(2, 0, 1)
         n += 1
     images = images[:n]
-    meta = {"version": _VERSION, "count": n, "size": [h, w], "skipped": skipped, "source": source,
-            "created": now_iso()}
+    meta = {"version": _VERSION, "count": n, "size": [h, w], "skipped": skipped, "source": source, "created": now_iso()}
     # The sidecar goes first: an entry counts only once its .npy exists too.
     atomic_write(cache_dir / f"images-{key}.json", json.dumps(meta).encode())
     atomic_write(cache_dir / f"images-{key}.npy", lambda f: np.save(f, images))

@@ -48,7 +48,11 @@ def _describe(entry: CacheEntry) -> None:
         if sidecar is not None:
             try:
                 meta = json.loads(sidecar.read_text())
-                entry.images, entry.source, entry.created = meta.get("count"), meta.get("source"), meta.get("created", "")
+                entry.images, entry.source, entry.created = (
+                    meta.get("count"),
+                    meta.get("source"),
+                    meta.get("created", ""),
+                )
             except (OSError, ValueError, AttributeError):
                 entry.complete = False
     else:

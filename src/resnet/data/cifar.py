@@ -36,13 +36,29 @@ class CifarSource:
 
 SOURCES = {
     "cifar10": CifarSource(
-        "cifar10", "cifar-10-batches-py", "cifar-10-python.tar.gz",
-        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
-        tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta", b"labels", b"label_names"),
+        "cifar10",
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "c58f30108f718f92721af3b95e74349a",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        "test_batch",
+        "batches.meta",
+        b"labels",
+        b"label_names",
+    ),
     "cifar100": CifarSource(
-        "cifar100", "cifar-100-python", "cifar-100-python.tar.gz",
-        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
-        ("train",), "test", "meta", b"fine_labels", b"fine_label_names"),
+        "cifar100",
+        "cifar-100-python",
+        "cifar-100-python.tar.gz",
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "eb9058c3a382ffc7106e4002c42a8d85",
+        ("train",),
+        "test",
+        "meta",
+        b"fine_labels",
+        b"fine_label_names",
+    ),
 }
 
 
@@ -55,8 +71,10 @@ class CifarData:
 
 
 def where_to_put(src: CifarSource, data_dir: Path) -> str:
-    return (f"put {src.archive} (from {src.url}, MD5 {src.md5}) or its extracted {src.folder}/ in "
-            f"{data_dir}, or pass --download")
+    return (
+        f"put {src.archive} (from {src.url}, MD5 {src.md5}) or its extracted {src.folder}/ in "
+        f"{data_dir}, or pass --download"
+    )
 
 
 def _reader(src: CifarSource, data_dir: Path, download_to: Path | None):
@@ -113,12 +131,14 @@ def _batch(raw: bytes, where: object, src: CifarSource, num_classes: int | None)
             raise ResNetError(f"{where}: {key!r} has {count} entries for {len(data)} images")
         wrong = next((v for v in labels if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
         if wrong is not None:
-            raise ResNetError(f"{where}: {key!r} must be integer class indices, found {type(wrong).__name__} "
-                              f"{wrong!r:.40}")
+            raise ResNetError(
+                f"{where}: {key!r} must be integer class indices, found {type(wrong).__name__} {wrong!r:.40}"
+            )
         labels = np.asarray(labels, dtype=np.int64)
         out[key.decode()] = labels.astype(np.int64)
-    if num_classes is not None and (out[src.label_key.decode()].min(initial=0) < 0
-                                    or out[src.label_key.decode()].max(initial=0) >= num_classes):
+    if num_classes is not None and (
+        out[src.label_key.decode()].min(initial=0) < 0 or out[src.label_key.decode()].max(initial=0) >= num_classes
+    ):
         raise ResNetError(f"{where}: labels outside 0..{num_classes - 1}")
     return out
 
@@ -133,8 +153,11 @@ def _names(meta: dict, key: bytes, where: object) -> list[str]:
 def holds_cifar(name: str, data_dir: str | Path) -> bool:
     """Whether ``data_dir`` is one of the layouts :func:`read_cifar` accepts (no file is read)."""
     src, root = SOURCES[name], Path(data_dir)
-    return (root.is_file() or (root / src.archive).is_file()
-            or any((f / src.meta_file).is_file() or (f / src.test_file).is_file() for f in (root, root / src.folder)))
+    return (
+        root.is_file()
+        or (root / src.archive).is_file()
+        or any((f / src.meta_file).is_file() or (f / src.test_file).is_file() for f in (root, root / src.folder))
+    )
 
 
 def read_cifar_classes(name: str, data_dir: str | Path) -> list[str]:

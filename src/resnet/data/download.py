@@ -48,12 +48,20 @@ def checksum_mismatch(path: Path, md5: str | None = None, sha256: str | None = N
     if md5 is not None and (got := md5sum(path)) != md5:
         return f"MD5 {got}, expected {md5}"
     if sha256 is not None and not (got := file_digest(path, "sha256")).startswith(sha256.lower()):
-        return f"SHA-256 {got[:len(sha256)]}..., expected {sha256}..."
+        return f"SHA-256 {got[: len(sha256)]}..., expected {sha256}..."
     return ""
 
 
-def download(url: str, dest: str | Path, md5: str | None = None, *, sha256: str | None = None,
-             timeout: float = 20.0, manual_hint: str = "", progress: bool = False) -> Path:
+def download(
+    url: str,
+    dest: str | Path,
+    md5: str | None = None,
+    *,
+    sha256: str | None = None,
+    timeout: float = 20.0,
+    manual_hint: str = "",
+    progress: bool = False,
+) -> Path:
     """Fetch ``url`` to ``dest`` unless a file with the right checksum (``md5`` or ``sha256``) is there.
 
     ``sha256`` may be a prefix of the digest. ``manual_hint`` (where to put the file by hand) is added
@@ -80,8 +88,7 @@ def download(url: str, dest: str | Path, md5: str | None = None, *, sha256: str 
     except urllib.error.HTTPError as e:
         if e.code == 416:  # our partial file is not a prefix of theirs: start again
             part.unlink()
-            return download(url, dest, md5, sha256=sha256, timeout=timeout, manual_hint=manual_hint,
-                            progress=progress)
+            return download(url, dest, md5, sha256=sha256, timeout=timeout, manual_hint=manual_hint, progress=progress)
         raise ResNetError(f"cannot download {url}: HTTP {e.code}{hint}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
@@ -97,9 +104,16 @@ def download(url: str, dest: str | Path, md5: str | None = None, *, sha256: str 
         problem = ""
         start = have if resumed else 0
         # disable=None: tqdm draws only on a terminal, so logs and pipes stay clean.
-        bar = tqdm(total=start + int(expected) if expected is not None else None, initial=start, unit="B",
-                   unit_scale=True, unit_divisor=1024, desc=dest.name, leave=False,
-                   disable=None if progress else True)
+        bar = tqdm(
+            total=start + int(expected) if expected is not None else None,
+            initial=start,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=dest.name,
+            leave=False,
+            disable=None if progress else True,
+        )
         with open(part, mode) as out, bar:
             try:
                 for block in iter(lambda: response.read(_CHUNK), b""):
@@ -114,8 +128,10 @@ def download(url: str, dest: str | Path, md5: str | None = None, *, sha256: str 
             out.flush()
             os.fsync(out.fileno())
         if problem:
-            raise ResNetError(f"download of {url} interrupted after {part.stat().st_size} bytes ({problem}); "
-                              f"run again to resume{hint}")
+            raise ResNetError(
+                f"download of {url} interrupted after {part.stat().st_size} bytes ({problem}); "
+                f"run again to resume{hint}"
+            )
     wrong = checksum_mismatch(part, md5, sha256)
     if wrong:
         part.unlink()

@@ -97,6 +97,7 @@ def scan_image_root(root: str | Path) -> tuple[FolderScan, FolderScan | None]:
     if val.classes != train.classes:
         missing = sorted(set(train.classes) - set(val.classes))
         extra = sorted(set(val.classes) - set(train.classes))
-        raise ResNetError(f"class folders differ between {train_dir} and {val_dir}: missing in val {missing}, "
-                          f"extra in val {extra}")
+        raise ResNetError(
+            f"class folders differ between {train_dir} and {val_dir}: missing in val {missing}, extra in val {extra}"
+        )
     return train, val

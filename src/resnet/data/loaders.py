@@ -76,7 +76,7 @@ class TrainLoader(ABC):
 
     def batch_indices(self, epoch: int) -> list[torch.Tensor]:
         order = epoch_order(self.n, self.seed, epoch, self.rank, self.world_size)
-        return list(order.split(self.batch_size))[:len(self)]
+        return list(order.split(self.batch_size))[: len(self)]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.start(self.epoch, 0)
@@ -94,18 +94,29 @@ class TrainLoader(ABC):
 class TensorTrainLoader(TrainLoader):
     """Batches of an in-memory split, augmented on ``device`` a whole batch at a time."""
 
-    def __init__(self, split: TensorSplit, batch_size: int, *, augment: str, normalization: Normalization,
-                 device: torch.device, **kw: Any):
+    def __init__(
+        self,
+        split: TensorSplit,
+        batch_size: int,
+        *,
+        augment: str,
+        normalization: Normalization,
+        device: torch.device,
+        **kw: Any,
+    ):
         super().__init__(len(split), batch_size, **kw)
         if augment == "imagenet":
-            raise ResNetError("option 'augment': imagenet needs image files (kind 'files'); this dataset is in memory "
-                              f"at {tuple(split.images.shape[-2:])} px: use cifar, flip or none")
+            raise ResNetError(
+                "option 'augment': imagenet needs image files (kind 'files'); this dataset is in memory "
+                f"at {tuple(split.images.shape[-2:])} px: use cifar, flip or none"
+            )
         self.augment, self.normalization, self.device = augment, normalization, device
         self.images = split.images.to(device)
         self.labels = split.labels.to(device)
         if augment == "cifar":
-            self._crop = PadCropFlipNormalize(self.images, *normalization.shift_divisor(*self.images.shape[1:],
-                                                                                        device=device), pad=CIFAR_PAD)
+            self._crop = PadCropFlipNormalize(
+                self.images, *normalization.shift_divisor(*self.images.shape[1:], device=device), pad=CIFAR_PAD
+            )
 
     def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for i, idx in enumerate(self.batch_indices(epoch)[first:], start=first):
@@ -177,8 +188,17 @@ def _check_errors(errors: list[str], skip: bool, counter: list[int]) -> None:
 class FileTrainLoader(TrainLoader):
     """Batches of image files decoded and augmented by DataLoader workers."""
 
-    def __init__(self, split: FileSplit, batch_size: int, *, augment: str, normalization: Normalization,
-                 device: torch.device, workers: int, **kw: Any):
+    def __init__(
+        self,
+        split: FileSplit,
+        batch_size: int,
+        *,
+        augment: str,
+        normalization: Normalization,
+        device: torch.device,
+        workers: int,
+        **kw: Any,
+    ):
         super().__init__(len(split), batch_size, **kw)
         self.split, self.augment, self.normalization = split, augment, normalization
         self.device, self.workers = device, workers
@@ -187,9 +207,13 @@ class FileTrainLoader(TrainLoader):
     def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         batches = self.batch_indices(epoch)[first:]
         keyed = [[(j, epoch) for j in b.tolist()] for b in batches]
-        loader = DataLoader(_FileTrainSet(self.split.samples, self.augment, self.seed, self.rank), batch_sampler=keyed,
-                            num_workers=self.workers, collate_fn=_collate,
-                            pin_memory=self.device.type == "cuda")
+        loader = DataLoader(
+            _FileTrainSet(self.split.samples, self.augment, self.seed, self.rank),
+            batch_sampler=keyed,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+        )
         for i, (x, y, errors) in enumerate(loader, start=first):
             _check_errors(errors, self.split.skip_bad_images, self.skipped)
             if x is None:
@@ -200,22 +224,45 @@ class FileTrainLoader(TrainLoader):
             yield self.normalization.apply(x), y.to(self.device, non_blocking=True)
 
 
-def make_train_loader(bundle: DataBundle, batch_size: int, *, augment: str, normalization: Normalization,
-                      device: str | torch.device = "cpu", seed: int = 0, rank: int = 0, world_size: int = 1,
-                      workers: int = 0, drop_last: bool = True) -> TrainLoader:
+def make_train_loader(
+    bundle: DataBundle,
+    batch_size: int,
+    *,
+    augment: str,
+    normalization: Normalization,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 0,
+    drop_last: bool = True,
+) -> TrainLoader:
     """A training loader over ``bundle.train``; ``batch_size`` is per rank. See the module docstring."""
     if augment not in AUGMENTS:
         raise ResNetError(f"option 'augment': unknown {augment!r}; choose from {', '.join(AUGMENTS)}")
-    kw = dict(augment=augment, normalization=normalization, device=torch.device(device), seed=seed, rank=rank,
-              world_size=world_size, drop_last=drop_last)
+    kw = dict(
+        augment=augment,
+        normalization=normalization,
+        device=torch.device(device),
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        drop_last=drop_last,
+    )
     if isinstance(bundle.train, TensorSplit):
         return TensorTrainLoader(bundle.train, batch_size, **kw)
     return FileTrainLoader(bundle.train, batch_size, workers=workers, **kw)
 
 
 class _FileEvalSet(Dataset):
-    def __init__(self, samples: list[tuple[str, int]], protocol: str, image_size: tuple[int, int] | None,
-                 in_channels: int | None, square: bool):
+    def __init__(
+        self,
+        samples: list[tuple[str, int]],
+        protocol: str,
+        image_size: tuple[int, int] | None,
+        in_channels: int | None,
+        square: bool,
+    ):
         self.samples, self.protocol, self.image_size = samples, protocol, image_size
         self.in_channels, self.square = in_channels, square
 
@@ -243,9 +290,17 @@ class EvalLoader:
     The geometry follows ``image_size``, the network's input size (see :func:`resnet.data.transforms.test_views`).
     """
 
-    def __init__(self, split: TensorSplit | FileSplit, batch_size: int, protocol: str, normalization: Normalization,
-                 device: torch.device, workers: int, image_size: tuple[int, int] | None = None,
-                 in_channels: int | None = None):
+    def __init__(
+        self,
+        split: TensorSplit | FileSplit,
+        batch_size: int,
+        protocol: str,
+        normalization: Normalization,
+        device: torch.device,
+        workers: int,
+        image_size: tuple[int, int] | None = None,
+        in_channels: int | None = None,
+    ):
         T.check_protocol(protocol, image_size)
         self.split, self.batch_size, self.protocol = split, batch_size, protocol
         self.normalization, self.device, self.workers = normalization, device, workers
@@ -264,26 +319,39 @@ class EvalLoader:
     def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
         if isinstance(self.split, TensorSplit):
             for start in range(0, len(self.split), self.batch_size):
-                x = T.to_channels(self.split.images[start:start + self.batch_size].to(self.device), self.in_channels)
-                y = self.split.labels[start:start + self.batch_size].to(self.device)
+                x = T.to_channels(self.split.images[start : start + self.batch_size].to(self.device), self.in_channels)
+                y = self.split.labels[start : start + self.batch_size].to(self.device)
                 yield self._normalize(T.test_views(x, self.protocol, image_size=self.image_size)), y
             return
         # Images of different shapes share a batch only at one shape: multi-scale batches crop the
         # longer side square (the whole image with batch_size 1).
-        dataset = _FileEvalSet(self.split.samples, self.protocol, self.image_size, self.in_channels,
-                               square=self.batch_size > 1)
-        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers, collate_fn=_collate,
-                            pin_memory=self.device.type == "cuda")
+        dataset = _FileEvalSet(
+            self.split.samples, self.protocol, self.image_size, self.in_channels, square=self.batch_size > 1
+        )
+        loader = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+        )
         for x, y, errors in loader:
             _check_errors(errors, self.split.skip_bad_images, self.skipped)
             if x is not None:
                 yield self._normalize(x), y.to(self.device)
 
 
-def make_eval_loader(split: TensorSplit | FileSplit, batch_size: int, *, protocol: str = "single",
-                     normalization: Normalization, device: str | torch.device = "cpu", workers: int = 0,
-                     image_size: tuple[int, int] | None | str = SPLIT_SIZE,
-                     in_channels: int | None = None) -> EvalLoader:
+def make_eval_loader(
+    split: TensorSplit | FileSplit,
+    batch_size: int,
+    *,
+    protocol: str = "single",
+    normalization: Normalization,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
+    image_size: tuple[int, int] | None | str = SPLIT_SIZE,
+    in_channels: int | None = None,
+) -> EvalLoader:
     """An evaluation loader over ``split`` in its order (see :class:`EvalLoader`).
 
     ``image_size`` is the input size of the network evaluated: (H, W) for one trained on in-memory
@@ -293,5 +361,13 @@ def make_eval_loader(split: TensorSplit | FileSplit, batch_size: int, *, protoco
     """
     if image_size == SPLIT_SIZE:
         image_size = tuple(split.images.shape[-2:]) if isinstance(split, TensorSplit) else None
-    return EvalLoader(split, batch_size, protocol, normalization, torch.device(device), workers,
-                      tuple(image_size) if image_size is not None else None, in_channels)
+    return EvalLoader(
+        split,
+        batch_size,
+        protocol,
+        normalization,
+        torch.device(device),
+        workers,
+        tuple(image_size) if image_size is not None else None,
+        in_channels,
+    )

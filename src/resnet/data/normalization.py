@@ -30,7 +30,7 @@ MODES = ("pixel-mean", "channel", "none")
 class Normalization:
     mode: str
     mean: torch.Tensor | None = None  # pixel-mean: [C, H, W]; channel: [C]; both on the 0..255 scale
-    std: torch.Tensor | None = None   # channel: [C] on the 0..255 scale
+    std: torch.Tensor | None = None  # channel: [C] on the 0..255 scale
     _resized: dict[Any, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -63,8 +63,10 @@ class Normalization:
         (:class:`resnet.data.batched.PadCropFlipNormalize`) give bit-identical results.
         """
         shape = (channels, h, w)
-        return tuple(torch.as_tensor(v, dtype=torch.float32, device=device).expand(shape)  # type: ignore[return-value]
-                     for v in self._shift_divisor(h, w, device))
+        return tuple(
+            torch.as_tensor(v, dtype=torch.float32, device=device).expand(shape)  # type: ignore[return-value]
+            for v in self._shift_divisor(h, w, device)
+        )
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Float32 normalised copy of ``x`` (uint8 or float on 0..255, [..., C, H, W])."""
@@ -92,7 +94,9 @@ class Normalization:
                 raw = np.frombuffer(base64.b64decode(d["mean_image_f32_b64"]), dtype="<f4").reshape(d["shape"])
                 return cls(mode, torch.from_numpy(raw.astype(np.float32)))
             if mode == "channel":
-                return cls(mode, torch.tensor(d["mean"], dtype=torch.float32), torch.tensor(d["std"], dtype=torch.float32))
+                return cls(
+                    mode, torch.tensor(d["mean"], dtype=torch.float32), torch.tensor(d["std"], dtype=torch.float32)
+                )
         except (KeyError, ValueError, TypeError) as e:
             raise ResNetError(f"normalization {json.dumps(d)[:80]}...: malformed ({e})") from None
         return cls(str(mode))

@@ -17,6 +17,7 @@ import numpy as np
 
 from resnet.errors import ResNetError
 
+
 def _latin1_bytes(text: object, encoding: object = "latin1") -> bytes:
     """``_codecs.encode`` as Python 3 uses it in protocol-2 pickles: bytes written as (str, "latin1").
 
@@ -60,8 +61,9 @@ def safe_load(data: bytes, source: str | Path) -> Any:
         return _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except pickle.UnpicklingError as e:
         if str(e).startswith("refused"):
-            raise ResNetError(f"{source}: unsafe pickle, {e} (CIFAR files only contain numpy arrays, "
-                              "lists and strings)") from None
+            raise ResNetError(
+                f"{source}: unsafe pickle, {e} (CIFAR files only contain numpy arrays, lists and strings)"
+            ) from None
         raise ResNetError(f"{source}: truncated or not a CIFAR batch file (unreadable pickle: {e})") from None
     except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as e:
         raise ResNetError(f"{source}: truncated or not a CIFAR batch file ({type(e).__name__}: {e})") from None

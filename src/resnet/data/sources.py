@@ -24,10 +24,19 @@ DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 SMALL_SIDE = 64  # image folders whose images are all one size no larger than this go to the cache
 
 
-def load_dataset(name: str, data_dir: str | None = None, *, val_split: float | int | None = None,
-                 split_seed: int = 0, cache_dir: str | None = None, skip_bad_images: bool = False,
-                 download: bool = False, decode_workers: int | None = None, quiet: bool = False,
-                 train_subset: int | None = None) -> DataBundle:
+def load_dataset(
+    name: str,
+    data_dir: str | None = None,
+    *,
+    val_split: float | int | None = None,
+    split_seed: int = 0,
+    cache_dir: str | None = None,
+    skip_bad_images: bool = False,
+    download: bool = False,
+    decode_workers: int | None = None,
+    quiet: bool = False,
+    train_subset: int | None = None,
+) -> DataBundle:
     """Load a dataset as a :class:`DataBundle`.
 
     - ``digits``: scikit-learn's 1,797 8x8 digits, 1 channel, no download, no ``data_dir``.
@@ -61,11 +70,19 @@ def load_dataset(name: str, data_dir: str | None = None, *, val_split: float | i
             raise ResNetError(f"--data {name} needs --data-dir DIR (holding the official python files) or --download")
         root = Path(data_dir) if data_dir else cache / name
         data = read_cifar(name, root, download_to=root if download and not root.is_file() else None)
-        parts = dict(classes=data.classes, in_channels=3, train=data.train, own_val=None, test=data.test,
-                     coarse_classes=data.coarse_classes)
+        parts = dict(
+            classes=data.classes,
+            in_channels=3,
+            train=data.train,
+            own_val=None,
+            test=data.test,
+            coarse_classes=data.coarse_classes,
+        )
     else:
         if data_dir is None:
-            raise ResNetError("--data imagefolder needs --data-dir DIR (DIR/<class>/*.jpg or DIR/{train,val}/<class>/*)")
+            raise ResNetError(
+                "--data imagefolder needs --data-dir DIR (DIR/<class>/*.jpg or DIR/{train,val}/<class>/*)"
+            )
         parts = _image_folder(Path(data_dir), cache, skip_bad_images, workers, quiet)
     return _assemble(name, data_dir, parts, val_split, split_seed, cache, train_subset)
 
@@ -86,8 +103,15 @@ def dataset_classes(name: str, data_dir: str | None = None) -> list[str]:
     return read_cifar_classes(name, data_dir)
 
 
-def _assemble(name: str, data_dir: str | None, parts: dict[str, Any], val_split: float | int | None,
-              seed: int, cache: Path, train_subset: int | None = None) -> DataBundle:
+def _assemble(
+    name: str,
+    data_dir: str | None,
+    parts: dict[str, Any],
+    val_split: float | int | None,
+    seed: int,
+    cache: Path,
+    train_subset: int | None = None,
+) -> DataBundle:
     train: Split = parts["train"]
     own_val: Split | None = parts["own_val"]
     test: Split | None = parts["test"]
@@ -101,8 +125,11 @@ def _assemble(name: str, data_dir: str | None, parts: dict[str, Any], val_split:
         desc.update(val_source="held out of the training set", **how)
     else:
         val = own_val
-        desc.update(val_source="the source's val folder" if own_val is not None else None,
-                    train_size=len(train), val_size=len(val) if val is not None else 0)
+        desc.update(
+            val_source="the source's val folder" if own_val is not None else None,
+            train_size=len(train),
+            val_size=len(val) if val is not None else 0,
+        )
     if train_subset is not None:
         keep, subset_desc = subset_indices(len(train), train_subset, seed)
         train = train.subset(keep)
@@ -112,9 +139,20 @@ def _assemble(name: str, data_dir: str | None, parts: dict[str, Any], val_split:
     desc["skipped_images"] = len(skipped)
     kind = "tensor" if isinstance(train, TensorSplit) else "files"
     size = tuple(train.images.shape[-2:]) if isinstance(train, TensorSplit) else None
-    return DataBundle(name=name, classes=parts["classes"], in_channels=parts["in_channels"], kind=kind,
-                      train=train, val=val, test=test, split=desc, image_size=size, cache_dir=str(cache),
-                      coarse_classes=parts.get("coarse_classes"), skipped=skipped)
+    return DataBundle(
+        name=name,
+        classes=parts["classes"],
+        in_channels=parts["in_channels"],
+        kind=kind,
+        train=train,
+        val=val,
+        test=test,
+        split=desc,
+        image_size=size,
+        cache_dir=str(cache),
+        coarse_classes=parts.get("coarse_classes"),
+        skipped=skipped,
+    )
 
 
 def _headers(paths: list[str], skip_bad_images: bool, quiet: bool) -> tuple[list[tuple[int, int] | None], list[str]]:
@@ -151,8 +189,17 @@ def _image_folder(root: Path, cache: Path, skip_bad_images: bool, workers: int, 
         if len(good) == 1 and max(next(iter(good))) <= SMALL_SIDE:
             w, h = next(iter(good))
             keep = [p for p, s in zip(paths, sizes) if s is not None]
-            entry = cache_mod.build_cache(key, cache, keep, (h, w), skip_bad_images=skip_bad_images,
-                                          workers=workers, skipped=skipped, source=str(root), quiet=quiet)
+            entry = cache_mod.build_cache(
+                key,
+                cache,
+                keep,
+                (h, w),
+                skip_bad_images=skip_bad_images,
+                workers=workers,
+                skipped=skipped,
+                source=str(root),
+                quiet=quiet,
+            )
     if entry is not None:
         images, meta = entry
         skipped = list(meta["skipped"])
@@ -165,9 +212,15 @@ def _image_folder(root: Path, cache: Path, skip_bad_images: bool, workers: int, 
         for g in kept:
             labels = torch.tensor([y for _, y in g], dtype=torch.int64)
             # Copy out of the memory map: training reads every image every epoch.
-            splits.append(TensorSplit(torch.from_numpy(np.array(images[start:start + len(g)])), labels))
+            splits.append(TensorSplit(torch.from_numpy(np.array(images[start : start + len(g)])), labels))
             start += len(g)
     else:
         splits = [FileSplit(g, skip_bad_images) for g in kept]
-    return dict(classes=train_scan.classes, in_channels=3, train=splits[0],
-                own_val=splits[1] if len(splits) > 1 else None, test=None, skipped=skipped)
+    return dict(
+        classes=train_scan.classes,
+        in_channels=3,
+        train=splits[0],
+        own_val=splits[1] if len(splits) > 1 else None,
+        test=None,
+        skipped=skipped,
+    )

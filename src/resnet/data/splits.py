@@ -44,7 +44,11 @@ def split_indices(n: int, val_split: float | int, seed: int) -> tuple[torch.Tens
     train = np.sort(perm[k:])
     desc: dict[str, Any] = {
         "method": "numpy.random.default_rng(seed).permutation(n); the first val_size indices are val",
-        "seed": seed, "val_split": val_split, "source_size": n, "train_size": n - k, "val_size": k,
+        "seed": seed,
+        "val_split": val_split,
+        "source_size": n,
+        "train_size": n - k,
+        "val_size": k,
         "val_sha256": hashlib.sha256(val.astype("<i8").tobytes()).hexdigest(),
     }
     if k <= _LIST_LIMIT:
@@ -63,5 +67,8 @@ def subset_indices(n: int, size: int, seed: int) -> tuple[torch.Tensor, dict[str
     if size > n:
         raise ResNetError(f"option 'train-subset': {size} is more than the {n} training images")
     keep = np.sort(np.random.default_rng(seed + 1).permutation(n)[:size])
-    return torch.from_numpy(keep), {"train_subset": size, "train_size": size,
-                                    "train_subset_sha256": hashlib.sha256(keep.astype("<i8").tobytes()).hexdigest()}
+    return torch.from_numpy(keep), {
+        "train_subset": size,
+        "train_size": size,
+        "train_subset_sha256": hashlib.sha256(keep.astype("<i8").tobytes()).hexdigest(),
+    }

@@ -64,8 +64,9 @@ def _source_folder(paths: list[str]) -> str:
         return ""
 
 
-def file_statistics(split: FileSplit, cache_dir: Path, workers: int | None = None,
-                    quiet: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def file_statistics(
+    split: FileSplit, cache_dir: Path, workers: int | None = None, quiet: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Like :func:`_tensor_stats` over the centre 224 views of image files; cached by the file list.
 
     Computing it takes minutes for a large training set: a progress bar counts the batches unless ``quiet``.
@@ -77,24 +78,32 @@ def file_statistics(split: FileSplit, cache_dir: Path, workers: int | None = Non
             total, sq, n = z["total"], z["sq"], int(z["n"])
     else:
         workers = workers or min(os.cpu_count() or 1, 8)
-        chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-        logger.info("computing the %dx%d mean image of %d training images (once; cached in %s)",
-                    MEAN_SIZE, MEAN_SIZE, len(paths), cache_dir)
+        chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+        logger.info(
+            "computing the %dx%d mean image of %d training images (once; cached in %s)",
+            MEAN_SIZE,
+            MEAN_SIZE,
+            len(paths),
+            cache_dir,
+        )
         desc = f"mean image of {len(paths)} images, in batches of {_CHUNK}"
         if workers > 1 and len(chunks) > 1:
             # One thread per process: the pool already uses every core.
-            with multiprocessing.get_context("fork").Pool(workers, initializer=torch.set_num_threads,
-                                                          initargs=(1,)) as pool:
-                parts = list(progress(pool.imap(_file_sums, chunks), total=len(chunks), desc=desc, quiet=quiet,
-                                      unit="batch"))
+            with multiprocessing.get_context("fork").Pool(
+                workers, initializer=torch.set_num_threads, initargs=(1,)
+            ) as pool:
+                parts = list(
+                    progress(pool.imap(_file_sums, chunks), total=len(chunks), desc=desc, quiet=quiet, unit="batch")
+                )
         else:
             parts = [_file_sums(c) for c in progress(chunks, desc=desc, quiet=quiet, unit="batch")]
         total = sum(p[0] for p in parts)
         sq = sum(p[1] for p in parts)
         n = sum(p[2] for p in parts)
         buf = io.BytesIO()
-        np.savez(buf, total=total, sq=sq, n=n, source=np.array(_source_folder(paths)),
-                 created=np.array(cache_mod.now_iso()))
+        np.savez(
+            buf, total=total, sq=sq, n=n, source=np.array(_source_folder(paths)), created=np.array(cache_mod.now_iso())
+        )
         atomic_write(path, buf.getvalue())
     pixel_mean = torch.from_numpy(np.asarray(total)) / n
     count = n * MEAN_SIZE * MEAN_SIZE
@@ -103,8 +112,13 @@ def file_statistics(split: FileSplit, cache_dir: Path, workers: int | None = Non
     return pixel_mean, ch_mean, ch_std
 
 
-def fit_normalization(bundle_or_train_split: DataBundle | TensorSplit | FileSplit, mode: str, *,
-                      cache_dir: str | Path | None = None, quiet: bool = False) -> Normalization:
+def fit_normalization(
+    bundle_or_train_split: DataBundle | TensorSplit | FileSplit,
+    mode: str,
+    *,
+    cache_dir: str | Path | None = None,
+    quiet: bool = False,
+) -> Normalization:
     """Fit ``mode`` on the training split (a bundle's ``train``, or the split given); ``quiet``: no
     progress bar while the mean image of image files is computed."""
     if mode not in MODES:
@@ -118,8 +132,9 @@ def fit_normalization(bundle_or_train_split: DataBundle | TensorSplit | FileSpli
     if isinstance(split, TensorSplit):
         pixel_mean, ch_mean, ch_std = _tensor_stats(split.images)
     else:
-        pixel_mean, ch_mean, ch_std = file_statistics(split, Path(cache_dir or cache_mod.default_cache_dir()),
-                                                      quiet=quiet)
+        pixel_mean, ch_mean, ch_std = file_statistics(
+            split, Path(cache_dir or cache_mod.default_cache_dir()), quiet=quiet
+        )
     if mode == "pixel-mean":
         return Normalization(mode, pixel_mean.float())
     return Normalization(mode, ch_mean.float(), ch_std.float())

@@ -31,9 +31,7 @@ PROTOCOLS = ("single", "center", "ten-crop", "multi-scale", "flip")
 CIFAR_PAD = 4  # the CIFAR augmentation's zero padding, also the small-image ten-crop's
 # AlexNet's PCA of ImageNet RGB pixels on the 0..1 scale (as in fb.resnet.torch's transforms.lua).
 PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
-PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
-                           [-0.5808, -0.0045, -0.8140],
-                           [-0.5836, -0.6948, 0.4203]])
+PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -41,8 +39,9 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     batched = x.dim() == 4
-    y = F.interpolate((x if batched else x[None]).float(), size=size, mode="bilinear",
-                      align_corners=False, antialias=True)
+    y = F.interpolate(
+        (x if batched else x[None]).float(), size=size, mode="bilinear", align_corners=False, antialias=True
+    )
     y = y if batched else y[0]
     return y.round_().clamp_(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else y.to(x.dtype)
 
@@ -57,7 +56,7 @@ def resize_shorter(x: torch.Tensor, side: int) -> torch.Tensor:
 
 
 def crop(x: torch.Tensor, top: int, left: int, h: int, w: int) -> torch.Tensor:
-    return x[..., top:top + h, left:left + w]
+    return x[..., top : top + h, left : left + w]
 
 
 def center_crop(x: torch.Tensor, h: int, w: int | None = None) -> torch.Tensor:
@@ -82,8 +81,9 @@ def random_side(generator: torch.Generator, scale: tuple[int, int] = (256, 480))
     return int(torch.randint(scale[0], scale[1] + 1, (), generator=generator))
 
 
-def scale_augment(image: torch.Tensor, generator: torch.Generator, *, side: int | None = None,
-                  size: int = 224) -> torch.Tensor:
+def scale_augment(
+    image: torch.Tensor, generator: torch.Generator, *, side: int | None = None, size: int = 224
+) -> torch.Tensor:
     """ImageNet training view: shorter side resized to ``side`` (default :func:`random_side`), a random
     ``size`` x ``size`` crop, a random flip."""
     side = random_side(generator) if side is None else side
@@ -118,8 +118,13 @@ def ten_crop(x: torch.Tensor, resize_to: int | None = 256, size: int | tuple[int
     y = resize_shorter(x, resize_to) if resize_to is not None else x
     h, w = y.shape[-2:]
     ch, cw = (size, size) if isinstance(size, int) else size
-    views = [crop(y, 0, 0, ch, cw), crop(y, 0, w - cw, ch, cw), crop(y, h - ch, 0, ch, cw),
-             crop(y, h - ch, w - cw, ch, cw), center_crop(y, ch, cw)]
+    views = [
+        crop(y, 0, 0, ch, cw),
+        crop(y, 0, w - cw, ch, cw),
+        crop(y, h - ch, 0, ch, cw),
+        crop(y, h - ch, w - cw, ch, cw),
+        center_crop(y, ch, cw),
+    ]
     views += [hflip(v) for v in views]
     return torch.stack(views, dim=-4)
 
@@ -139,9 +144,11 @@ def check_protocol(protocol: str, image_size: tuple[int, int] | None) -> None:
     if protocol not in PROTOCOLS:
         raise ResNetError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     if protocol == "multi-scale" and image_size is not None:
-        raise ResNetError(f"--multi-scale is the paper's ImageNet protocol (shorter sides {SCALES[0]} to "
-                          f"{SCALES[-1]}); this network was trained on {image_size[0]}x{image_size[1]} images: use "
-                          "the single view (the default), --center or --ten-crop")
+        raise ResNetError(
+            f"--multi-scale is the paper's ImageNet protocol (shorter sides {SCALES[0]} to "
+            f"{SCALES[-1]}); this network was trained on {image_size[0]}x{image_size[1]} images: use "
+            "the single view (the default), --center or --ten-crop"
+        )
 
 
 def to_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
@@ -168,8 +175,9 @@ def native_view(x: torch.Tensor, size: tuple[int, int], crop_to_fit: bool) -> to
     return center_crop(resize(x, (max(size[0], round(h * scale)), max(size[1], round(w * scale)))), *size)
 
 
-def test_views(x: torch.Tensor, protocol: str, *, image_size: tuple[int, int] | None = None,
-               square: bool = False) -> torch.Tensor | list[torch.Tensor]:
+def test_views(
+    x: torch.Tensor, protocol: str, *, image_size: tuple[int, int] | None = None, square: bool = False
+) -> torch.Tensor | list[torch.Tensor]:
     """The views a test protocol scores, before normalisation (see the module docstring).
 
     ``image_size``: the network's input size if it was trained on images of one small size, None
@@ -187,8 +195,9 @@ def test_views(x: torch.Tensor, protocol: str, *, image_size: tuple[int, int] | 
     return multi_scale(x, square=square)
 
 
-def padded_views(x: torch.Tensor, protocol: str, image_size: tuple[int, int] | None,
-                 pad: int = CIFAR_PAD) -> torch.Tensor:
+def padded_views(
+    x: torch.Tensor, protocol: str, image_size: tuple[int, int] | None, pad: int = CIFAR_PAD
+) -> torch.Tensor:
     """The views that come after normalisation: for a small-image network's ``ten-crop``, the 4 corner
     and centre crops of ``x`` zero-padded by ``pad`` (zero is the mean pixel after normalisation, as the
     CIFAR augmentation pads) and their mirror images, ``[..., 10, C, H, W]``; for ``flip``, ``x`` and

@@ -9,7 +9,22 @@ from resnet.models.imagenet import ImageNetResNet
 from resnet.models.registry import ModelSpec, build_model, get_spec, list_models, model_family
 
 __all__ = [
-    "BasicBlock", "Bottleneck", "CifarResNet", "FeatureExtractor", "FeatureInfo", "FrozenBatchNorm2d",
-    "ImageNetResNet", "ModelSpec", "PreActBasicBlock", "PreActBottleneck", "ZeroPadShortcut", "build_model",
-    "dilate", "feature_info", "freeze_batchnorm", "get_spec", "list_models", "model_family",
+    "BasicBlock",
+    "Bottleneck",
+    "CifarResNet",
+    "FeatureExtractor",
+    "FeatureInfo",
+    "FrozenBatchNorm2d",
+    "ImageNetResNet",
+    "ModelSpec",
+    "PreActBasicBlock",
+    "PreActBottleneck",
+    "ZeroPadShortcut",
+    "build_model",
+    "dilate",
+    "feature_info",
+    "freeze_batchnorm",
+    "get_spec",
+    "list_models",
+    "model_family",
 ]

@@ -42,11 +42,14 @@ class BackboneOptions:
             check_out_indices(chosen.out_indices, 4 if family == "imagenet" else 3)
         if chosen.output_stride != 32:
             if family != "imagenet":
-                raise ResNetError(f"output_stride applies only to ImageNet-family networks; {name} is a CIFAR "
-                                  "network (its stages are at strides 1, 2, 4)")
+                raise ResNetError(
+                    f"output_stride applies only to ImageNet-family networks; {name} is a CIFAR "
+                    "network (its stages are at strides 1, 2, 4)"
+                )
             if isinstance(chosen.output_stride, bool) or chosen.output_stride not in OUTPUT_STRIDES:
-                raise ResNetError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))} "
-                                  f"(got {chosen.output_stride!r})")
+                raise ResNetError(
+                    f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))} (got {chosen.output_stride!r})"
+                )
         if chosen.norm_layer not in NORM_LAYERS:
             raise ResNetError(f"norm_layer must be one of {', '.join(NORM_LAYERS)} (got {chosen.norm_layer!r})")
         return chosen

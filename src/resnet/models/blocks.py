@@ -113,8 +113,16 @@ class BasicBlock(Block):
 
     last = "bn2"
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: str | None = "B",
-                 stride_on: str = "1x1", groups: int = 1, base_width: int = 64) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        shortcut: str | None = "B",
+        stride_on: str = "1x1",
+        groups: int = 1,
+        base_width: int = 64,
+    ) -> None:
         if groups != 1 or base_width != 64:
             raise ResNetError("basic blocks have no groups or width options (only bottlenecks do)")
         super().__init__(shortcut)
@@ -152,8 +160,16 @@ class Bottleneck(Block):
     expansion = 4
     last = "bn3"
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: str | None = "B",
-                 stride_on: str = "1x1", groups: int = 1, base_width: int = 64) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        shortcut: str | None = "B",
+        stride_on: str = "1x1",
+        groups: int = 1,
+        base_width: int = 64,
+    ) -> None:
         out_channels = planes * self.expansion
         super().__init__(shortcut)
         width = int(planes * (base_width / 64.0)) * groups
@@ -185,8 +201,16 @@ class PreActBasicBlock(Block):
     preact = True
     last = "conv2"
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: str | None = "B",
-                 stride_on: str = "1x1", groups: int = 1, base_width: int = 64) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        shortcut: str | None = "B",
+        stride_on: str = "1x1",
+        groups: int = 1,
+        base_width: int = 64,
+    ) -> None:
         if groups != 1 or base_width != 64:
             raise ResNetError("basic blocks have no groups or width options (only bottlenecks do)")
         super().__init__(shortcut)
@@ -212,8 +236,16 @@ class PreActBottleneck(Block):
     preact = True
     last = "conv3"
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, shortcut: str | None = "B",
-                 stride_on: str = "1x1", groups: int = 1, base_width: int = 64) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        shortcut: str | None = "B",
+        stride_on: str = "1x1",
+        groups: int = 1,
+        base_width: int = 64,
+    ) -> None:
         out_channels = planes * self.expansion
         super().__init__(shortcut)
         width = int(planes * (base_width / 64.0)) * groups
@@ -236,8 +268,15 @@ class PreActBottleneck(Block):
         return out
 
 
-def make_stage(block: type[Block], in_channels: int, planes: int, blocks: int, stride: int,
-               shortcut: str | None, **block_options: object) -> tuple[nn.Sequential, int]:
+def make_stage(
+    block: type[Block],
+    in_channels: int,
+    planes: int,
+    blocks: int,
+    stride: int,
+    shortcut: str | None,
+    **block_options: object,
+) -> tuple[nn.Sequential, int]:
     """One stage (conv2_x, conv3_x, ...): ``blocks`` blocks, the first one downsampling by ``stride``.
 
     Returns the stage and its output channels.

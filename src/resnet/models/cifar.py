@@ -38,8 +38,17 @@ class CifarResNet(nn.Module):
         shortcut: ``"A"`` (the paper's choice here), ``"B"`` or ``"C"``; ``None`` builds the plain net.
     """
 
-    def __init__(self, depth: int, block: type[Block], *, num_classes: int = 10, in_channels: int = 3,
-                 shortcut: str | None = "A", stride_on: str = "1x1", zero_init_residual: bool = False) -> None:
+    def __init__(
+        self,
+        depth: int,
+        block: type[Block],
+        *,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        shortcut: str | None = "A",
+        stride_on: str = "1x1",
+        zero_init_residual: bool = False,
+    ) -> None:
         super().__init__()
         n = blocks_per_stage(depth, 3 if block.expansion > 1 else 2)
         self.depth = depth
@@ -53,8 +62,9 @@ class CifarResNet(nn.Module):
             self.relu = nn.ReLU(inplace=True)
         channels = STAGE_WIDTHS[0]
         for index, width in enumerate(STAGE_WIDTHS):
-            stage, channels = make_stage(block, channels, width, n, 1 if index == 0 else 2, shortcut,
-                                         stride_on=stride_on)
+            stage, channels = make_stage(
+                block, channels, width, n, 1 if index == 0 else 2, shortcut, stride_on=stride_on
+            )
             self.add_module(f"layer{index + 1}", stage)
         self.final_bn = nn.BatchNorm2d(channels) if block.preact else None
         if block.preact:

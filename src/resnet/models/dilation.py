@@ -32,8 +32,10 @@ def dilate(model: nn.Module, output_stride: int) -> nn.Module:
     The parameters and buffers are untouched (same state-dict keys, shapes and values). Returns ``model``.
     """
     if not isinstance(model, ImageNetResNet):
-        raise ResNetError(f"output_stride (dilation) applies only to ImageNet-family networks, "
-                          f"not {type(model).__name__} (CIFAR stages are already at strides 1, 2, 4)")
+        raise ResNetError(
+            f"output_stride (dilation) applies only to ImageNet-family networks, "
+            f"not {type(model).__name__} (CIFAR stages are already at strides 1, 2, 4)"
+        )
     if isinstance(output_stride, bool) or output_stride not in OUTPUT_STRIDES:
         raise ResNetError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))} (got {output_stride!r})")
     if feature_info(model)[-1].stride != 32:

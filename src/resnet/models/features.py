@@ -67,7 +67,9 @@ def feature_info(model: nn.Module) -> list[FeatureInfo]:
             index = len(stages) + 1
             stages.append(FeatureInfo(index, name, f"conv{index + 1}_x", _out_channels(child), stride))
     if not stages:
-        raise ResNetError(f"{type(model).__name__} has no stages named layer1, layer2, ...: not a ResNet of this package")
+        raise ResNetError(
+            f"{type(model).__name__} has no stages named layer1, layer2, ...: not a ResNet of this package"
+        )
     return stages
 
 
@@ -75,10 +77,15 @@ def check_out_indices(out_indices: object, num_stages: int) -> tuple[int, ...]:
     """``out_indices`` as a tuple of increasing stage numbers in 1..num_stages, or a one-line error."""
     valid = tuple(range(1, num_stages + 1))
     indices = tuple(out_indices) if isinstance(out_indices, (list, tuple)) else None
-    if (not indices or any(isinstance(i, bool) or i not in valid for i in indices)
-            or list(indices) != sorted(set(indices))):
-        raise ResNetError(f"out_indices must be increasing stage numbers among {', '.join(map(str, valid))} "
-                          f"(k for layer{{k}}), got {out_indices!r}")
+    if (
+        not indices
+        or any(isinstance(i, bool) or i not in valid for i in indices)
+        or list(indices) != sorted(set(indices))
+    ):
+        raise ResNetError(
+            f"out_indices must be increasing stage numbers among {', '.join(map(str, valid))} "
+            f"(k for layer{{k}}), got {out_indices!r}"
+        )
     return indices
 
 
@@ -94,8 +101,7 @@ class FeatureExtractor(nn.Module):
     def __init__(self, model: nn.Module, out_indices: Sequence[int] | None = None) -> None:
         super().__init__()
         stages = feature_info(model)
-        indices = check_out_indices(out_indices if out_indices is not None else
-                                    [s.index for s in stages], len(stages))
+        indices = check_out_indices(out_indices if out_indices is not None else [s.index for s in stages], len(stages))
         self.feature_info = [stages[i - 1] for i in indices]
         self.return_layers = tuple(f.name for f in self.feature_info)
         # The children in order, as IntermediateLayerGetter keeps them: the forward runs them in turn.

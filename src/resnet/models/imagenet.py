@@ -28,9 +28,19 @@ class ImageNetResNet(nn.Module):
         groups, width_per_group: ResNeXt's cardinality and width (1 and 64 give ResNet).
     """
 
-    def __init__(self, block: type[Block], layers: Sequence[int], *, num_classes: int = 1000,
-                 in_channels: int = 3, shortcut: str | None = "B", stride_on: str = "1x1",
-                 zero_init_residual: bool = False, groups: int = 1, width_per_group: int = 64) -> None:
+    def __init__(
+        self,
+        block: type[Block],
+        layers: Sequence[int],
+        *,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        shortcut: str | None = "B",
+        stride_on: str = "1x1",
+        zero_init_residual: bool = False,
+        groups: int = 1,
+        width_per_group: int = 64,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -38,8 +48,17 @@ class ImageNetResNet(nn.Module):
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         channels = 64
         for index, (width, blocks) in enumerate(zip(STAGE_WIDTHS, layers, strict=True)):
-            stage, channels = make_stage(block, channels, width, blocks, 1 if index == 0 else 2, shortcut,
-                                         stride_on=stride_on, groups=groups, base_width=width_per_group)
+            stage, channels = make_stage(
+                block,
+                channels,
+                width,
+                blocks,
+                1 if index == 0 else 2,
+                shortcut,
+                stride_on=stride_on,
+                groups=groups,
+                base_width=width_per_group,
+            )
             self.add_module(f"layer{index + 1}", stage)
         # Pre-activation networks end their last block on an addition: normalise once before pooling.
         self.final_bn = nn.BatchNorm2d(channels) if block.preact else None

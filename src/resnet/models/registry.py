@@ -54,8 +54,16 @@ _RESIDUAL = _COMMON | {"shortcut", "stride_on", "zero_init_residual"}
 _PLAIN = _COMMON | {"stride_on"}
 
 
-def _register(name: str, family: str, build: Callable[..., nn.Module], defaults: dict[str, Any],
-              description: str, *, beyond_paper: bool = False, extra_options: set[str] | None = None) -> None:
+def _register(
+    name: str,
+    family: str,
+    build: Callable[..., nn.Module],
+    defaults: dict[str, Any],
+    description: str,
+    *,
+    beyond_paper: bool = False,
+    extra_options: set[str] | None = None,
+) -> None:
     residual = defaults.get("shortcut", "x") is not None
     options = (_RESIDUAL if residual else _PLAIN) | BACKBONE_OPTIONS | (extra_options or set())
     _REGISTRY[name] = ModelSpec(name, family, build, defaults, description, beyond_paper, frozenset(options))
@@ -73,21 +81,42 @@ CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
 
 for _depth, (_block, _layers) in IMAGENET_LAYERS.items():
     _imagenet = partial(ImageNetResNet, _block, _layers)
-    _register(f"resnet{_depth}", "imagenet", _imagenet, {"num_classes": 1000, "shortcut": "B"},
-              f"ResNet-{_depth} (Table 1), projection shortcuts where shapes change")
-    _register(f"plain{_depth}", "imagenet", _imagenet, {"num_classes": 1000, "shortcut": None},
-              f"plain-{_depth}: ResNet-{_depth} with every shortcut removed")
-    _register(f"preact_resnet{_depth}", "imagenet", partial(ImageNetResNet, PREACT[_block], _layers),
-              {"num_classes": 1000, "shortcut": "B"},
-              f"pre-activation ResNet-{_depth} (He et al. 2016)", beyond_paper=True)
+    _register(
+        f"resnet{_depth}",
+        "imagenet",
+        _imagenet,
+        {"num_classes": 1000, "shortcut": "B"},
+        f"ResNet-{_depth} (Table 1), projection shortcuts where shapes change",
+    )
+    _register(
+        f"plain{_depth}",
+        "imagenet",
+        _imagenet,
+        {"num_classes": 1000, "shortcut": None},
+        f"plain-{_depth}: ResNet-{_depth} with every shortcut removed",
+    )
+    _register(
+        f"preact_resnet{_depth}",
+        "imagenet",
+        partial(ImageNetResNet, PREACT[_block], _layers),
+        {"num_classes": 1000, "shortcut": "B"},
+        f"pre-activation ResNet-{_depth} (He et al. 2016)",
+        beyond_paper=True,
+    )
 
-for _name, _layers, _groups, _width in (("resnext50_32x4d", (3, 4, 6, 3), 32, 4),
-                                        ("resnext101_32x8d", (3, 4, 23, 3), 32, 8)):
+for _name, _layers, _groups, _width in (
+    ("resnext50_32x4d", (3, 4, 6, 3), 32, 4),
+    ("resnext101_32x8d", (3, 4, 23, 3), 32, 8),
+):
     # ResNeXt puts the stride on the grouped 3x3, as its authors' code and torchvision do.
-    _register(_name, "imagenet", partial(ImageNetResNet, Bottleneck, _layers, groups=_groups,
-                                         width_per_group=_width),
-              {"num_classes": 1000, "shortcut": "B", "stride_on": "3x3"},
-              f"ResNeXt (Xie et al. 2017), cardinality {_groups}, width {_width}", beyond_paper=True)
+    _register(
+        _name,
+        "imagenet",
+        partial(ImageNetResNet, Bottleneck, _layers, groups=_groups, width_per_group=_width),
+        {"num_classes": 1000, "shortcut": "B", "stride_on": "3x3"},
+        f"ResNeXt (Xie et al. 2017), cardinality {_groups}, width {_width}",
+        beyond_paper=True,
+    )
 
 
 def _cifar(depth: int, block: str = "basic", *, preact: bool = False, **options: Any) -> nn.Module:
@@ -100,31 +129,66 @@ def _cifar(depth: int, block: str = "basic", *, preact: bool = False, **options:
 
 
 for _depth in CIFAR_DEPTHS:
-    _register(f"resnet{_depth}", "cifar", partial(_cifar, _depth), {"num_classes": 10, "shortcut": "A"},
-              f"CIFAR ResNet-{_depth} (n={(_depth - 2) // 6}), option A shortcuts")
-    _register(f"plain{_depth}", "cifar", partial(_cifar, _depth), {"num_classes": 10, "shortcut": None},
-              f"CIFAR plain-{_depth}: ResNet-{_depth} with every shortcut removed")
+    _register(
+        f"resnet{_depth}",
+        "cifar",
+        partial(_cifar, _depth),
+        {"num_classes": 10, "shortcut": "A"},
+        f"CIFAR ResNet-{_depth} (n={(_depth - 2) // 6}), option A shortcuts",
+    )
+    _register(
+        f"plain{_depth}",
+        "cifar",
+        partial(_cifar, _depth),
+        {"num_classes": 10, "shortcut": None},
+        f"CIFAR plain-{_depth}: ResNet-{_depth} with every shortcut removed",
+    )
 for _depth, _block in ((20, "basic"), (56, "basic"), (110, "basic"), (164, "bottleneck"), (1001, "bottleneck")):
-    _register(f"preact_resnet{_depth}", "cifar", partial(_cifar, _depth, _block, preact=True),
-              {"num_classes": 10, "shortcut": "B" if _block == "bottleneck" else "A"},
-              f"CIFAR pre-activation ResNet-{_depth} with {_block} blocks (He et al. 2016)", beyond_paper=True)
+    _register(
+        f"preact_resnet{_depth}",
+        "cifar",
+        partial(_cifar, _depth, _block, preact=True),
+        {"num_classes": 10, "shortcut": "B" if _block == "bottleneck" else "A"},
+        f"CIFAR pre-activation ResNet-{_depth} with {_block} blocks (He et al. 2016)",
+        beyond_paper=True,
+    )
 
-_register("cifar_resnet", "cifar", _cifar, {"num_classes": 10, "shortcut": "A", "block": "basic"},
-          "CIFAR ResNet of any depth: depth=6n+2 (block='bottleneck': 9n+2)", extra_options={"depth", "block"})
-_register("cifar_plain", "cifar", _cifar, {"num_classes": 10, "shortcut": None, "block": "basic"},
-          "CIFAR plain network of any depth 6n+2", extra_options={"depth", "block"})
-_register("cifar_preact_resnet", "cifar", partial(_cifar, preact=True),
-          {"num_classes": 10, "shortcut": "A", "block": "basic"},
-          "CIFAR pre-activation ResNet of any depth (He et al. 2016)", beyond_paper=True,
-          extra_options={"depth", "block"})
+_register(
+    "cifar_resnet",
+    "cifar",
+    _cifar,
+    {"num_classes": 10, "shortcut": "A", "block": "basic"},
+    "CIFAR ResNet of any depth: depth=6n+2 (block='bottleneck': 9n+2)",
+    extra_options={"depth", "block"},
+)
+_register(
+    "cifar_plain",
+    "cifar",
+    _cifar,
+    {"num_classes": 10, "shortcut": None, "block": "basic"},
+    "CIFAR plain network of any depth 6n+2",
+    extra_options={"depth", "block"},
+)
+_register(
+    "cifar_preact_resnet",
+    "cifar",
+    partial(_cifar, preact=True),
+    {"num_classes": 10, "shortcut": "A", "block": "basic"},
+    "CIFAR pre-activation ResNet of any depth (He et al. 2016)",
+    beyond_paper=True,
+    extra_options={"depth", "block"},
+)
 
 
 def list_models(family: str | None = None, *, include_beyond_paper: bool = True) -> list[str]:
     """Every registered name, in a stable order (the registry's), optionally for one family."""
     if family is not None and family not in FAMILIES:
         raise ResNetError(f"family must be one of {', '.join(FAMILIES)} (got {family!r})")
-    return [s.name for s in _REGISTRY.values()
-            if (family is None or s.family == family) and (include_beyond_paper or not s.beyond_paper)]
+    return [
+        s.name
+        for s in _REGISTRY.values()
+        if (family is None or s.family == family) and (include_beyond_paper or not s.beyond_paper)
+    ]
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -146,10 +210,13 @@ def _check_options(spec: ModelSpec, options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - spec.options)
     if unknown:
         if spec.defaults.get("shortcut", "x") is None and set(unknown) & {"shortcut", "zero_init_residual"}:
-            raise ResNetError(f"{spec.name} is a plain network and has no shortcuts; "
-                              f"options {', '.join(unknown)} apply only to residual networks")
-        raise ResNetError(f"unknown option(s) {', '.join(unknown)} for {spec.name}; "
-                          f"valid: {', '.join(sorted(spec.options))}")
+            raise ResNetError(
+                f"{spec.name} is a plain network and has no shortcuts; "
+                f"options {', '.join(unknown)} apply only to residual networks"
+            )
+        raise ResNetError(
+            f"unknown option(s) {', '.join(unknown)} for {spec.name}; valid: {', '.join(sorted(spec.options))}"
+        )
     for key in ("num_classes", "in_channels"):
         value = options.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

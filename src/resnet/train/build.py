@@ -16,8 +16,16 @@ import torch
 from torch import nn
 
 from resnet import checkpoints as ck
-from resnet.data import (DataBundle, EvalLoader, Normalization, TrainLoader, fit_normalization, load_dataset,
-                         make_eval_loader, make_train_loader)
+from resnet.data import (
+    DataBundle,
+    EvalLoader,
+    Normalization,
+    TrainLoader,
+    fit_normalization,
+    load_dataset,
+    make_eval_loader,
+    make_train_loader,
+)
 from resnet.data.transforms import check_protocol
 from resnet.device import Speed
 from resnet.errors import ResNetError
@@ -26,8 +34,14 @@ from resnet.train import distributed
 from resnet.train.config import TrainConfig
 from resnet.train.ema import EMA
 from resnet.train.freeze import apply_freezing, head_lr_scale, is_head
-from resnet.train.warm_start import ARCHITECTURE_OPTIONS, apply_init, init_model_options, init_normalization, resolve_init
 from resnet.train.schedule import build_schedule
+from resnet.train.warm_start import (
+    ARCHITECTURE_OPTIONS,
+    apply_init,
+    init_model_options,
+    init_normalization,
+    resolve_init,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +115,14 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
         if p.requires_grad:
             key = (head_scale is not None and is_head(name), not (cfg.wd_bn_bias or p.ndim > 1))
             groups.setdefault(key, []).append(p)
-    return [{"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-             "lr_scale": head_scale if head else 1.0}
-            for (head, no_decay), params in sorted(groups.items(), key=lambda item: item[0])]
+    return [
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+            "lr_scale": head_scale if head else 1.0,
+        }
+        for (head, no_decay), params in sorted(groups.items(), key=lambda item: item[0])
+    ]
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
@@ -114,17 +133,28 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
 
 def _load_data(cfg: TrainConfig, quiet: bool) -> DataBundle:
     # The config holds counts as int and fractions as float (option_types.val_split_value).
-    bundle = load_dataset(cfg.data, cfg.data_dir, val_split=cfg.val_split, split_seed=cfg.split_seed,
-                          cache_dir=cfg.cache_dir, skip_bad_images=cfg.skip_bad_images,
-                          download=cfg.download, quiet=quiet, train_subset=cfg.train_subset)
+    bundle = load_dataset(
+        cfg.data,
+        cfg.data_dir,
+        val_split=cfg.val_split,
+        split_seed=cfg.split_seed,
+        cache_dir=cfg.cache_dir,
+        skip_bad_images=cfg.skip_bad_images,
+        download=cfg.download,
+        quiet=quiet,
+        train_subset=cfg.train_subset,
+    )
     if bundle.num_classes < 2:  # one class is always right: "0% error" would mean nothing
-        raise ResNetError(f"option 'data-dir': {cfg.data_dir} has {bundle.num_classes} class "
-                          f"({', '.join(bundle.classes)}); training needs at least 2 class folders")
+        raise ResNetError(
+            f"option 'data-dir': {cfg.data_dir} has {bundle.num_classes} class "
+            f"({', '.join(bundle.classes)}); training needs at least 2 class folders"
+        )
     return bundle
 
 
-def _normalization(cfg: TrainConfig, bundle: DataBundle, init: Any, resume_from: ck.Checkpoint | None,
-                   quiet: bool) -> Normalization:
+def _normalization(
+    cfg: TrainConfig, bundle: DataBundle, init: Any, resume_from: ck.Checkpoint | None, quiet: bool
+) -> Normalization:
     """The checkpoint's when resuming; ``init``: the warm-start weights' own; else fitted on the training set."""
     if resume_from is not None:
         return Normalization.from_dict(resume_from.meta["normalization"])
@@ -137,8 +167,9 @@ def _normalization(cfg: TrainConfig, bundle: DataBundle, init: Any, resume_from:
     return fit_normalization(bundle, cfg.normalization, quiet=quiet)
 
 
-def _model(cfg: TrainConfig, bundle: DataBundle, init: Any,
-           resume_from: ck.Checkpoint | None) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
+def _model(
+    cfg: TrainConfig, bundle: DataBundle, init: Any, resume_from: ck.Checkpoint | None
+) -> tuple[nn.Module, dict[str, Any], dict[str, Any] | None]:
     """The network with its options and weights: the checkpoint's, the warm start's, or the paper's init."""
     options = model_options(cfg, bundle.num_classes, bundle.in_channels)
     if init is not None:
@@ -151,13 +182,20 @@ def _model(cfg: TrainConfig, bundle: DataBundle, init: Any,
     if resume_from is not None:
         ck.load_weights(model, resume_from.model, name=cfg.model)
     elif init is not None:
-        report = apply_init(model, *init, classes=list(bundle.classes), head=cfg.init_head,
-                            non_strict=cfg.init_non_strict, model_name=cfg.model)
+        report = apply_init(
+            model,
+            *init,
+            classes=list(bundle.classes),
+            head=cfg.init_head,
+            non_strict=cfg.init_non_strict,
+            model_name=cfg.model,
+        )
     return model, options, report
 
 
-def build_run(cfg: TrainConfig, dist: distributed.DistInfo, speed: Speed, resume_from: ck.Checkpoint | None,
-              quiet: bool) -> Run:
+def build_run(
+    cfg: TrainConfig, dist: distributed.DistInfo, speed: Speed, resume_from: ck.Checkpoint | None, quiet: bool
+) -> Run:
     """``quiet``: no progress bars while data is prepared (--quiet, or a DDP rank other than 0)."""
     batches = split_batch(cfg, dist.world_size)
     # Read --init before the data, so a wrong file fails at once; a resumed run never reads it again.
@@ -186,26 +224,59 @@ def build_run(cfg: TrainConfig, dist: distributed.DistInfo, speed: Speed, resume
         wrapped = model
     forward: nn.Module = torch.compile(wrapped) if speed.compile else wrapped  # type: ignore[assignment]
 
-    loader = make_train_loader(bundle, batches.micro, augment=cfg.augment, normalization=normalization,
-                               device=device, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size,
-                               workers=cfg.workers, drop_last=True)
+    loader = make_train_loader(
+        bundle,
+        batches.micro,
+        augment=cfg.augment,
+        normalization=normalization,
+        device=device,
+        seed=cfg.seed,
+        rank=dist.rank,
+        world_size=dist.world_size,
+        workers=cfg.workers,
+        drop_last=True,
+    )
     steps_per_epoch = len(loader) // batches.accum
     if steps_per_epoch < 1:
-        raise ResNetError(f"option 'batch-size': {cfg.batch_size} is larger than the training set "
-                          f"({len(bundle.train)} images)")
+        raise ResNetError(
+            f"option 'batch-size': {cfg.batch_size} is larger than the training set ({len(bundle.train)} images)"
+        )
     total = cfg.iterations or math.ceil(cfg.epochs * steps_per_epoch)
     eval_batch = max(batches.micro, 256) if bundle.kind == "tensor" else batches.micro
-    val_loader = make_eval_loader(bundle.val, eval_batch, protocol=cfg.val_protocol, normalization=normalization,
-                                  device=device, workers=cfg.workers) if bundle.val is not None else None
+    val_loader = (
+        make_eval_loader(
+            bundle.val,
+            eval_batch,
+            protocol=cfg.val_protocol,
+            normalization=normalization,
+            device=device,
+            workers=cfg.workers,
+        )
+        if bundle.val is not None
+        else None
+    )
     check_protocol(cfg.final_protocol, bundle.image_size)  # refused now, not after training
     eval_every = cfg.eval_every or steps_per_epoch
     return Run(
-        batches=batches, bundle=bundle, normalization=normalization, model_options=options, model=model,
-        wrapped=wrapped, forward=forward, frozen=frozen, ema=ema, eval_model=eval_model, init_report=init_report,
+        batches=batches,
+        bundle=bundle,
+        normalization=normalization,
+        model_options=options,
+        model=model,
+        wrapped=wrapped,
+        forward=forward,
+        frozen=frozen,
+        ema=ema,
+        eval_model=eval_model,
+        init_report=init_report,
         optimizer=make_optimizer(model, cfg),
         scaler=torch.amp.GradScaler(device.type) if speed.precision == "fp16" else None,
         criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
-        loader=loader, val_loader=val_loader, steps_per_epoch=steps_per_epoch, total=total,
-        schedule=build_schedule(cfg, total), eval_every=eval_every,
+        loader=loader,
+        val_loader=val_loader,
+        steps_per_epoch=steps_per_epoch,
+        total=total,
+        schedule=build_schedule(cfg, total),
+        eval_every=eval_every,
         checkpoint_every=cfg.checkpoint_every or eval_every,
     )

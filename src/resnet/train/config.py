@@ -11,11 +11,12 @@ import argparse
 import dataclasses
 import json
 import math
-import tomllib
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from resnet.data.loaders import AUGMENTS
 from resnet.data.sources import DATASETS
@@ -38,98 +39,173 @@ class TrainConfig:
     recipe: str = _opt("digits", "named preset the other defaults come from", group="recipe")
 
     # model
-    model: str = _opt("resnet20", "network name (see `resnet summary`); the generic cifar_resnet/cifar_plain need --depth", group="model")
+    model: str = _opt(
+        "resnet20",
+        "network name (see `resnet summary`); the generic cifar_resnet/cifar_plain need --depth",
+        group="model",
+    )
     depth: int | None = _opt(None, "depth of the generic cifar_resnet/cifar_plain (6n+2)", group="model")
-    shortcut: str | None = _opt(None, "shortcut option (default: the family's: A for CIFAR nets, B for ImageNet nets)",
-                                ("A", "B", "C"), group="model")
-    stride_on: str | None = _opt(None, "where a downsampling bottleneck puts its stride (default: the model's)",
-                                 ("1x1", "3x3"), group="model")
-    zero_init_residual: bool = _opt(False, "zero-init the last BN gamma of each residual branch "
-                                    "(Goyal et al. 2017; beyond the paper)", group="model")
+    shortcut: str | None = _opt(
+        None,
+        "shortcut option (default: the family's: A for CIFAR nets, B for ImageNet nets)",
+        ("A", "B", "C"),
+        group="model",
+    )
+    stride_on: str | None = _opt(
+        None, "where a downsampling bottleneck puts its stride (default: the model's)", ("1x1", "3x3"), group="model"
+    )
+    zero_init_residual: bool = _opt(
+        False,
+        "zero-init the last BN gamma of each residual branch (Goyal et al. 2017; beyond the paper)",
+        group="model",
+    )
 
     # data
     data: str = _opt("digits", "dataset", DATASETS, group="data")
     data_dir: str | None = _opt(None, "dataset folder (not needed for digits)", group="data")
-    val_split: float | int | None = _opt(0.2, "validation images held out of the training set: a whole count "
-                                         "(>= 1) or a fraction in (0, 1); 0: none; none: the source's own "
-                                         "validation split", group="data")
+    val_split: float | int | None = _opt(
+        0.2,
+        "validation images held out of the training set: a whole count "
+        "(>= 1) or a fraction in (0, 1); 0: none; none: the source's own "
+        "validation split",
+        group="data",
+    )
     split_seed: int = _opt(0, "seed of the train/validation split", group="data")
-    train_subset: int | None = _opt(None, "train on this many of the training images only, a seeded random choice "
-                                    "made after the validation images are held out (none: all of them)",
-                                    group="data")
+    train_subset: int | None = _opt(
+        None,
+        "train on this many of the training images only, a seeded random choice "
+        "made after the validation images are held out (none: all of them)",
+        group="data",
+    )
     cache_dir: str | None = _opt(None, "where decoded datasets are cached (default: the data module's)", group="data")
     skip_bad_images: bool = _opt(False, "skip unreadable images instead of stopping", group="data")
     download: bool = _opt(False, "download the dataset if it is missing", group="data")
-    augment: str = _opt("none", "training augmentation: cifar = pad 4 + random crop + flip; imagenet = "
-                        "scale [256,480] + 224 crop + flip + PCA lighting", AUGMENTS, group="data")
-    normalization: str = _opt("pixel-mean", "input normalisation: pixel-mean = the paper's per-pixel mean "
-                              "image subtracted; channel = per-channel mean/std; init = the one stored with the "
-                              "--init weights (channel statistics of this data when they carry none)",
-                              ("pixel-mean", "channel", "init"), group="data")
+    augment: str = _opt(
+        "none",
+        "training augmentation: cifar = pad 4 + random crop + flip; imagenet = "
+        "scale [256,480] + 224 crop + flip + PCA lighting",
+        AUGMENTS,
+        group="data",
+    )
+    normalization: str = _opt(
+        "pixel-mean",
+        "input normalisation: pixel-mean = the paper's per-pixel mean "
+        "image subtracted; channel = per-channel mean/std; init = the one stored with the "
+        "--init weights (channel statistics of this data when they carry none)",
+        ("pixel-mean", "channel", "init"),
+        group="data",
+    )
     val_protocol: str = _opt("single", "evaluation protocol during training", PROTOCOLS, group="data")
     final_protocol: str = _opt("single", "evaluation protocol of the final evaluation", PROTOCOLS, group="data")
     workers: int = _opt(0, "data loading worker processes (for image files)", group="data")
 
     # optimisation
-    iterations: int | None = _opt(None, "training length in iterations (optimizer steps); the LR milestones "
-                                  "scale with it", group="optimisation")
-    epochs: float | None = _opt(15.0, "training length in epochs, used when --iterations is not set",
-                                group="optimisation")
-    batch_size: int = _opt(64, "global batch size: images per optimizer step summed over all processes "
-                           "(the LR is for this batch)", group="optimisation")
-    micro_batch: int | None = _opt(None, "images per forward pass and process; smaller than the per-process "
-                                   "batch means gradient accumulation", group="optimisation")
+    iterations: int | None = _opt(
+        None, "training length in iterations (optimizer steps); the LR milestones scale with it", group="optimisation"
+    )
+    epochs: float | None = _opt(
+        15.0, "training length in epochs, used when --iterations is not set", group="optimisation"
+    )
+    batch_size: int = _opt(
+        64,
+        "global batch size: images per optimizer step summed over all processes (the LR is for this batch)",
+        group="optimisation",
+    )
+    micro_batch: int | None = _opt(
+        None,
+        "images per forward pass and process; smaller than the per-process batch means gradient accumulation",
+        group="optimisation",
+    )
     lr: float = _opt(0.1, "base learning rate (SGD)", group="optimisation")
     momentum: float = _opt(0.9, "SGD momentum", group="optimisation")
     weight_decay: float = _opt(1e-4, "L2 weight decay", group="optimisation")
-    wd_bn_bias: bool = _opt(True, "apply weight decay to BN parameters and biases too (the paper does)",
-                            group="optimisation")
-    label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss (beyond the paper)",
-                                  group="optimisation")
-    ema_decay: float = _opt(0.0, "exponential moving average of the weights, evaluated and saved as best "
-                            "(0 = off; beyond the paper)", group="optimisation")
-    schedule: str = _opt("multistep", "LR schedule", ("multistep", "plateau", "cosine", "linear", "constant"),
-                         group="optimisation")
-    milestones: tuple[float, ...] = _opt((0.5, 0.75), "multistep: fractions of the training length at which "
-                                         "the LR is multiplied by --gamma", group="optimisation")
+    wd_bn_bias: bool = _opt(
+        True, "apply weight decay to BN parameters and biases too (the paper does)", group="optimisation"
+    )
+    label_smoothing: float = _opt(
+        0.0, "label smoothing of the cross-entropy loss (beyond the paper)", group="optimisation"
+    )
+    ema_decay: float = _opt(
+        0.0,
+        "exponential moving average of the weights, evaluated and saved as best (0 = off; beyond the paper)",
+        group="optimisation",
+    )
+    schedule: str = _opt(
+        "multistep", "LR schedule", ("multistep", "plateau", "cosine", "linear", "constant"), group="optimisation"
+    )
+    milestones: tuple[float, ...] = _opt(
+        (0.5, 0.75),
+        "multistep: fractions of the training length at which the LR is multiplied by --gamma",
+        group="optimisation",
+    )
     gamma: float = _opt(0.1, "LR factor at each milestone or plateau", group="optimisation")
-    warmup_iterations: int = _opt(0, "linear LR warm-up from 0 over this many iterations (beyond the paper)",
-                                  group="optimisation")
-    plateau_patience: int = _opt(3, "plateau: evaluations without improvement before the LR drops",
-                                 group="optimisation")
-    plateau_threshold: float = _opt(0.001, "plateau: smallest drop in validation error that counts",
-                                    group="optimisation")
-    warm_rule: str = _opt("auto", "the paper's ResNet-110 rule: LR --warm-lr until the training error falls "
-                          "below --warm-until-error; auto = on for depth >= 110", ("auto", "on", "off"),
-                          group="optimisation")
+    warmup_iterations: int = _opt(
+        0, "linear LR warm-up from 0 over this many iterations (beyond the paper)", group="optimisation"
+    )
+    plateau_patience: int = _opt(
+        3, "plateau: evaluations without improvement before the LR drops", group="optimisation"
+    )
+    plateau_threshold: float = _opt(
+        0.001, "plateau: smallest drop in validation error that counts", group="optimisation"
+    )
+    warm_rule: str = _opt(
+        "auto",
+        "the paper's ResNet-110 rule: LR --warm-lr until the training error falls "
+        "below --warm-until-error; auto = on for depth >= 110",
+        ("auto", "on", "off"),
+        group="optimisation",
+    )
     warm_lr: float = _opt(0.01, "LR while the warm rule holds", group="optimisation")
-    warm_until_error: float = _opt(0.8, "training error (fraction) below which the warm rule ends",
-                                   group="optimisation")
+    warm_until_error: float = _opt(
+        0.8, "training error (fraction) below which the warm rule ends", group="optimisation"
+    )
 
     # fine-tuning (src/resnet/train/warm_start.py and freeze.py)
-    init: str | None = _opt(None, "start from these weights (applied at step 0 only): a run folder, a checkpoint, a "
-                            ".pth/.safetensors state dict or a published name", group="fine-tuning")
-    init_head: str = _opt("auto", "the classifier of the --init weights: auto = load it when it fits the new classes "
-                          "(same class names where the weights name theirs, else same shape), else re-initialise "
-                          "it; load = it must load (a wrong class count is an error); reset = always "
-                          "re-initialise", ("auto", "load", "reset"), group="fine-tuning")
-    init_non_strict: bool = _opt(False, "allow --init weights that do not fit outside the classifier: missing or "
-                                 "misshapen tensors keep their fresh initialisation, extra ones are ignored",
-                                 group="fine-tuning")
-    freeze_until: str | None = _opt(None, "freeze the stem and every stage up to this one (conv1/stem, layer1, ...): "
-                                    "their parameters are not trained and their BN layers stay in eval mode",
-                                    group="fine-tuning")
-    freeze_bn: bool = _opt(False, "keep every BN layer in eval mode: running statistics are used, never updated",
-                           group="fine-tuning")
-    head_lr: str | None = _opt(None, "LR of the classifier: a multiple of --lr ('10x') or a number (the head's LR "
-                               "where the schedule is at --lr); it follows the same schedule", group="fine-tuning")
-    linear_probe: bool = _opt(False, "train the classifier only (the whole backbone frozen, BN in eval mode)",
-                              group="fine-tuning")
+    init: str | None = _opt(
+        None,
+        "start from these weights (applied at step 0 only): a run folder, a checkpoint, a "
+        ".pth/.safetensors state dict or a published name",
+        group="fine-tuning",
+    )
+    init_head: str = _opt(
+        "auto",
+        "the classifier of the --init weights: auto = load it when it fits the new classes "
+        "(same class names where the weights name theirs, else same shape), else re-initialise "
+        "it; load = it must load (a wrong class count is an error); reset = always "
+        "re-initialise",
+        ("auto", "load", "reset"),
+        group="fine-tuning",
+    )
+    init_non_strict: bool = _opt(
+        False,
+        "allow --init weights that do not fit outside the classifier: missing or "
+        "misshapen tensors keep their fresh initialisation, extra ones are ignored",
+        group="fine-tuning",
+    )
+    freeze_until: str | None = _opt(
+        None,
+        "freeze the stem and every stage up to this one (conv1/stem, layer1, ...): "
+        "their parameters are not trained and their BN layers stay in eval mode",
+        group="fine-tuning",
+    )
+    freeze_bn: bool = _opt(
+        False, "keep every BN layer in eval mode: running statistics are used, never updated", group="fine-tuning"
+    )
+    head_lr: str | None = _opt(
+        None,
+        "LR of the classifier: a multiple of --lr ('10x') or a number (the head's LR "
+        "where the schedule is at --lr); it follows the same schedule",
+        group="fine-tuning",
+    )
+    linear_probe: bool = _opt(
+        False, "train the classifier only (the whole backbone frozen, BN in eval mode)", group="fine-tuning"
+    )
 
     # evaluation, logging, checkpoints
     eval_every: int = _opt(0, "validate every N iterations (0 = once per epoch)", group="run")
-    checkpoint_every: int = _opt(0, "save the 'last' checkpoint every N iterations (0 = at each validation)",
-                                 group="run")
+    checkpoint_every: int = _opt(
+        0, "save the 'last' checkpoint every N iterations (0 = at each validation)", group="run"
+    )
     log_every: int = _opt(20, "iterations per metrics record (loss, error, LR, images/s)", group="run")
     seed: int = _opt(0, "seed of initialisation, data order and augmentation", group="run")
     run_dir: str | None = _opt(None, "run folder (default: <runs-root>/<model>-<data>-<timestamp>)", group="run")
@@ -139,17 +215,26 @@ class TrainConfig:
 
     # speed (no effect on the maths beyond float rounding)
     device: str = _opt("auto", "cpu, cuda, cuda:N or mps (auto: cuda if available)", group="speed")
-    precision: str = _opt("auto", "autocast precision (auto: bf16 on CUDA where supported, else fp32; native: "
-                          "as auto, plus bf16 on CPUs with bf16 kernels, AVX-512 and newer)",
-                          PRECISIONS, group="speed")
-    channels_last: str = _opt("auto", "channels-last memory format (auto: on for CUDA)", ("auto", "on", "off"),
-                              group="speed")
-    compile: str = _opt("auto", "torch.compile the model (auto: off; compiling takes minutes)",
-                        ("auto", "on", "off"), group="speed")
+    precision: str = _opt(
+        "auto",
+        "autocast precision (auto: bf16 on CUDA where supported, else fp32; native: "
+        "as auto, plus bf16 on CPUs with bf16 kernels, AVX-512 and newer)",
+        PRECISIONS,
+        group="speed",
+    )
+    channels_last: str = _opt(
+        "auto", "channels-last memory format (auto: on for CUDA)", ("auto", "on", "off"), group="speed"
+    )
+    compile: str = _opt(
+        "auto", "torch.compile the model (auto: off; compiling takes minutes)", ("auto", "on", "off"), group="speed"
+    )
     sync_bn: bool = _opt(False, "synchronise BN statistics across processes (DDP)", group="speed")
-    dist_timeout: float = _opt(300.0, "seconds a process waits for the others in a collective (DDP) before the "
-                               "run stops with an error naming it; also their time to save on SIGTERM",
-                               group="speed")
+    dist_timeout: float = _opt(
+        300.0,
+        "seconds a process waits for the others in a collective (DDP) before the "
+        "run stops with an error naming it; also their time to save on SIGTERM",
+        group="speed",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -214,8 +299,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise TypeError
             return int(value)
         if name == "val_split":
-            return val_split_value(value if isinstance(value, (str, int, float)) and not isinstance(value, bool)
-                                   else str(value))
+            return val_split_value(
+                value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else str(value)
+            )
         if kind is float:
             if isinstance(value, bool):
                 raise TypeError
@@ -235,7 +321,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 def _type_name(name: str) -> str:
     kind = base_type(name)
     return {bool: "true or false", tuple: "a list of numbers", int: "an integer", float: "a number"}.get(
-        kind, "a string")
+        kind, "a string"
+    )
 
 
 def _validate(cfg: TrainConfig, source: str, final: bool) -> None:
@@ -290,8 +377,11 @@ def _validate(cfg: TrainConfig, source: str, final: bool) -> None:
     if not final:  # the checks below involve several options; a later stage may still set the others
         return
     if cfg.normalization == "init" and not cfg.init:
-        raise bad("normalization", "'init' is the normalisation stored with the --init weights; set --init WEIGHTS "
-                  "or another --normalization (pixel-mean, channel)")
+        raise bad(
+            "normalization",
+            "'init' is the normalisation stored with the --init weights; set --init WEIGHTS "
+            "or another --normalization (pixel-mean, channel)",
+        )
     if cfg.linear_probe and cfg.freeze_until is not None:
         raise bad("freeze_until", "--linear-probe already freezes the whole backbone; drop one of the two")
     if cfg.data != "digits" and not cfg.data_dir and not cfg.download:

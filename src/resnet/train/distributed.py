@@ -26,10 +26,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -64,9 +64,12 @@ def from_env() -> DistInfo:
 def init_process_group(info: DistInfo, device: torch.device, timeout_s: float | None = None) -> None:
     """Join the job; ``timeout_s`` bounds every collective (None: PyTorch's default, 30 minutes for gloo)."""
     if info.enabled and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=info.rank,
-                                world_size=info.world_size,
-                                timeout=timedelta(seconds=timeout_s) if timeout_s is not None else None)
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo",
+            rank=info.rank,
+            world_size=info.world_size,
+            timeout=timedelta(seconds=timeout_s) if timeout_s is not None else None,
+        )
 
 
 _TIMEOUT = re.compile(r"timed? ?out|timeout", re.IGNORECASE)
@@ -91,9 +94,11 @@ def timeout_as_error(info: DistInfo, timeout_s: float, note: Callable[[], str] =
         if not (info.enabled and is_collective_timeout(e)):
             raise
         left = note()
-        raise ResNetError(f"process {info.rank} of {info.world_size}: no answer from the other processes within "
-                          f"--dist-timeout {timeout_s:g} s (one of them is stopped, hung or dead); stopped"
-                          f"{'; ' + left if left else ''}") from None
+        raise ResNetError(
+            f"process {info.rank} of {info.world_size}: no answer from the other processes within "
+            f"--dist-timeout {timeout_s:g} s (one of them is stopped, hung or dead); stopped"
+            f"{'; ' + left if left else ''}"
+        ) from None
 
 
 # -- dying with the launcher ---------------------------------------------------------------------
@@ -121,8 +126,9 @@ def _watch_parent(parent_pid: int, interval_s: float, signum: int | None) -> Non
         time.sleep(interval_s)
 
 
-def die_with_parent(parent_pid: int, *, use_prctl: bool = True, interval_s: float = 0.5,
-                    signum: int | None = None) -> str:
+def die_with_parent(
+    parent_pid: int, *, use_prctl: bool = True, interval_s: float = 0.5, signum: int | None = None
+) -> str:
     """Make this process end (as by SIGKILL) when ``parent_pid``, its parent, ends; returns how.
 
     With ``signum`` (e.g. SIGTERM) the process is sent that signal instead, once, and ends in its own
@@ -147,8 +153,9 @@ def die_with_parent(parent_pid: int, *, use_prctl: bool = True, interval_s: floa
         _die(signum)
         if signum is not None:
             return "already gone"
-    threading.Thread(target=_watch_parent, args=(parent_pid, interval_s, signum), name="die-with-parent",
-                     daemon=True).start()
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid, interval_s, signum), name="die-with-parent", daemon=True
+    ).start()
     return "watchdog"
 
 
@@ -196,23 +203,42 @@ def launch(nproc: int, argv: list[str], stop_grace_s: float = 30) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
-    args = ["--nnodes", "1", "--nproc-per-node", str(nproc), "--master-addr", "127.0.0.1",
-            "--master-port", str(_free_port()), "--shutdown-timeout", str(max(1, round(stop_grace_s))),
-            "-m", "resnet", *argv]
+    args = [
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(nproc),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "--shutdown-timeout",
+        str(max(1, round(stop_grace_s))),
+        "-m",
+        "resnet",
+        *argv,
+    ]
     logger.info("launching %d processes: torchrun %s", nproc, " ".join(args))
     os.environ[LAUNCHER_PID] = str(os.getpid())  # inherited by the processes: see bind_to_launcher()
     quiet = _RoutineShutdownFilter()
-    elastic_loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic.agent.server.api",
-                                                      "torch.distributed.elastic.multiprocessing.api")]
+    elastic_loggers = [
+        logging.getLogger(n)
+        for n in ("torch.distributed.elastic.agent.server.api", "torch.distributed.elastic.multiprocessing.api")
+    ]
     for log in elastic_loggers:
         log.addFilter(quiet)
     try:
         torchrun(args)
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
-        how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
-               else f"exited with status {failure.exitcode}")
-        raise ResNetError(f"training process {rank} of {nproc} {how}; the run is stopped (see its messages above)") from None
+        how = (
+            f"was killed by {failure.signal_name()}"
+            if failure.exitcode < 0
+            else f"exited with status {failure.exitcode}"
+        )
+        raise ResNetError(
+            f"training process {rank} of {nproc} {how}; the run is stopped (see its messages above)"
+        ) from None
     except SignalException:
         return 130  # the processes saved a checkpoint and rank 0 printed how to resume
     finally:
@@ -271,11 +297,11 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for name, child in model.named_children():
         if isinstance(child, nn.BatchNorm2d):
-            sync = GlooSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                     child.track_running_stats).to(device)
+            sync = GlooSyncBatchNorm(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            ).to(device)
             sync.load_state_dict(child.state_dict())
             setattr(model, name, sync)
         else:
             convert_sync_batchnorm(child, device)
     return model
-

@@ -75,9 +75,11 @@ def frozen_parts(model: nn.Module, freeze_until: str | None, linear_probe: bool)
         return []
     target = "stem" if freeze_until in STEM_NAMES else freeze_until
     if target not in names:
-        raise ResNetError(f"option 'freeze-until': {freeze_until!r} is not a part of the model "
-                          f"(valid: {', '.join(freeze_choices(model))})")
-    return names[:names.index(target) + 1]
+        raise ResNetError(
+            f"option 'freeze-until': {freeze_until!r} is not a part of the model "
+            f"(valid: {', '.join(freeze_choices(model))})"
+        )
+    return names[: names.index(target) + 1]
 
 
 def _train_stays_eval(self: nn.Module, mode: bool = True) -> nn.Module:
@@ -92,8 +94,9 @@ def keep_in_eval(module: nn.Module) -> None:
     module.train(False)
 
 
-def apply_freezing(model: nn.Module, freeze_until: str | None = None, linear_probe: bool = False,
-                   freeze_bn: bool = False) -> dict[str, Any]:
+def apply_freezing(
+    model: nn.Module, freeze_until: str | None = None, linear_probe: bool = False, freeze_bn: bool = False
+) -> dict[str, Any]:
     """Freeze the parts the options name and keep their BN layers (all BN layers with ``freeze_bn``) in
     eval mode. Call it before the optimizer and the DDP wrapper are built: both take only trainable
     parameters. Returns what was frozen, for the log and the run's metadata."""
@@ -108,11 +111,20 @@ def apply_freezing(model: nn.Module, freeze_until: str | None = None, linear_pro
         keep_in_eval(bn)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    report = {"frozen_parts": frozen, "trainable_params": trainable, "frozen_params": total - trainable,
-              "bn_layers_in_eval": len(bn_layers)}
+    report = {
+        "frozen_parts": frozen,
+        "trainable_params": trainable,
+        "frozen_params": total - trainable,
+        "bn_layers_in_eval": len(bn_layers),
+    }
     if frozen or bn_layers:
-        logger.info("frozen: %s (%d of %d parameters train); BN statistics frozen in %d layers",
-                    ", ".join(frozen) or "no parameters", trainable, total, len(bn_layers))
+        logger.info(
+            "frozen: %s (%d of %d parameters train); BN statistics frozen in %d layers",
+            ", ".join(frozen) or "no parameters",
+            trainable,
+            total,
+            len(bn_layers),
+        )
     return report
 
 
@@ -137,6 +149,8 @@ def head_lr_scale(head_lr: str | None, lr: float) -> float | None:
     if kind == "multiple":
         return value
     if lr <= 0:
-        raise ResNetError(f"option 'head-lr': an absolute head LR ({head_lr}) needs a positive --lr to scale "
-                          "with the schedule; give a multiple such as '10x'")
+        raise ResNetError(
+            f"option 'head-lr': an absolute head LR ({head_lr}) needs a positive --lr to scale "
+            "with the schedule; give a multiple such as '10x'"
+        )
     return value / lr

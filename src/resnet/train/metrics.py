@@ -2,8 +2,8 @@
 
 Each record is a flat dict with ``kind`` ("train" or "val"), ``step`` and ``epoch``; train records add
 ``loss``, ``train_error``, ``lr`` and ``images_per_s`` (averages since the previous record), val
-records add ``val_error``, ``val_top5_error``, ``val_loss`` and ``wall_s`` (the run's wall time so far). The progress bar, the log file and
-TensorBoard are sinks fed from the same records, so they can never disagree.
+records add ``val_error``, ``val_top5_error``, ``val_loss`` and ``wall_s`` (the run's wall time so far).
+The progress bar, the log file and TensorBoard are sinks fed from the same records, so they can never disagree.
 """
 
 from __future__ import annotations
@@ -20,11 +20,18 @@ def format_record(r: dict[str, Any], total: int | None = None) -> str:
     step = f"step {r['step']}" + (f"/{total}" if total else "")
     parts = [step, f"epoch {r['epoch']:.2f}"]
     if r["kind"] == "train":
-        parts += [f"loss {r['loss']:.4f}", f"train err {100 * r['train_error']:.2f}%", f"lr {r['lr']:.4g}",
-                  f"{r['images_per_s']:.0f} img/s"]
+        parts += [
+            f"loss {r['loss']:.4f}",
+            f"train err {100 * r['train_error']:.2f}%",
+            f"lr {r['lr']:.4g}",
+            f"{r['images_per_s']:.0f} img/s",
+        ]
     else:
-        parts += [f"val err {100 * r['val_error']:.2f}%", f"top-5 {100 * r['val_top5_error']:.2f}%",
-                  f"val loss {r['val_loss']:.4f}"]
+        parts += [
+            f"val err {100 * r['val_error']:.2f}%",
+            f"top-5 {100 * r['val_top5_error']:.2f}%",
+            f"val loss {r['val_loss']:.4f}",
+        ]
     return "  ".join(parts)
 
 
@@ -59,8 +66,12 @@ class ProgressBar:
             return
         self.advance(r["step"])
         if r["kind"] == "train":  # set_postfix redraws: the window that just ended shows at once
-            self.bar.set_postfix(loss=f"{r['loss']:.3f}", err=f"{100 * r['train_error']:.1f}%",
-                                 lr=f"{r['lr']:.3g}", ips=f"{r['images_per_s']:.0f}")
+            self.bar.set_postfix(
+                loss=f"{r['loss']:.3f}",
+                err=f"{100 * r['train_error']:.1f}%",
+                lr=f"{r['lr']:.3g}",
+                ips=f"{r['images_per_s']:.0f}",
+            )
         else:
             self.bar.write(format_record(r, self.total))
 

@@ -50,14 +50,19 @@ class MetricWindow:
 
     @classmethod
     def from_dict(cls, w: dict[str, Any], device: torch.device) -> MetricWindow:
-        return cls(torch.tensor(w["loss"], device=device), torch.tensor(w["errors"], device=device),
-                   int(w["count"]), float(w["time"]))
+        return cls(
+            torch.tensor(w["loss"], device=device),
+            torch.tensor(w["errors"], device=device),
+            int(w["count"]),
+            float(w["time"]),
+        )
 
 
 def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     state: dict[str, Any] = {
-        "torch": torch.get_rng_state(), "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
         "numpy": [np_state[0], [int(v) for v in np_state[1]], int(np_state[2]), int(np_state[3]), float(np_state[4])],
     }
     if torch.cuda.is_available():
@@ -85,18 +90,42 @@ class TrainState:
     step: int = 0
     best: dict[str, Any] | None = None
 
-    def to_checkpoint(self, *, optimizer: torch.optim.Optimizer, schedule: Any, scaler: Any,
-                      steps_per_epoch: int, accum: int, rng: Any, time: dict[str, Any]) -> dict[str, Any]:
+    def to_checkpoint(
+        self,
+        *,
+        optimizer: torch.optim.Optimizer,
+        schedule: Any,
+        scaler: Any,
+        steps_per_epoch: int,
+        accum: int,
+        rng: Any,
+        time: dict[str, Any],
+    ) -> dict[str, Any]:
         return {
-            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
-            "step": self.step, "epoch": self.step // steps_per_epoch,
-            "batch_index": (self.step % steps_per_epoch) * accum, "best": self.best,
-            "window": self.window.to_dict(), "rng": rng, "time": time,
+            "step": self.step,
+            "epoch": self.step // steps_per_epoch,
+            "batch_index": (self.step % steps_per_epoch) * accum,
+            "best": self.best,
+            "window": self.window.to_dict(),
+            "rng": rng,
+            "time": time,
         }
 
-    def restore(self, state: dict[str, Any], *, total: int, where: object, optimizer: torch.optim.Optimizer,
-                schedule: Any, scaler: Any, rank: int, device: torch.device) -> None:
+    def restore(
+        self,
+        state: dict[str, Any],
+        *,
+        total: int,
+        where: object,
+        optimizer: torch.optim.Optimizer,
+        schedule: Any,
+        scaler: Any,
+        rank: int,
+        device: torch.device,
+    ) -> None:
         """Check the whole of ``state``, then load it: a damaged one is one line naming ``where``."""
         validate_train_state(state, total, where)
         try:
@@ -128,8 +157,9 @@ class ResumePoint:
         return int(self.last.state["step"])  # type: ignore[index]
 
 
-def read_resume_point(run_dir: Path, world_size: int, iterations: int | None = None,
-                      epochs: float | None = None) -> ResumePoint:
+def read_resume_point(
+    run_dir: Path, world_size: int, iterations: int | None = None, epochs: float | None = None
+) -> ResumePoint:
     """Everything checked before the data and the model are built; ``iterations``/``epochs``: a new length."""
     if not (run_dir / "config.json").is_file():
         raise ResNetError(f"--resume {run_dir}: not a run folder (no config.json)")
@@ -138,8 +168,10 @@ def read_resume_point(run_dir: Path, world_size: int, iterations: int | None = N
     cfg, resolved = config_mod.read_run_config(run_dir / "config.json")
     saved_world = resolved.get("world_size", 1)
     if saved_world != world_size:
-        raise ResNetError(f"--resume {run_dir}: the run used {saved_world} process(es); resume it with "
-                          f"--nproc {saved_world} so every process sees the same data")
+        raise ResNetError(
+            f"--resume {run_dir}: the run used {saved_world} process(es); resume it with "
+            f"--nproc {saved_world} so every process sees the same data"
+        )
     last = ck.load_checkpoint(run_dir / ck.LAST)
     if last.state is None:
         raise ResNetError(f"--resume {run_dir}: {ck.LAST} holds no training state")
@@ -151,13 +183,16 @@ def read_resume_point(run_dir: Path, world_size: int, iterations: int | None = N
     return ResumePoint(cfg, planned if isinstance(planned, int) else None, last)
 
 
-def check_new_length(point: ResumePoint, run_dir: Path, total: int, iterations: int | None,
-                     epochs: float | None) -> None:
+def check_new_length(
+    point: ResumePoint, run_dir: Path, total: int, iterations: int | None, epochs: float | None
+) -> None:
     """A new length must be longer than the steps already taken."""
     if (iterations is not None or epochs is not None) and total <= point.step:
         given = f"--iterations {iterations}" if iterations is not None else f"--epochs {epochs:g}"
-        raise ResNetError(f"--resume {run_dir} {given}: that is {total} iterations, but the run has "
-                          f"taken {point.step} already; give a longer length to extend it")
+        raise ResNetError(
+            f"--resume {run_dir} {given}: that is {total} iterations, but the run has "
+            f"taken {point.step} already; give a longer length to extend it"
+        )
 
 
 def _check_rng(rng: Any) -> None:
@@ -168,12 +203,22 @@ def _check_rng(rng: Any) -> None:
     if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8 or t.shape != torch.get_rng_state().shape:
         raise MetaProblem("training state 'rng' torch must be a uint8 tensor of torch's RNG state size")
     py = rng.get("python")
-    if (not isinstance(py, (list, tuple)) or len(py) != 3 or not isinstance(py[1], (list, tuple))
-            or len(py[1]) != 625 or not all(isinstance(v, int) and 0 <= v < 2**32 for v in py[1])):
+    if (
+        not isinstance(py, (list, tuple))
+        or len(py) != 3
+        or not isinstance(py[1], (list, tuple))
+        or len(py[1]) != 625
+        or not all(isinstance(v, int) and 0 <= v < 2**32 for v in py[1])
+    ):
         raise MetaProblem("training state 'rng' python must be random.getstate()'s (version, 625 words, gauss)")
     npy = rng.get("numpy")
-    if (not isinstance(npy, list) or len(npy) != 5 or not isinstance(npy[1], list) or len(npy[1]) != 624
-            or not all(isinstance(v, int) and 0 <= v < 2**32 for v in npy[1])):
+    if (
+        not isinstance(npy, list)
+        or len(npy) != 5
+        or not isinstance(npy[1], list)
+        or len(npy[1]) != 624
+        or not all(isinstance(v, int) and 0 <= v < 2**32 for v in npy[1])
+    ):
         raise MetaProblem("training state 'rng' numpy must be (kind, 624 words, pos, has_gauss, gauss)")
 
 
@@ -195,7 +240,9 @@ def validate_train_state(state: Any, total: int, source: object) -> None:
         for key in ("loss", "errors", "count", "time"):
             value = window.get(key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise MetaProblem(f"training state 'window' {key} must be a non-negative number (got {short_repr(value)})")
+                raise MetaProblem(
+                    f"training state 'window' {key} must be a non-negative number (got {short_repr(value)})"
+                )
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
         for rng in rngs:
             _check_rng(rng)

@@ -17,9 +17,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from resnet.checkpoints import BEST, LAST
 from resnet.errors import ResNetError
 from resnet.files import remove_stale_temp_files
-from resnet.checkpoints import BEST, LAST
 
 try:
     import fcntl
@@ -30,8 +30,17 @@ logger = logging.getLogger(__name__)
 
 LOCK = ".lock"
 # What a run writes into its folder, and the exports `resnet export` puts beside its checkpoints.
-RUN_FILES = ("config.json", "classes.json", "normalization.json", "split.json", "metrics.jsonl", "train.log",
-             "summary.json", LAST, BEST)
+RUN_FILES = (
+    "config.json",
+    "classes.json",
+    "normalization.json",
+    "split.json",
+    "metrics.jsonl",
+    "train.log",
+    "summary.json",
+    LAST,
+    BEST,
+)
 RUN_FOLDERS = ("tensorboard",)
 EXPORTS = tuple(f"{stem}{suffix}" for stem in ("best", "last", "model") for suffix in (".pt", ".onnx", ".onnx.data"))
 # Any one of these marks a folder as holding a run (a bare folder, or one with other files, does not).
@@ -64,8 +73,12 @@ def clear_run(path: Path) -> None:
         shutil.rmtree(path / name, ignore_errors=True)
     others = sorted(p.name for p in path.iterdir() if p.name != LOCK)
     if others:
-        logger.warning("--overwrite: kept %d file(s) in %s that are not the run's: %s", len(others), path,
-                       ", ".join(others[:5]) + (" ..." if len(others) > 5 else ""))
+        logger.warning(
+            "--overwrite: kept %d file(s) in %s that are not the run's: %s",
+            len(others),
+            path,
+            ", ".join(others[:5]) + (" ..." if len(others) > 5 else ""),
+        )
 
 
 class RunFolder:
@@ -93,8 +106,10 @@ class RunFolder:
             folder._lock(flag)
             if not resume and holds_run(path):
                 if not overwrite:
-                    raise ResNetError(f"{flag} already holds a run; continue it with `resnet train --resume {path}`"
-                                      f", or start over with --overwrite (deletes its files)")
+                    raise ResNetError(
+                        f"{flag} already holds a run; continue it with `resnet train --resume {path}`"
+                        f", or start over with --overwrite (deletes its files)"
+                    )
                 logger.info("--overwrite: deleting the run in %s", path)
                 clear_run(path)
             remove_stale_temp_files(path)
@@ -111,8 +126,9 @@ class RunFolder:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise ResNetError(f"{flag}: the folder is in use by another training (process {holder}); wait for it "
-                              f"to end or stop it") from None
+            raise ResNetError(
+                f"{flag}: the folder is in use by another training (process {holder}); wait for it to end or stop it"
+            ) from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
 

@@ -18,11 +18,17 @@ from resnet.device import Speed, at_least_float32
 BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
-def train_step(forward: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], *,
-               optimizer: torch.optim.Optimizer, criterion: nn.Module, speed: Speed,
-               scaler: torch.amp.GradScaler | None = None,
-               no_sync: Callable[[], AbstractContextManager[None]] | None = None,
-               on_batch: BatchHook | None = None) -> torch.Tensor:
+def train_step(
+    forward: nn.Module,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    speed: Speed,
+    scaler: torch.amp.GradScaler | None = None,
+    no_sync: Callable[[], AbstractContextManager[None]] | None = None,
+    on_batch: BatchHook | None = None,
+) -> torch.Tensor:
     """Accumulate the gradients of ``batches`` (each loss divided by their number), step, zero the grads.
 
     ``no_sync`` (DDP's): skip the gradient all-reduce on every micro-batch but the last. Returns the

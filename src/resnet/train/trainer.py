@@ -92,8 +92,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, resume_from: ck.Checkpoint | None = None):
         self.cfg = cfg
         self.dist = distributed.from_env()
-        self.speed: Speed = resolve_speed(cfg.device, cfg.precision, cfg.channels_last, cfg.compile,
-                                          self.dist.local_rank)
+        self.speed: Speed = resolve_speed(
+            cfg.device, cfg.precision, cfg.channels_last, cfg.compile, self.dist.local_rank
+        )
         distributed.init_process_group(self.dist, self.speed.device, cfg.dist_timeout)
         self.run: Run = build_run(cfg, self.dist, self.speed, resume_from, quiet=self.quiet_bars)
         self.state = TrainState(MetricWindow.empty(self.speed.device))
@@ -218,9 +219,16 @@ class Trainer:
         self.run_time = RunTime.from_state(self._resume_state.get("time") if resuming else None)
         if resuming:
             where = self.run_dir / ck.LAST if self.run_dir is not None else "the resumed checkpoint"
-            self.state.restore(self._resume_state, total=self.total, where=where, optimizer=self.run.optimizer,
-                               schedule=self.run.schedule, scaler=self.run.scaler, rank=self.dist.rank,
-                               device=self.speed.device)
+            self.state.restore(
+                self._resume_state,
+                total=self.total,
+                where=where,
+                optimizer=self.run.optimizer,
+                schedule=self.run.schedule,
+                scaler=self.run.scaler,
+                rank=self.dist.rank,
+                device=self.speed.device,
+            )
             self.last_saved_step = self.step
             self._resume_state = None
         if self.dist.is_main:
@@ -230,10 +238,16 @@ class Trainer:
         lr = self.run.schedule.lr(self.step)
         for group in self.run.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        train_step(self.run.forward, batches, optimizer=self.run.optimizer, criterion=self.run.criterion,
-                   speed=self.speed, scaler=self.run.scaler,
-                   no_sync=self.run.wrapped.no_sync if self.dist.enabled else None,  # type: ignore[arg-type]
-                   on_batch=self._record)
+        train_step(
+            self.run.forward,
+            batches,
+            optimizer=self.run.optimizer,
+            criterion=self.run.criterion,
+            speed=self.speed,
+            scaler=self.run.scaler,
+            no_sync=self.run.wrapped.no_sync if self.dist.enabled else None,  # type: ignore[arg-type]
+            on_batch=self._record,
+        )
         if self.run.ema is not None:
             self.run.ema.update(self.run.model)
         self.step += 1
@@ -242,8 +256,9 @@ class Trainer:
 
     def _record(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """One micro-batch into the metrics window; a non-finite loss marks its step (checked at log time)."""
-        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss),
-                                     torch.tensor(self.step, device=loss.device), self.first_bad)
+        self.first_bad = torch.where(
+            (self.first_bad < 0) & ~torch.isfinite(loss), torch.tensor(self.step, device=loss.device), self.first_bad
+        )
         self.state.window.add(loss, logits, labels)
 
     def _count_time(self, seconds: float) -> None:
@@ -262,8 +277,10 @@ class Trainer:
     def _stop(self) -> None:
         self.save_last()
         nproc = f" --nproc {self.dist.world_size}" if self.dist.enabled else ""
-        raise Interrupted(f"stopped at step {self.step}/{self.total}; checkpoint saved. Resume with: "
-                          f"resnet train --resume {self.run_dir}{nproc}")
+        raise Interrupted(
+            f"stopped at step {self.step}/{self.total}; checkpoint saved. Resume with: "
+            f"resnet train --resume {self.run_dir}{nproc}"
+        )
 
     def _batches(self) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
         """Groups of ``accum`` micro-batches from the current step on, epoch after epoch."""
@@ -279,9 +296,15 @@ class Trainer:
 
     def _flush_window(self, stream: MetricsStream | None) -> None:
         w = self.state.window
-        totals = distributed.all_reduce(torch.stack([w.loss.double(), w.errors.double(),
-                                                     torch.tensor(float(w.count), device=w.loss.device,
-                                                                  dtype=torch.float64)]))
+        totals = distributed.all_reduce(
+            torch.stack(
+                [
+                    w.loss.double(),
+                    w.errors.double(),
+                    torch.tensor(float(w.count), device=w.loss.device, dtype=torch.float64),
+                ]
+            )
+        )
         elapsed = torch.tensor(w.time, dtype=torch.float64, device=w.loss.device)
         elapsed = float(distributed.all_reduce(elapsed, distributed.dist.ReduceOp.MAX))
         loss, errors, count = (float(v) for v in totals)
@@ -290,12 +313,25 @@ class Trainer:
             train_error = errors / count
             schedule = self.run.schedule
             if schedule.observe_train_error(self.step, train_error):
-                logger.info("warm rule: training error %.1f%% < %.0f%% at step %d; LR back to %g", 100 * train_error,
-                            100 * self.cfg.warm_until_error, self.step, schedule.lr(self.step))
+                logger.info(
+                    "warm rule: training error %.1f%% < %.0f%% at step %d; LR back to %g",
+                    100 * train_error,
+                    100 * self.cfg.warm_until_error,
+                    self.step,
+                    schedule.lr(self.step),
+                )
             if stream is not None:
-                stream.emit({"kind": "train", "step": self.step, "epoch": self._epoch(),
-                             "loss": loss / count, "train_error": train_error,
-                             "lr": schedule.lr(self.step - 1), "images_per_s": count / max(elapsed, 1e-9)})
+                stream.emit(
+                    {
+                        "kind": "train",
+                        "step": self.step,
+                        "epoch": self._epoch(),
+                        "loss": loss / count,
+                        "train_error": train_error,
+                        "lr": schedule.lr(self.step - 1),
+                        "images_per_s": count / max(elapsed, 1e-9),
+                    }
+                )
         self.state.window = MetricWindow.empty(self.speed.device)
 
     def _epoch(self) -> float:
@@ -305,25 +341,38 @@ class Trainer:
         if self.run.val_loader is None:
             return None
         try:
-            result = evaluate(self._eval_net(), self.run.val_loader, self.speed, quiet=self.quiet_bars,
-                              desc="validating")
+            result = evaluate(
+                self._eval_net(), self.run.val_loader, self.speed, quiet=self.quiet_bars, desc="validating"
+            )
         except NonFiniteOutputs as e:  # before best/last are written: no checkpoint holds these weights
-            raise ResNetError(f"validation at step {self.step}: {e}; stopped, {self.saved_note()}. "
-                              "Try a lower --lr") from None
+            raise ResNetError(
+                f"validation at step {self.step}: {e}; stopped, {self.saved_note()}. Try a lower --lr"
+            ) from None
         if self.run.schedule.observe_val_error(result.top1_error):
             logger.info("validation error plateaued: LR now %g", self.run.schedule.lr(self.step))
         if stream is not None:
-            stream.emit({"kind": "val", "step": self.step, "epoch": self._epoch(),
-                         "val_error": result.top1_error, "val_top5_error": result.top5_error, "val_loss": result.loss,
-                         # the run's wall time so far (all sessions), for error-against-time curves
-                         "wall_s": round(self.run_time.wall_s, 3)})
+            stream.emit(
+                {
+                    "kind": "val",
+                    "step": self.step,
+                    "epoch": self._epoch(),
+                    "val_error": result.top1_error,
+                    "val_top5_error": result.top5_error,
+                    "val_loss": result.loss,
+                    # the run's wall time so far (all sessions), for error-against-time curves
+                    "wall_s": round(self.run_time.wall_s, 3),
+                }
+            )
         self.last_val = (self.step, result)
         if self.best is None or result.top1_error < self.best["val_error"]:
             self.state.best = {"val_error": result.top1_error, "step": self.step}
             if self.dist.is_main:
                 weights = self.run.ema.state_dict() if self.run.ema else self.model.state_dict()
-                ck.save_checkpoint(self.run_dir / ck.BEST, {**self.meta(), "val_error": result.top1_error,
-                                                            "eval_weights": "model"}, weights)
+                ck.save_checkpoint(
+                    self.run_dir / ck.BEST,
+                    {**self.meta(), "val_error": result.top1_error, "eval_weights": "model"},
+                    weights,
+                )
         return result
 
     def _eval_net(self) -> nn.Module:
@@ -336,12 +385,22 @@ class Trainer:
     def save_last(self) -> None:
         self._check_finite(weights=True)
         state = self.state.to_checkpoint(  # collective under DDP: every rank takes part
-            optimizer=self.run.optimizer, schedule=self.run.schedule, scaler=self.run.scaler,
-            steps_per_epoch=self.run.steps_per_epoch, accum=self.run.batches.accum, rng=self._gather_rng(),
-            time=self.run_time.state_dict())
+            optimizer=self.run.optimizer,
+            schedule=self.run.schedule,
+            scaler=self.run.scaler,
+            steps_per_epoch=self.run.steps_per_epoch,
+            accum=self.run.batches.accum,
+            rng=self._gather_rng(),
+            time=self.run_time.state_dict(),
+        )
         if self.dist.is_main:
-            ck.save_checkpoint(self.run_dir / ck.LAST, self.meta(), self.model.state_dict(),
-                               self.run.ema.state_dict() if self.run.ema else None, state)
+            ck.save_checkpoint(
+                self.run_dir / ck.LAST,
+                self.meta(),
+                self.model.state_dict(),
+                self.run.ema.state_dict() if self.run.ema else None,
+                state,
+            )
         self.last_saved_step = self.step
 
     def _gather_rng(self) -> Any:
@@ -365,13 +424,18 @@ class Trainer:
         if bad >= 2**62 and weights and ck.nonfinite_keys(self.model.state_dict()):
             bad, what = self.step - 1, "weights"
         if bad < 2**62:
-            raise ResNetError(f"the {what} became NaN or infinite at step {bad + 1} (epoch "
-                              f"{bad // self.run.steps_per_epoch + 1}); stopped, {self.saved_note()}. Try a lower --lr")
+            raise ResNetError(
+                f"the {what} became NaN or infinite at step {bad + 1} (epoch "
+                f"{bad // self.run.steps_per_epoch + 1}); stopped, {self.saved_note()}. Try a lower --lr"
+            )
 
     def saved_note(self) -> str:
         """Where the last checkpoint is, for error lines (every saved checkpoint was checked finite)."""
-        return (f"the last good checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
-                if self.last_saved_step is not None else "no checkpoint was saved")
+        return (
+            f"the last good checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
+            if self.last_saved_step is not None
+            else "no checkpoint was saved"
+        )
 
     def _stop_requested(self, flag: dict[str, bool]) -> bool:
         if not self.dist.enabled:
@@ -385,11 +449,16 @@ class Trainer:
         wall = self.run_time.wall_s  # the final evaluation below is not part of the loop's time
         final = self._final_evaluation()
         summary = {
-            "run_dir": str(self.run_dir), "model": self.cfg.model, "data": self.cfg.data,
+            "run_dir": str(self.run_dir),
+            "model": self.cfg.model,
+            "data": self.cfg.data,
             "params": sum(p.numel() for p in self.model.parameters()),
-            "iterations": self.total, "epochs": self.total / self.run.steps_per_epoch,
-            "wall_time_s": wall, "train_time_s": self.run_time.train_s,
-            "images_per_s": self.run_time.images_per_s(self.cfg.batch_size), "timed_iterations": self.run_time.steps,
+            "iterations": self.total,
+            "epochs": self.total / self.run.steps_per_epoch,
+            "wall_time_s": wall,
+            "train_time_s": self.run_time.train_s,
+            "images_per_s": self.run_time.images_per_s(self.cfg.batch_size),
+            "timed_iterations": self.run_time.steps,
             "final": {"protocol": self.cfg.final_protocol, **final.to_dict()} if final else None,
             "best": self.best,
             "checkpoints": {"last": ck.LAST, "best": ck.BEST if self.best else None},
@@ -402,41 +471,64 @@ class Trainer:
         if self.run.val_loader is None:
             return None
         if self.cfg.final_protocol != self.cfg.val_protocol:
-            loader = make_eval_loader(self.run.bundle.val, self.run.batches.micro, protocol=self.cfg.final_protocol,
-                                      normalization=self.normalization, device=self.speed.device,
-                                      workers=self.cfg.workers)
+            loader = make_eval_loader(
+                self.run.bundle.val,
+                self.run.batches.micro,
+                protocol=self.cfg.final_protocol,
+                normalization=self.normalization,
+                device=self.speed.device,
+                workers=self.cfg.workers,
+            )
             return evaluate(self._eval_net(), loader, self.speed, quiet=self.quiet_bars, desc="final evaluation")
         if self.last_val is not None and self.last_val[0] == self.step:
             return self.last_val[1]  # the same weights, images and protocol were just validated
-        return evaluate(self._eval_net(), self.run.val_loader, self.speed, quiet=self.quiet_bars,
-                        desc="final evaluation")
+        return evaluate(
+            self._eval_net(), self.run.val_loader, self.speed, quiet=self.quiet_bars, desc="final evaluation"
+        )
 
     # -- the run folder's files and the log's plan -----------------------------------------------
 
     def meta(self) -> dict[str, Any]:
         cfg = self.cfg
         return {
-            "model": cfg.model, "model_options": self.model_options, "classes": list(self.run.bundle.classes),
+            "model": cfg.model,
+            "model_options": self.model_options,
+            "classes": list(self.run.bundle.classes),
             "normalization": self.normalization.to_dict(),
             "image_size": list(self.run.bundle.image_size) if self.run.bundle.image_size else None,
-            "val_protocol": cfg.val_protocol, "eval_protocol": cfg.final_protocol,
-            "data": {"name": cfg.data, "data_dir": cfg.data_dir, "val_split": cfg.val_split,
-                     "split_seed": cfg.split_seed, "cache_dir": cfg.cache_dir, "train_subset": cfg.train_subset},
-            "eval_weights": "ema" if self.run.ema else "model", "init": self.run.init_report,
-            "step": self.step, "epoch": self.step / self.run.steps_per_epoch,
+            "val_protocol": cfg.val_protocol,
+            "eval_protocol": cfg.final_protocol,
+            "data": {
+                "name": cfg.data,
+                "data_dir": cfg.data_dir,
+                "val_split": cfg.val_split,
+                "split_seed": cfg.split_seed,
+                "cache_dir": cfg.cache_dir,
+                "train_subset": cfg.train_subset,
+            },
+            "eval_weights": "ema" if self.run.ema else "model",
+            "init": self.run.init_report,
+            "step": self.step,
+            "epoch": self.step / self.run.steps_per_epoch,
         }
 
     def resolved(self) -> dict[str, Any]:
         """What the config leaves to the data and machine: written beside it into config.json."""
         return {
-            "iterations": self.total, "steps_per_epoch": self.run.steps_per_epoch,
+            "iterations": self.total,
+            "steps_per_epoch": self.run.steps_per_epoch,
             "epochs": self.total / self.run.steps_per_epoch,
             "milestone_steps": milestone_steps(self.cfg.milestones, self.total)
-            if self.cfg.schedule == "multistep" else None,
-            "world_size": self.dist.world_size, "per_process_batch": self.run.batches.per_rank,
-            "micro_batch": self.run.batches.micro, "accumulation_steps": self.run.batches.accum,
-            "warm_rule": self.cfg.uses_warm_rule, "speed": self.speed.describe(),
-            "init": self.run.init_report, "frozen": self.run.frozen,
+            if self.cfg.schedule == "multistep"
+            else None,
+            "world_size": self.dist.world_size,
+            "per_process_batch": self.run.batches.per_rank,
+            "micro_batch": self.run.batches.micro,
+            "accumulation_steps": self.run.batches.accum,
+            "warm_rule": self.cfg.uses_warm_rule,
+            "speed": self.speed.describe(),
+            "init": self.run.init_report,
+            "frozen": self.run.frozen,
         }
 
     def _write_run_files(self) -> None:
@@ -465,26 +557,52 @@ class Trainer:
         cfg = self.cfg
         logger.info("%s run folder: %s", "resuming" if resuming else "new", self.run_dir)
         if resuming and self.total != self.planned_before:
-            logger.info("new length: %d iterations instead of %d; the LR schedule is recomputed for it (%s); the %d "
-                        "steps taken are kept, step %d runs at LR %g", self.total, self.planned_before,
-                        self._schedule_text(), self.step, self.step + 1, self.run.schedule.lr(self.step))
+            logger.info(
+                "new length: %d iterations instead of %d; the LR schedule is recomputed for it (%s); the %d "
+                "steps taken are kept, step %d runs at LR %g",
+                self.total,
+                self.planned_before,
+                self._schedule_text(),
+                self.step,
+                self.step + 1,
+                self.run.schedule.lr(self.step),
+            )
         if resuming and self.run_time.steps < self.step:
             logger.info("%s predates time keeping: wall and training time count from step %d", ck.LAST, self.step)
         bundle, batches = self.run.bundle, self.run.batches
-        logger.info("%s on %s: %s train / %s val images, %d classes; %d iterations (%.1f epochs of %d steps)",
-                    cfg.model, cfg.data, _size(bundle.train), _size(bundle.val), bundle.num_classes,
-                    self.total, self.total / self.run.steps_per_epoch, self.run.steps_per_epoch)
-        accum = (f", gradient accumulation over {batches.accum} micro-batches of {batches.micro} (BN sees {batches.micro})"
-                 if batches.accum > 1 else "")
-        logger.info("global batch %d = %d process(es) x %d%s; LR %g for that batch", cfg.batch_size,
-                    self.dist.world_size, batches.per_rank, accum, cfg.lr)
+        logger.info(
+            "%s on %s: %s train / %s val images, %d classes; %d iterations (%.1f epochs of %d steps)",
+            cfg.model,
+            cfg.data,
+            _size(bundle.train),
+            _size(bundle.val),
+            bundle.num_classes,
+            self.total,
+            self.total / self.run.steps_per_epoch,
+            self.run.steps_per_epoch,
+        )
+        accum = (
+            f", gradient accumulation over {batches.accum} micro-batches of {batches.micro} (BN sees {batches.micro})"
+            if batches.accum > 1
+            else ""
+        )
+        logger.info(
+            "global batch %d = %d process(es) x %d%s; LR %g for that batch",
+            cfg.batch_size,
+            self.dist.world_size,
+            batches.per_rank,
+            accum,
+            cfg.lr,
+        )
         logger.info("speed: %s", self.speed.describe())
 
     def _schedule_text(self) -> str:
         cfg = self.cfg
         if cfg.schedule == "multistep":
-            return f"milestones {', '.join(f'{m:g}' for m in cfg.milestones)} of it: steps " \
-                   f"{', '.join(map(str, milestone_steps(cfg.milestones, self.total)))}"
+            return (
+                f"milestones {', '.join(f'{m:g}' for m in cfg.milestones)} of it: steps "
+                f"{', '.join(map(str, milestone_steps(cfg.milestones, self.total)))}"
+            )
         if cfg.schedule in ("cosine", "linear"):
             return f"{cfg.schedule} decay reaching 0 at step {self.total}"
         return f"{cfg.schedule}: it does not depend on the length"
@@ -500,8 +618,14 @@ def _fit(trainer: Trainer, folder: RunFolder | None) -> RunResult:
         return trainer.fit(folder)
 
 
-def train(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, overwrite: bool = False,
-          iterations: int | None = None, epochs: float | None = None) -> RunResult:
+def train(
+    cfg: TrainConfig | None = None,
+    *,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    iterations: int | None = None,
+    epochs: float | None = None,
+) -> RunResult:
     """Train with ``cfg`` (default: the embedded digits job), or continue the run in ``resume``.
 
     A new run refuses a run folder that already holds a run unless ``overwrite`` (its files are then

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet.errors import ResNetError
 from resnet import checkpoints as ck
+from resnet.errors import ResNetError
 from resnet.train.freeze import HEAD, is_head
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,10 @@ def resolve_init(spec: str, model_name: str | None = None) -> tuple[dict[str, to
     path = Path(spec).expanduser()
     if path.is_dir():
         if not any((path / name).is_file() for name in (ck.BEST, ck.LAST)):
-            raise ResNetError(f"--init {spec}: the folder holds no checkpoint ({ck.BEST} or {ck.LAST}); "
-                              "give a run folder, a checkpoint, a .pth state dict or a published name")
+            raise ResNetError(
+                f"--init {spec}: the folder holds no checkpoint ({ck.BEST} or {ck.LAST}); "
+                "give a run folder, a checkpoint, a .pth state dict or a published name"
+            )
         return _from_checkpoint(spec, path, "run")
     if path.is_file():
         if ck.is_checkpoint(path):
@@ -50,8 +52,13 @@ def resolve_init(spec: str, model_name: str | None = None) -> tuple[dict[str, to
         from resnet.weights.load import layout_options
 
         # A bare state dict is taken to be in torchvision's/timm's layout, as create_model(weights=) does.
-        return state, {"source": spec, "kind": "state_dict", "path": str(path.resolve()),
-                       "model_options": layout_options(state), "guessed": True}
+        return state, {
+            "source": spec,
+            "kind": "state_dict",
+            "path": str(path.resolve()),
+            "model_options": layout_options(state),
+            "guessed": True,
+        }
     if "/" in spec or "\\" in spec or path.suffix in _WEIGHT_SUFFIXES:
         raise ResNetError(f"--init {spec}: no such file or run folder")
     return _published(spec, model_name)
@@ -61,9 +68,16 @@ def _from_checkpoint(spec: str, path: Path, kind: str) -> tuple[dict[str, torch.
     file = ck.resolve_path(path)
     checkpoint = ck.load_checkpoint(file)
     meta = checkpoint.meta
-    info = {"source": spec, "kind": kind, "path": str(file.resolve()), "model": meta.get("model"),
-            "classes": meta.get("classes"), "normalization": meta.get("normalization"), "step": meta.get("step"),
-            "model_options": meta.get("model_options") or {}}
+    info = {
+        "source": spec,
+        "kind": kind,
+        "path": str(file.resolve()),
+        "model": meta.get("model"),
+        "classes": meta.get("classes"),
+        "normalization": meta.get("normalization"),
+        "step": meta.get("step"),
+        "model_options": meta.get("model_options") or {},
+    }
     return checkpoint.inference_weights(), info
 
 
@@ -73,12 +87,20 @@ def _published(name: str, model_name: str | None) -> tuple[dict[str, torch.Tenso
     except ModuleNotFoundError as e:
         if e.name != "resnet.weights":
             raise
-        raise ResNetError(f"unknown weights {name!r}: not a file or run folder, and this version knows no "
-                          "published weights; give a run folder, a checkpoint or a .pth state dict") from None
+        raise ResNetError(
+            f"unknown weights {name!r}: not a file or run folder, and this version knows no "
+            "published weights; give a run folder, a checkpoint or a .pth state dict"
+        ) from None
     state, weights = load_published(name, model_name or "")
-    return state, {"source": name, "kind": "published", "path": str(weights.source), "model": weights.model,
-                   "classes": weights.classes, "normalization": weights.normalization.to_dict(),
-                   "model_options": dict(weights.model_options)}
+    return state, {
+        "source": name,
+        "kind": "published",
+        "path": str(weights.source),
+        "model": weights.model,
+        "classes": weights.classes,
+        "normalization": weights.normalization.to_dict(),
+        "model_options": dict(weights.model_options),
+    }
 
 
 # Options that change the function a set of weights computes: the network is built the way they were trained.
@@ -95,8 +117,10 @@ def init_model_options(info: dict[str, Any], chosen: dict[str, Any]) -> dict[str
         if theirs is None or (info.get("guessed") and key in options):
             continue
         if key in options and options[key] != theirs:
-            raise ResNetError(f"option '{key.replace('_', '-')}': --init {info['source']} was trained with "
-                              f"{key.replace('_', '-')} {theirs}, not {options[key]}; leave the option out")
+            raise ResNetError(
+                f"option '{key.replace('_', '-')}': --init {info['source']} was trained with "
+                f"{key.replace('_', '-')} {theirs}, not {options[key]}; leave the option out"
+            )
         options[key] = theirs
     return options
 
@@ -106,8 +130,13 @@ def _what(info: dict[str, Any]) -> str:
     return f"--init {info['source']} ({info['kind']}{model})"
 
 
-def _head_decision(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], info: dict[str, Any],
-                   classes: list[str] | None, mode: str) -> tuple[bool, str]:
+def _head_decision(
+    expected: dict[str, torch.Tensor],
+    state: dict[str, torch.Tensor],
+    info: dict[str, Any],
+    classes: list[str] | None,
+    mode: str,
+) -> tuple[bool, str]:
     """Whether the file's classifier is loaded, and why (or why not)."""
     keys = [k for k in expected if is_head(k) and not k.endswith("num_batches_tracked")]
     fits = all(k in state and state[k].shape == expected[k].shape for k in keys)
@@ -118,8 +147,10 @@ def _head_decision(expected: dict[str, torch.Tensor], state: dict[str, torch.Ten
         return False, "--init-head reset"
     if mode == "load":
         if not fits:
-            raise ResNetError(f"{_what(info)}: its classifier has {theirs}, the data has {ours}; --init-head load "
-                              "needs the same classes (--init-head auto or reset re-initialises the classifier)")
+            raise ResNetError(
+                f"{_what(info)}: its classifier has {theirs}, the data has {ours}; --init-head load "
+                "needs the same classes (--init-head auto or reset re-initialises the classifier)"
+            )
         return True, "--init-head load"
     if not fits:
         return False, f"the weights have {theirs}, the data has {ours}"
@@ -129,9 +160,16 @@ def _head_decision(expected: dict[str, torch.Tensor], state: dict[str, torch.Ten
     return True, "same classes" if named is not None and classes is not None else "same shape"
 
 
-def apply_init(model: nn.Module, state: dict[str, torch.Tensor], info: dict[str, Any], *,
-               classes: list[str] | None = None, head: str = "auto", non_strict: bool = False,
-               model_name: str = "the model") -> dict[str, Any]:
+def apply_init(
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    info: dict[str, Any],
+    *,
+    classes: list[str] | None = None,
+    head: str = "auto",
+    non_strict: bool = False,
+    model_name: str = "the model",
+) -> dict[str, Any]:
     """Load ``state`` into ``model`` as :mod:`resnet.train.warm_start` describes; the report says what happened."""
     if head not in HEAD_MODES:
         raise ResNetError(f"option 'init-head': {head!r} is not one of {', '.join(HEAD_MODES)}")
@@ -139,21 +177,39 @@ def apply_init(model: nn.Module, state: dict[str, torch.Tensor], info: dict[str,
     load_head, why = _head_decision(expected, state, info, classes, head)
     problems = ck.state_mismatch(expected, state, skip=is_head)  # only the classifier may differ
     if problems and not non_strict:
-        raise ResNetError(f"{_what(info)} does not fit {model_name}: {problems}; only the classifier "
-                          f"({HEAD}) may differ, unless --init-non-strict")
-    loaded = {k: state[k] for k in expected
-              if k in state and state[k].shape == expected[k].shape and (load_head or not is_head(k))}
+        raise ResNetError(
+            f"{_what(info)} does not fit {model_name}: {problems}; only the classifier "
+            f"({HEAD}) may differ, unless --init-non-strict"
+        )
+    loaded = {
+        k: state[k]
+        for k in expected
+        if k in state and state[k].shape == expected[k].shape and (load_head or not is_head(k))
+    }
     model.load_state_dict(loaded, strict=False)
-    reinitialised = [k for k in expected if k not in loaded and not (k.endswith("num_batches_tracked")
-                                                                    and k not in state)]
+    reinitialised = [
+        k for k in expected if k not in loaded and not (k.endswith("num_batches_tracked") and k not in state)
+    ]
     ignored = [k for k in state if k not in loaded]
     report = {key: info[key] for key in ("source", "kind", "path", "model", "step") if info.get(key) is not None}
-    report.update(loaded=len(loaded), of=len(expected), reinitialised=reinitialised, ignored=ignored,
-                  head=("loaded" if load_head else "re-initialised") + f" ({why})")
-    logger.info("%s: loaded %d of %d tensors; re-initialised %d%s; ignored %d from the file%s; classifier %s",
-                _what(info), len(loaded), len(expected), len(reinitialised),
-                f" ({', '.join(reinitialised)})" if reinitialised else "", len(ignored),
-                f" ({', '.join(ignored)})" if ignored else "", report["head"])
+    report.update(
+        loaded=len(loaded),
+        of=len(expected),
+        reinitialised=reinitialised,
+        ignored=ignored,
+        head=("loaded" if load_head else "re-initialised") + f" ({why})",
+    )
+    logger.info(
+        "%s: loaded %d of %d tensors; re-initialised %d%s; ignored %d from the file%s; classifier %s",
+        _what(info),
+        len(loaded),
+        len(expected),
+        len(reinitialised),
+        f" ({', '.join(reinitialised)})" if reinitialised else "",
+        len(ignored),
+        f" ({', '.join(ignored)})" if ignored else "",
+        report["head"],
+    )
     logger.debug("loaded from --init: %s", ", ".join(loaded))
     return report
 

@@ -29,7 +29,22 @@ from resnet.weights.load import (
 from resnet.weights.published import TAGS, PublishedWeights, find_by_name, find_published, list_published
 
 __all__ = [
-    "IMAGENET_CLASSES", "IMAGENET_MEAN", "IMAGENET_STD", "TAGS", "PublishedWeights", "WeightsInfo",
-    "cached_file", "create_pretrained", "fetch", "find_by_name", "find_published", "imagenet_normalization",
-    "list_published", "load_into", "load_published", "model_from_weights", "torch_hub_dir", "weights_dir",
+    "IMAGENET_CLASSES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "TAGS",
+    "PublishedWeights",
+    "WeightsInfo",
+    "cached_file",
+    "create_pretrained",
+    "fetch",
+    "find_by_name",
+    "find_published",
+    "imagenet_normalization",
+    "list_published",
+    "load_into",
+    "load_published",
+    "model_from_weights",
+    "torch_hub_dir",
+    "weights_dir",
 ]

@@ -44,8 +44,10 @@ def verify(path: Path, entry: PublishedWeights) -> None:
     """Raise a one-line error if ``path`` does not carry ``entry``'s SHA-256 prefix."""
     wrong = checksum_mismatch(path, sha256=entry.sha256_prefix)
     if wrong:
-        raise ResNetError(f"{path} is not {entry.name}'s file: {wrong} (torchvision names its files after "
-                          f"the first 8 hex digits of their SHA-256); download {entry.url} again")
+        raise ResNetError(
+            f"{path} is not {entry.name}'s file: {wrong} (torchvision names its files after "
+            f"the first 8 hex digits of their SHA-256); download {entry.url} again"
+        )
 
 
 def fetch(entry: PublishedWeights, cache_dir: str | Path | None = None, *, progress: bool = True) -> Path:
@@ -64,5 +66,10 @@ def fetch(entry: PublishedWeights, cache_dir: str | Path | None = None, *, progr
             return hub
         logger.warning("%s: %s; ignoring it", hub, wrong)
     # download() returns a verified file at once, replaces a corrupt one, and resumes a .part.
-    return download(entry.url, ours, sha256=entry.sha256_prefix, progress=progress,
-                    manual_hint=f"offline? download it by hand and put it at {ours}")
+    return download(
+        entry.url,
+        ours,
+        sha256=entry.sha256_prefix,
+        progress=progress,
+        manual_hint=f"offline? download it by hand and put it at {ours}",
+    )

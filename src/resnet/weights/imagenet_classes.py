@@ -6,7 +6,8 @@ Index ``i`` is the ``i``-th WordNet id in sorted order (the folders of the Image
 share are made unique: 134 "crane bird" vs 517 "crane", 638 "maillot" vs 639 "maillot tank suit".
 """
 
-IMAGENET_CLASSES: tuple[str, ...] = tuple("""\
+IMAGENET_CLASSES: tuple[str, ...] = tuple(
+    """\
 tench
 goldfish
 great white shark
@@ -1007,4 +1008,5 @@ hen-of-the-woods
 bolete
 ear
 toilet tissue
-""".splitlines())
+""".splitlines()
+)

@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnet.checkpoints import is_checkpoint, load_checkpoint, load_weights, read_state_dict, resolve_path
 from resnet.data.normalization import Normalization
 from resnet.errors import ResNetError
 from resnet.models.backbone import BackboneOptions
 from resnet.models.registry import build_model, get_spec
-from resnet.checkpoints import is_checkpoint, load_checkpoint, load_weights, read_state_dict, resolve_path
 from resnet.weights.fetch import fetch, verify
 from resnet.weights.imagenet_classes import IMAGENET_CLASSES
 from resnet.weights.published import TAGS, PublishedWeights, find_by_file, find_published
@@ -76,9 +76,16 @@ class WeightsInfo:
         options = {**self.model_options, **(model_options or {})}
         num_classes = options.get("num_classes") or get_spec(self.model).defaults.get("num_classes", 1000)
         classes = self.classes or [f"class {i}" for i in range(num_classes)]
-        return {**self.extra, "model": self.model, "model_options": options, "classes": list(classes),
-                "normalization": self.normalization.to_dict(), "image_size": list(self.image_size or ()) or None,
-                "val_protocol": self.protocol, "weights": self.name}
+        return {
+            **self.extra,
+            "model": self.model,
+            "model_options": options,
+            "classes": list(classes),
+            "normalization": self.normalization.to_dict(),
+            "image_size": list(self.image_size or ()) or None,
+            "val_protocol": self.protocol,
+            "weights": self.name,
+        }
 
 
 def is_published_name(weights: str | Path) -> bool:
@@ -90,8 +97,15 @@ def is_published_name(weights: str | Path) -> bool:
 
 
 def _published_info(entry: PublishedWeights, path: Path) -> WeightsInfo:
-    return WeightsInfo(entry.name, entry.model, dict(entry.options), list(IMAGENET_CLASSES), imagenet_normalization(),
-                       path, published=entry)
+    return WeightsInfo(
+        entry.name,
+        entry.model,
+        dict(entry.options),
+        list(IMAGENET_CLASSES),
+        imagenet_normalization(),
+        path,
+        published=entry,
+    )
 
 
 def layout_options(state: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -110,11 +124,16 @@ def _file_info(path: Path, model_name: str, state: dict[str, torch.Tensor]) -> W
     if outputs is not None and outputs != get_spec(model_name).defaults.get("num_classes"):
         options["num_classes"] = outputs
     classes = list(IMAGENET_CLASSES) if outputs == len(IMAGENET_CLASSES) else None
-    logger.info("%s: not a published file or a resnet checkpoint; assuming torchvision's layout (%s), "
-                "%s and torchvision's normalisation", path, "stride on the 3x3" if options.get("stride_on") else
-                "basic blocks", "ImageNet-1k classes" if classes else f"{outputs} unnamed classes")
-    return WeightsInfo(f"{model_name}.{path.stem}", model_name, options, classes, imagenet_normalization(), path,
-                       guessed=True)
+    logger.info(
+        "%s: not a published file or a resnet checkpoint; assuming torchvision's layout (%s), "
+        "%s and torchvision's normalisation",
+        path,
+        "stride on the 3x3" if options.get("stride_on") else "basic blocks",
+        "ImageNet-1k classes" if classes else f"{outputs} unnamed classes",
+    )
+    return WeightsInfo(
+        f"{model_name}.{path.stem}", model_name, options, classes, imagenet_normalization(), path, guessed=True
+    )
 
 
 def _load_file(path: Path, model_name: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
@@ -126,10 +145,17 @@ def _load_file(path: Path, model_name: str) -> tuple[dict[str, torch.Tensor], We
         meta = ckpt.meta
         if meta["model"] != model_name:
             raise ResNetError(f"{path} is a {meta['model']} checkpoint, not {model_name}")
-        info = WeightsInfo(f"{model_name}.{path.stem}", model_name, dict(meta.get("model_options", {})),
-                           list(meta["classes"]), Normalization.from_dict(meta["normalization"]), path,
-                           tuple(meta["image_size"]) if meta.get("image_size") else None,
-                           meta.get("val_protocol", "single"), extra=dict(meta))
+        info = WeightsInfo(
+            f"{model_name}.{path.stem}",
+            model_name,
+            dict(meta.get("model_options", {})),
+            list(meta["classes"]),
+            Normalization.from_dict(meta["normalization"]),
+            path,
+            tuple(meta["image_size"]) if meta.get("image_size") else None,
+            meta.get("val_protocol", "single"),
+            extra=dict(meta),
+        )
         return ckpt.inference_weights(), info
     entry = find_by_file(path.name)
     if entry is not None:  # a published file downloaded by hand: checked like a download
@@ -141,8 +167,9 @@ def _load_file(path: Path, model_name: str) -> tuple[dict[str, torch.Tensor], We
     return state, _file_info(path, model_name, state)
 
 
-def load_published(name: str | Path, model_name: str, *, cache_dir: str | Path | None = None,
-                   progress: bool = True) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+def load_published(
+    name: str | Path, model_name: str, *, cache_dir: str | Path | None = None, progress: bool = True
+) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     """The state dict of ``name`` for ``model_name`` and what it needs: ``(state_dict, info)``.
 
     ``name``: ``"torchvision"``, ``"torchvision-v2"``, ``"resnet50.torchvision"``, or a file (see
@@ -161,12 +188,16 @@ def load_published(name: str | Path, model_name: str, *, cache_dir: str | Path |
 def _hint(state: dict[str, torch.Tensor], model: nn.Module) -> str:
     """Why a file cannot load, where its keys say so: a ResNet variant's stem, another classifier size."""
     if "conv1.0.weight" in state:
-        return ("; its conv1.0/conv1.1/... keys are a deep 3-convolution stem (timm's resnet*c/d/s/t and "
-                "similar), which is not the paper's 7x7 stem this project builds")
+        return (
+            "; its conv1.0/conv1.1/... keys are a deep 3-convolution stem (timm's resnet*c/d/s/t and "
+            "similar), which is not the paper's 7x7 stem this project builds"
+        )
     fc, ours = state.get("fc.weight"), model.state_dict().get("fc.weight")
     if fc is not None and ours is not None and fc.shape[1:] == ours.shape[1:] and fc.shape[0] != ours.shape[0]:
-        return (f"; the weights have {fc.shape[0]} classes: leave num_classes out, or fine-tune a new "
-                "classifier on top of them")
+        return (
+            f"; the weights have {fc.shape[0]} classes: leave num_classes out, or fine-tune a new "
+            "classifier on top of them"
+        )
     return ""
 
 
@@ -182,19 +213,23 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], info: WeightsInf
 def _check_options(name: str, needed: dict[str, Any], options: dict[str, Any]) -> None:
     for key, value in needed.items():
         if key in options and options[key] != value:
-            raise ResNetError(f"weights {name} need {key}={value!r} (the network they were trained as), "
-                              f"got {key}={options[key]!r}; leave {key} out")
+            raise ResNetError(
+                f"weights {name} need {key}={value!r} (the network they were trained as), "
+                f"got {key}={options[key]!r}; leave {key} out"
+            )
 
 
-def create_pretrained(model_name: str, weights: str | Path, *, cache_dir: str | Path | None = None,
-                      progress: bool = True, **options: Any) -> nn.Module:
+def create_pretrained(
+    model_name: str, weights: str | Path, *, cache_dir: str | Path | None = None, progress: bool = True, **options: Any
+) -> nn.Module:
     """``create_model(model_name, weights=...)``: the network the weights need, with them loaded."""
     model, _ = model_from_weights(model_name, weights, cache_dir=cache_dir, progress=progress, **options)
     return model.train()
 
 
-def model_from_weights(model_name: str, weights: str | Path, *, cache_dir: str | Path | None = None,
-                       progress: bool = True, **options: Any) -> tuple[nn.Module, dict[str, Any]]:
+def model_from_weights(
+    model_name: str, weights: str | Path, *, cache_dir: str | Path | None = None, progress: bool = True, **options: Any
+) -> tuple[nn.Module, dict[str, Any]]:
     """The network with ``weights`` loaded, in eval mode, and a checkpoint-style meta (classes,
     normalisation, input size) for ``resnet predict`` / ``resnet export``."""
     get_spec(model_name)
@@ -211,6 +246,12 @@ def model_from_weights(model_name: str, weights: str | Path, *, cache_dir: str |
     load_into(model, state, info)
     model = backbone.apply(model)
     if info.published is not None:
-        logger.info("%s: ImageNet acc@1 %.3f%% acc@5 %.3f%% (%s), from %s", info.name, info.published.acc1,
-                    info.published.acc5, TAGS[info.published.tag], info.source)
+        logger.info(
+            "%s: ImageNet acc@1 %.3f%% acc@5 %.3f%% (%s), from %s",
+            info.name,
+            info.published.acc1,
+            info.published.acc5,
+            TAGS[info.published.tag],
+            info.source,
+        )
     return model.eval(), info.checkpoint_meta(merged)

@@ -65,30 +65,82 @@ class PublishedWeights:
         return match.group(1)
 
 
-def _tv(model: str, tag: str, file: str, acc1: float, acc5: float, params: int, size_mb: float,
-        recipe: str, bottleneck: bool = True) -> PublishedWeights:
-    return PublishedWeights(model, tag, f"https://download.pytorch.org/models/{file}", acc1, acc5, params, size_mb,
-                            256 if tag == "torchvision" else 232, recipe, dict(_V3X3) if bottleneck else {})
+def _tv(
+    model: str,
+    tag: str,
+    file: str,
+    acc1: float,
+    acc5: float,
+    params: int,
+    size_mb: float,
+    recipe: str,
+    bottleneck: bool = True,
+) -> PublishedWeights:
+    return PublishedWeights(
+        model,
+        tag,
+        f"https://download.pytorch.org/models/{file}",
+        acc1,
+        acc5,
+        params,
+        size_mb,
+        256 if tag == "torchvision" else 232,
+        recipe,
+        dict(_V3X3) if bottleneck else {},
+    )
 
 
 PUBLISHED: tuple[PublishedWeights, ...] = (
     _tv("resnet18", "torchvision", "resnet18-f37072fd.pth", 69.758, 89.078, 11689512, 44.661, _V1_RECIPE, False),
     _tv("resnet34", "torchvision", "resnet34-b627a593.pth", 73.314, 91.420, 21797672, 83.275, _V1_RECIPE, False),
     _tv("resnet50", "torchvision", "resnet50-0676ba61.pth", 76.130, 92.862, 25557032, 97.781, _V1_RECIPE),
-    _tv("resnet50", "torchvision-v2", "resnet50-11ad3fa6.pth", 80.858, 95.434, 25557032, 97.790,
-        "https://github.com/pytorch/vision/issues/3995#issuecomment-1013906621"),
+    _tv(
+        "resnet50",
+        "torchvision-v2",
+        "resnet50-11ad3fa6.pth",
+        80.858,
+        95.434,
+        25557032,
+        97.790,
+        "https://github.com/pytorch/vision/issues/3995#issuecomment-1013906621",
+    ),
     _tv("resnet101", "torchvision", "resnet101-63fe2227.pth", 77.374, 93.546, 44549160, 170.511, _V1_RECIPE),
     _tv("resnet101", "torchvision-v2", "resnet101-cd907fc2.pth", 81.886, 95.780, 44549160, 170.530, _V2_RECIPE),
     _tv("resnet152", "torchvision", "resnet152-394f9c45.pth", 78.312, 94.046, 60192808, 230.434, _V1_RECIPE),
     _tv("resnet152", "torchvision-v2", "resnet152-f82ba261.pth", 82.284, 96.002, 60192808, 230.474, _V2_RECIPE),
-    _tv("resnext50_32x4d", "torchvision", "resnext50_32x4d-7cdf4587.pth", 77.618, 93.698, 25028904, 95.789,
-        _V1X_RECIPE),
-    _tv("resnext50_32x4d", "torchvision-v2", "resnext50_32x4d-1a0047aa.pth", 81.198, 95.340, 25028904, 95.833,
-        _V2_RECIPE),
-    _tv("resnext101_32x8d", "torchvision", "resnext101_32x8d-8ba56ff5.pth", 79.312, 94.526, 88791336, 339.586,
-        _V1X_RECIPE),
-    _tv("resnext101_32x8d", "torchvision-v2", "resnext101_32x8d-110c445d.pth", 82.834, 96.228, 88791336, 339.673,
-        "https://github.com/pytorch/vision/issues/3995#new-recipe-with-fixres"),
+    _tv(
+        "resnext50_32x4d", "torchvision", "resnext50_32x4d-7cdf4587.pth", 77.618, 93.698, 25028904, 95.789, _V1X_RECIPE
+    ),
+    _tv(
+        "resnext50_32x4d",
+        "torchvision-v2",
+        "resnext50_32x4d-1a0047aa.pth",
+        81.198,
+        95.340,
+        25028904,
+        95.833,
+        _V2_RECIPE,
+    ),
+    _tv(
+        "resnext101_32x8d",
+        "torchvision",
+        "resnext101_32x8d-8ba56ff5.pth",
+        79.312,
+        94.526,
+        88791336,
+        339.586,
+        _V1X_RECIPE,
+    ),
+    _tv(
+        "resnext101_32x8d",
+        "torchvision-v2",
+        "resnext101_32x8d-110c445d.pth",
+        82.834,
+        96.228,
+        88791336,
+        339.673,
+        "https://github.com/pytorch/vision/issues/3995#new-recipe-with-fixres",
+    ),
 )
 
 
