@@ -15,7 +15,7 @@ from resnet.export import OnnxRuntimeModel, check_against_eager, export_model
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(
-    not HAS_ONNX, reason="onnx, onnxscript and onnxruntime are not installed (pip install 'resnet[export]')"
+    not HAS_ONNX, reason="onnx, onnxscript and onnxruntime are not installed (pip install -e '.[export]')"
 )
 
 

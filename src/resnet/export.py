@@ -6,7 +6,7 @@ random inputs at two batch sizes are compared with the eager, unfolded network; 
 float tolerance removes the file and raises :class:`~resnet.errors.ResNetError`.
 
 ONNX needs the optional ``onnx``, ``onnxscript`` and ``onnxruntime`` packages (``pip install
-resnet[export]``); ONNX Runtime both checks the export and serves as a CPU inference backend
+deep-residual-learning[export]``); ONNX Runtime both checks the export and serves as a CPU inference backend
 (:class:`OnnxRuntimeModel`).
 """
 
@@ -30,6 +30,8 @@ from resnet.inference import fold_batchnorm
 
 logger = logging.getLogger(__name__)
 
+# The extra, under the distribution name and from a source checkout.
+INSTALL_HINT = "pip install 'deep-residual-learning[export]', or from a source checkout pip install -e '.[export]'"
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
 # float32 through a few hundred layers: folding and a different kernel order move logits by ~1e-5.
@@ -53,7 +55,7 @@ def missing_onnx_packages() -> list[str]:
 def _require_onnx() -> None:
     missing = missing_onnx_packages()
     if missing:
-        raise ResNetError(f"--format onnx needs {', '.join(missing)} (pip install 'resnet[export]')")
+        raise ResNetError(f"--format onnx needs {', '.join(missing)} ({INSTALL_HINT})")
 
 
 def _importable(module: str) -> bool:
@@ -83,7 +85,7 @@ class OnnxRuntimeModel:
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         if not _importable("onnxruntime"):
-            raise ResNetError("the ONNX Runtime backend needs onnxruntime (pip install 'resnet[export]')")
+            raise ResNetError(f"the ONNX Runtime backend needs onnxruntime ({INSTALL_HINT})")
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -15,7 +15,8 @@ from resnet.option_types import image_side
 DESCRIPTION = (
     "Write a trained network (BatchNorm folded into the convolutions, any batch size) as "
     "TorchScript or ONNX. The export is compared with eager PyTorch on random inputs and removed "
-    "again if they differ beyond float tolerance. ONNX needs `pip install 'resnet[export]'`."
+    "again if they differ beyond float tolerance. ONNX needs `pip install 'deep-residual-learning[export]'` "
+    "(from a source checkout: `pip install -e '.[export]'`)."
 )
 
 
