@@ -33,7 +33,7 @@ PAPER_TABLE3 = {"A": 25.03, "B": 24.52, "C": 24.19}
 
 # The degradation experiment's short modes. Degradation is a statement about optimisation (training
 # error), so they keep what decides it: the paper's networks, batch 128, momentum 0.9, weight decay
-# 1e-4, LR /10 at 50% and 75% of the run, one schedule for every network. What changes (README, "The
+# 1e-4, LR /10 at 50% and 75% of the run, one schedule for every network. What changes (docs/experiments.md, "The
 # paper's experiments", with what it measured): 640 iterations on a seeded 2,500-image part of the 45k
 # training images (34 epochs of it; the 5,000 validation images are the recipe's own), without
 # augmentation, so that training error measures how well each network fits a fixed set of images; LR
@@ -297,7 +297,7 @@ def degradation(
 ) -> ExperimentResult:
     """Plain and residual CIFAR nets at each depth, the paper's CIFAR recipe; Figure 6 and Table 6.
 
-    ``mode`` "quick" or "medium" trains on the short schedule of :data:`MODES` (the README measures it).
+    ``mode`` "quick" or "medium" trains on the short schedule of :data:`MODES` (docs/experiments.md measures it).
     ``kinds`` trains only the plain or only the residual nets, e.g. to repeat one half of Figure 6 with
     other seeds at half the cost; the other half's columns are then empty.
     """

@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "--quick",
                 action="store_true",
                 help="short schedule for a laptop CPU: 640 "
-                "iterations on 2,500 training images, depths 20 and 56 (see README)",
+                "iterations on 2,500 training images, depths 20 and 56 (see docs/experiments.md)",
             )
             modes.add_argument(
                 "--medium",
@@ -57,7 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         else:
             e.add_argument("--model", default="resnet20", help="residual network (default: resnet20)")
             e.add_argument("--options", default="A,B,C", help="shortcut options to compare (default: A,B,C)")
-            e.add_argument("--quick", action="store_true", help="500 iterations: a pipeline check (see README)")
+            e.add_argument(
+                "--quick", action="store_true", help="500 iterations: a pipeline check (see docs/experiments.md)"
+            )
         e.add_argument(
             "--iterations", type=positive_int, default=None, help="training length of every run (milestones scale)"
         )
@@ -76,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             type=positive_int,
             default=1,
             help="CPU runs trained side by side, each with "
-            "its share of the threads (default: 1; see README for when it pays)",
+            "its share of the threads (default: 1; see docs/experiments.md for when it pays)",
         )
 
 
