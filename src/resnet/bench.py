@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -126,7 +127,8 @@ def _fast_train(
         weight_decay=WEIGHT_DECAY,
     )
     speed = resolve_speed(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
-    model = model.to(memory_format=torch.channels_last) if speed.channels_last else model
+    if speed.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
     forward = _compile(model, s)
     opt = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(s.device.type) if speed.precision == "fp16" else None
@@ -174,7 +176,8 @@ def _no_grad(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode:
 def _onnx_runtime(model: nn.Module, x: torch.Tensor, folder: Path) -> Step:
     from resnet.export import OnnxRuntimeModel, export_model
 
-    result = export_model(model, folder / "model.onnx", "onnx", tuple(x.shape[1:]))
+    shape = cast("tuple[int, int, int]", tuple(x.shape[1:]))  # (C, H, W) of an NCHW batch
+    result = export_model(model, folder / "model.onnx", "onnx", shape)
     return _no_grad(OnnxRuntimeModel(result.path), x)
 
 

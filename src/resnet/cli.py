@@ -7,12 +7,14 @@ import difflib
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, overload
 
 from resnet import __version__
 from resnet.errors import ResNetError
+
+_N = TypeVar("_N")  # a namespace object given to parse_args
 
 
 def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
@@ -45,9 +47,15 @@ class Parser(argparse.ArgumentParser):
                 f"invalid choice {value!r}{_did_you_mean(str(value), choices)}; choose from {', '.join(choices)}",
             )
 
-    def parse_args(
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> argparse.Namespace:  # type: ignore[override]
+    # The overloads of argparse's own: with a ``namespace``, that object is filled and returned.
+    @overload
+    def parse_args(self, args: Iterable[str] | None = None, namespace: None = None) -> argparse.Namespace: ...
+    @overload
+    def parse_args(self, args: Iterable[str] | None, namespace: _N) -> _N: ...
+    @overload
+    def parse_args(self, *, namespace: _N) -> _N: ...
+
+    def parse_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> Any:
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             leaf = _chosen_parser(self, parsed)

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from resnet.errors import ResNetError
+
+if TYPE_CHECKING:
+    from resnet.data.bundle import Split
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +115,7 @@ def checkpoint_split(
         quiet=quiet,
         train_subset=trained.get("train_subset") if own and split == "train" else None,
     )
+    chosen: Split | None
     if split == "all":
         if own:
             logger.warning("--split all: %s includes the images %s was trained on", where, source)

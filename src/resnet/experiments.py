@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +164,7 @@ def _run_side_by_side(options: dict[str, Any], run_dir: Path) -> Path:
             os._exit(130)  # the command is gone and nobody waits for this result (its pool would hang)
 
 
-def run_all(jobs: list[tuple[str, dict[str, Any], Path, float]], parallel: int = 1) -> dict[str, Path]:
+def run_all(jobs: Sequence[tuple[str, dict[str, Any], Path, float]], parallel: int = 1) -> dict[str, Path]:
     """Train, resume or reuse every ``(key, options, run_dir, cost)`` job; returns the run folders by key.
 
     ``parallel`` > 1 trains that many runs side by side on the CPU, each in its own process with an equal
@@ -378,7 +379,7 @@ def degradation(
         json.dumps(
             {
                 panel: {
-                    label: dict(zip(("train_steps", "train_error", "val_steps", "val_error"), map(list, curve)))
+                    label: dict(zip(("train_steps", "train_error", "val_steps", "val_error"), [list(c) for c in curve]))
                     for label, curve in curves.items()
                 }
                 for panel, curves in panels.items()

@@ -165,6 +165,7 @@ def _export_onnx(net: nn.Module, example: torch.Tensor, path: Path, metadata: di
             external_data=False,
             verbose=False,
         )
+        assert program is not None  # with dynamo=True, export returns the ONNXProgram
         program.save(str(path))
     if metadata:
         proto = onnx.load(str(path))

@@ -46,7 +46,7 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
 
     A temp file of a live process (a write in progress, or a reused pid) is kept. Returns the removed paths.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import Any
 
 import torch
 import torch.fx
@@ -69,6 +70,7 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
         if (
             isinstance(src, torch.fx.Node)
             and src.op == "call_module"
+            and isinstance(src.target, str)  # a call_module target is the module's qualified name
             and type(modules[src.target]) is nn.Conv2d
             and len(src.users) == 1
             and calls[src.target] == 1
@@ -95,7 +97,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         logger.warning("BatchNorm folding skipped: the model could not be traced (%s)", e)
         return folded
     for conv_name, bn_name in pairs:
-        _set_module(folded, conv_name, fold_conv_bn(folded.get_submodule(conv_name), folded.get_submodule(bn_name)))
+        conv, bn = folded.get_submodule(conv_name), folded.get_submodule(bn_name)
+        assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)  # as _conv_bn_pairs found them
+        _set_module(folded, conv_name, fold_conv_bn(conv, bn))
         _set_module(folded, bn_name, nn.Identity())
     logger.debug("folded %d BatchNorm layers into convolutions", len(pairs))
     return folded
@@ -140,7 +144,7 @@ class CompileFallback(nn.Module):
     appear at the first call; this is where they are caught.
     """
 
-    def __init__(self, module: nn.Module, **compile_options: object) -> None:
+    def __init__(self, module: nn.Module, **compile_options: Any) -> None:
         super().__init__()
         self.module = module
         self.compiled: object | None = None
@@ -201,7 +205,7 @@ def prepare_for_inference(
         p.requires_grad_(False)
     net = net.to(device=device, dtype=dtype)
     if channels_last:
-        net = net.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
     if compile:
         net = CompileFallback(net, mode=compile_mode)
     return InferenceModel(net, device, dtype, channels_last).eval()

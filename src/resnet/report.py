@@ -150,7 +150,8 @@ def curves_figure(runs: list[Run], path: Path) -> Path | None:
     """Figure 6 style: plain nets in one panel and ResNets in the other (one panel if only one kind)."""
     from resnet.plots import plot_error_curves
 
-    panels: dict[str, dict[str, tuple]] = {}
+    # {panel: {run: (train steps, train errors, val steps, val errors)}}
+    panels: dict[str, dict[str, tuple[list[int], list[float], list[int], list[float]]]] = {}
     for run in runs:
         ts, te = run.curve("train", "train_error")
         vs, ve = run.curve("val", "val_error")
@@ -160,7 +161,9 @@ def curves_figure(runs: list[Run], path: Path) -> Path | None:
         panels.setdefault(panel, {})[run.name] = (ts, te, vs, ve)
     if not panels:
         return None
-    ordered = {k: panels[k] for k in ("plain networks", "residual networks") if k in panels}
+    ordered: dict[str, dict[str, tuple[list[int], list[float], list[int], list[float]]]] = {
+        k: panels[k] for k in ("plain networks", "residual networks") if k in panels
+    }
     return plot_error_curves(ordered, path)
 
 

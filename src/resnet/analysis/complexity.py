@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from resnet.markdown import markdown_table
-from resnet.models import build_model, get_spec, list_models
+from resnet.models import FeatureExtractor, build_model, get_spec, list_models
 
 
 @dataclass
@@ -130,8 +131,9 @@ def summarize(model: nn.Module, input_size: tuple[int, int], *, name: str = "", 
         stages[
             "conv1"
         ].layers = f"{conv1.kernel_size[0]}x{conv1.kernel_size[1]}, {conv1.out_channels}, stride {conv1.stride[0]}"
-    if isinstance(getattr(meta, "fc", None), nn.Linear):
-        stages["fc"].layers = f"average pool, {meta.fc.out_features}-d fc"
+    fc = getattr(meta, "fc", None)
+    if isinstance(fc, nn.Linear):
+        stages["fc"].layers = f"average pool, {fc.out_features}-d fc"
     was_training = meta.training
     try:
         with torch.no_grad():
@@ -155,7 +157,7 @@ def _to_meta(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).to("meta")
 
 
-def model_summary(name: str, input_size: tuple[int, int] | None = None, **options: object) -> ModelSummary:
+def model_summary(name: str, input_size: tuple[int, int] | None = None, **options: Any) -> ModelSummary:
     """Build ``name`` on the meta device (no memory, no compute) and summarise it."""
     spec = get_spec(name)
     size = input_size or (spec.input_size, spec.input_size)
@@ -164,12 +166,13 @@ def model_summary(name: str, input_size: tuple[int, int] | None = None, **option
     return summarize(model, size, name=name, in_channels=int(options.get("in_channels", 3)))
 
 
-def feature_summary(name: str, input_size: tuple[int, int] | None = None, **options: object) -> dict:
+def feature_summary(name: str, input_size: tuple[int, int] | None = None, **options: Any) -> dict:
     """Each stage's feature map (``features_only``) at ``input_size``, its size measured by a meta-device run."""
     spec = get_spec(name)
     size = input_size or (spec.input_size, spec.input_size)
     with torch.device("meta"):
         extractor = build_model(name, features_only=True, **options)
+    assert isinstance(extractor, FeatureExtractor)  # what features_only=True builds
     with torch.no_grad():
         maps = extractor.eval()(torch.empty(1, int(options.get("in_channels", 3)), *size, device="meta"))
     features = [

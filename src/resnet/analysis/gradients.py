@@ -34,7 +34,7 @@ class GradientProfile:
         return self.norms[0] / self.norms[-1] if self.norms and self.norms[-1] > 0 else float("nan")
 
 
-def conv_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+def conv_weights(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     """Every convolution weight on the main path (shortcut projections left out), in forward order."""
     return [
         (f"{name}.weight", m.weight)

@@ -94,8 +94,8 @@ def load_weights(
     ``where`` names the weights in that line (default: the file, or "the checkpoint" for a dict).
     """
     state = read_state_dict(source) if not isinstance(source, dict) else source
-    where = where or (source if not isinstance(source, dict) else "the checkpoint")
+    shown: str | Path = where or (source if not isinstance(source, dict) else "the checkpoint")
     problems = state_mismatch(model.state_dict(), state)
     if problems:
-        raise ResNetError(f"weights in {where} do not fit {name}: {problems}")
+        raise ResNetError(f"weights in {shown} do not fit {name}: {problems}")
     model.load_state_dict(state, strict=False)

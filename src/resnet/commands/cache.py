@@ -97,7 +97,7 @@ def _print_entries(entries: list[CacheEntry], cache_dir: Path, as_json: bool) ->
     print(f"{_entries(len(entries))}, {_size(sum(e.size for e in entries))} in {cache_dir}")
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

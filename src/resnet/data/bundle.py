@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, TypeVar
 
 import torch
 
@@ -47,18 +47,27 @@ class FileSplit:
 
 
 Split = TensorSplit | FileSplit
+_Kind = TypeVar("_Kind", TensorSplit, FileSplit)
+
+
+def _all_of(splits: list[Split], kind: type[_Kind]) -> TypeGuard[list[_Kind]]:
+    return all(isinstance(s, kind) for s in splits)
+
+
+def _no_none(labels: list[torch.Tensor | None]) -> TypeGuard[list[torch.Tensor]]:
+    return all(c is not None for c in labels)
 
 
 def concat_splits(splits: list[Split]) -> Split:
     """The images of ``splits`` one after another (all of one kind; tensor splits of one image size)."""
-    if all(isinstance(s, FileSplit) for s in splits):
+    if _all_of(splits, FileSplit):
         return FileSplit([x for s in splits for x in s.samples], any(s.skip_bad_images for s in splits))
-    assert all(isinstance(s, TensorSplit) for s in splits), "cannot mix in-memory and file splits"
+    assert _all_of(splits, TensorSplit), "cannot mix in-memory and file splits"
     coarse = [s.coarse_labels for s in splits]
     return TensorSplit(
         torch.cat([s.images for s in splits]),
         torch.cat([s.labels for s in splits]),
-        torch.cat(coarse) if all(c is not None for c in coarse) else None,
+        torch.cat(coarse) if _no_none(coarse) else None,
     )
 
 

@@ -124,6 +124,7 @@ def build_cache(
                 raise ResNetError(f"{error} (pass --skip-bad-images to leave unreadable images out)")
             skipped.append(path)
             continue
+        assert pixels is not None  # decode_all gives (pixels, None) or (None, error)
         images[n] = pixels.transpose(2, 0, 1)
         n += 1
     images = images[:n]

@@ -8,6 +8,7 @@ path. Every file is read with :mod:`resnet.data.safe_pickle` and checked to be a
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def where_to_put(src: CifarSource, data_dir: Path) -> str:
     )
 
 
-def _reader(src: CifarSource, data_dir: Path, download_to: Path | None):
+def _reader(src: CifarSource, data_dir: Path, download_to: Path | None) -> Callable[[str], tuple[bytes, str | Path]]:
     """A function name -> (bytes, display path) over the folder or the archive."""
     candidates = [data_dir, data_dir / src.folder]
     for folder in candidates:
@@ -113,7 +114,7 @@ def _read_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _batch(raw: bytes, where: object, src: CifarSource, num_classes: int | None) -> dict[str, np.ndarray]:
+def _batch(raw: bytes, where: str | Path, src: CifarSource, num_classes: int | None) -> dict[str, np.ndarray]:
     d = safe_load(raw, where)
     if not isinstance(d, dict) or b"data" not in d or src.label_key not in d:
         raise ResNetError(f"{where}: not a CIFAR batch (expected a dict with b'data' and {src.label_key!r})")

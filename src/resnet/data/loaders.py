@@ -20,7 +20,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final, Literal, cast
 
 import numpy as np
 import torch
@@ -114,8 +114,9 @@ class TensorTrainLoader(TrainLoader):
         self.images = split.images.to(device)
         self.labels = split.labels.to(device)
         if augment == "cifar":
+            channels, h, w = self.images.shape[1:]  # NCHW, as TensorSplit holds them
             self._crop = PadCropFlipNormalize(
-                self.images, *normalization.shift_divisor(*self.images.shape[1:], device=device), pad=CIFAR_PAD
+                self.images, *normalization.shift_divisor(channels, h, w, device=device), pad=CIFAR_PAD
             )
 
     def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -240,7 +241,7 @@ def make_train_loader(
     """A training loader over ``bundle.train``; ``batch_size`` is per rank. See the module docstring."""
     if augment not in AUGMENTS:
         raise ResNetError(f"option 'augment': unknown {augment!r}; choose from {', '.join(AUGMENTS)}")
-    kw = dict(
+    kw: dict[str, Any] = dict(
         augment=augment,
         normalization=normalization,
         device=torch.device(device),
@@ -279,7 +280,7 @@ class _FileEvalSet(Dataset):
             return None, label, str(e)
 
 
-SPLIT_SIZE = "split"  # make_eval_loader's default geometry: the split's own (see there)
+SPLIT_SIZE: Final = "split"  # make_eval_loader's default geometry: the split's own (see there)
 
 
 class EvalLoader:
@@ -349,7 +350,7 @@ def make_eval_loader(
     normalization: Normalization,
     device: str | torch.device = "cpu",
     workers: int = 0,
-    image_size: tuple[int, int] | None | str = SPLIT_SIZE,
+    image_size: tuple[int, int] | None | Literal["split"] = SPLIT_SIZE,
     in_channels: int | None = None,
 ) -> EvalLoader:
     """An evaluation loader over ``split`` in its order (see :class:`EvalLoader`).
@@ -359,8 +360,9 @@ def make_eval_loader(
     the split's own (a TensorSplit's image size, None for files): right whenever the network was
     trained on this data. ``in_channels`` converts the images to the network's channels (None: as they are).
     """
+    # tuple() is typed without the length of what it copies: an (H, W) pair here.
     if image_size == SPLIT_SIZE:
-        image_size = tuple(split.images.shape[-2:]) if isinstance(split, TensorSplit) else None
+        image_size = cast("tuple[int, int]", tuple(split.images.shape[-2:])) if isinstance(split, TensorSplit) else None
     return EvalLoader(
         split,
         batch_size,
@@ -368,6 +370,6 @@ def make_eval_loader(
         normalization,
         torch.device(device),
         workers,
-        tuple(image_size) if image_size is not None else None,
+        cast("tuple[int, int]", tuple(image_size)) if image_size is not None else None,
         in_channels,
     )

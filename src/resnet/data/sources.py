@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -137,8 +137,9 @@ def _assemble(
     desc["test_size"] = len(test) if test is not None else 0
     skipped = parts.get("skipped", [])
     desc["skipped_images"] = len(skipped)
-    kind = "tensor" if isinstance(train, TensorSplit) else "files"
-    size = tuple(train.images.shape[-2:]) if isinstance(train, TensorSplit) else None
+    kind: Literal["tensor", "files"] = "tensor" if isinstance(train, TensorSplit) else "files"
+    # (H, W) of NCHW images: tuple() of a shape slice is typed without its length.
+    size = cast("tuple[int, int]", tuple(train.images.shape[-2:])) if isinstance(train, TensorSplit) else None
     return DataBundle(
         name=name,
         classes=parts["classes"],
@@ -207,6 +208,7 @@ def _image_folder(root: Path, cache: Path, skip_bad_images: bool, workers: int, 
         logger.warning("skipped %d unreadable images (--skip-bad-images), e.g. %s", len(skipped), skipped[0])
     bad = set(skipped)
     kept = [[(p, y) for p, y in g if p not in bad] for g in groups]
+    splits: list[Split]
     if entry is not None:
         splits, start = [], 0
         for g in kept:

@@ -21,6 +21,8 @@ of its seed.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 
@@ -187,7 +189,8 @@ def test_views(
     """
     check_protocol(protocol, image_size)
     if image_size is not None:
-        return native_view(x, tuple(image_size), crop_to_fit=protocol == "center")
+        size = cast("tuple[int, int]", tuple(image_size))  # a tuple() copy is typed without the pair's length
+        return native_view(x, size, crop_to_fit=protocol == "center")
     if protocol in ("single", "center", "flip"):
         return center_view(x)
     if protocol == "ten-crop":

@@ -17,6 +17,7 @@ identity (for option A it has no parameters, so the state dict is unaffected).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -281,9 +282,11 @@ def make_stage(
 
     Returns the stage and its output channels.
     """
+    # The constructor every block class shares (Block's own takes only the shortcut).
+    build: Callable[..., Block] = block
     layers = []
     for i in range(blocks):
-        layers.append(block(in_channels, planes, stride if i == 0 else 1, shortcut, **block_options))
+        layers.append(build(in_channels, planes, stride if i == 0 else 1, shortcut, **block_options))
         in_channels = planes * block.expansion
     return nn.Sequential(*layers), in_channels
 

@@ -38,6 +38,11 @@ class CifarResNet(nn.Module):
         shortcut: ``"A"`` (the paper's choice here), ``"B"`` or ``"C"``; ``None`` builds the plain net.
     """
 
+    # The stages, registered by name in __init__.
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+
     def __init__(
         self,
         depth: int,

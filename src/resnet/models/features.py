@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -60,12 +61,15 @@ def _out_channels(stage: nn.Sequential) -> int:
 
 def feature_info(model: nn.Module) -> list[FeatureInfo]:
     """Every stage of a ResNet of either family (``layer1``, ``layer2``, ...), in order."""
-    stages, stride = [], 1
+    stages: list[FeatureInfo] = []
+    stride = 1
     for name, child in model.named_children():
         stride *= module_stride(child)
         if name == f"layer{len(stages) + 1}":
             index = len(stages) + 1
-            stages.append(FeatureInfo(index, name, f"conv{index + 1}_x", _out_channels(child), stride))
+            # A stage is the nn.Sequential of make_stage (torchvision's too): its name says so, not its type.
+            channels = _out_channels(cast(nn.Sequential, child))
+            stages.append(FeatureInfo(index, name, f"conv{index + 1}_x", channels, stride))
     if not stages:
         raise ResNetError(
             f"{type(model).__name__} has no stages named layer1, layer2, ...: not a ResNet of this package"

@@ -23,6 +23,13 @@ FROZEN_BN_EPS = 1e-5  # torchvision's, and that of every BN in this package's ne
 class FrozenBatchNorm2d(nn.Module):
     """BatchNorm2d with fixed statistics and affine parameters (all buffers)."""
 
+    # The buffers registered in __init__.
+    weight: torch.Tensor
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
+
     def __init__(self, num_features: int, eps: float = FROZEN_BN_EPS) -> None:
         super().__init__()
         self.num_features = num_features

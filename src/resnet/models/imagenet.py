@@ -28,6 +28,12 @@ class ImageNetResNet(nn.Module):
         groups, width_per_group: ResNeXt's cardinality and width (1 and 64 give ResNet).
     """
 
+    # The stages, registered by name in __init__.
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(
         self,
         block: type[Block],

@@ -143,13 +143,13 @@ for _depth in CIFAR_DEPTHS:
         {"num_classes": 10, "shortcut": None},
         f"CIFAR plain-{_depth}: ResNet-{_depth} with every shortcut removed",
     )
-for _depth, _block in ((20, "basic"), (56, "basic"), (110, "basic"), (164, "bottleneck"), (1001, "bottleneck")):
+for _depth, _block_name in ((20, "basic"), (56, "basic"), (110, "basic"), (164, "bottleneck"), (1001, "bottleneck")):
     _register(
         f"preact_resnet{_depth}",
         "cifar",
-        partial(_cifar, _depth, _block, preact=True),
-        {"num_classes": 10, "shortcut": "B" if _block == "bottleneck" else "A"},
-        f"CIFAR pre-activation ResNet-{_depth} with {_block} blocks (He et al. 2016)",
+        partial(_cifar, _depth, _block_name, preact=True),
+        {"num_classes": 10, "shortcut": "B" if _block_name == "bottleneck" else "A"},
+        f"CIFAR pre-activation ResNet-{_depth} with {_block_name} blocks (He et al. 2016)",
         beyond_paper=True,
     )
 

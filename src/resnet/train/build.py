@@ -208,7 +208,7 @@ def build_run(
     device = speed.device
     model = model.to(device)
     if speed.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
     if cfg.sync_bn and dist.enabled:
         model = distributed.convert_sync_batchnorm(model, device)
     # Before the optimizer and DDP, which both take the trainable parameters only.
@@ -241,7 +241,11 @@ def build_run(
         raise ResNetError(
             f"option 'batch-size': {cfg.batch_size} is larger than the training set ({len(bundle.train)} images)"
         )
-    total = cfg.iterations or math.ceil(cfg.epochs * steps_per_epoch)
+    if cfg.iterations:
+        total = cfg.iterations
+    else:
+        assert cfg.epochs is not None  # the config is checked: --iterations or a positive --epochs
+        total = math.ceil(cfg.epochs * steps_per_epoch)
     eval_batch = max(batches.micro, 256) if bundle.kind == "tensor" else batches.micro
     val_loader = (
         make_eval_loader(

@@ -283,6 +283,9 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
         var = _SumOverProcesses.apply((centred * centred).sum(dims)) / count
         if self.track_running_stats:
             with torch.no_grad():
+                # track_running_stats: BatchNorm registered the three buffers
+                assert self.num_batches_tracked is not None
+                assert self.running_mean is not None and self.running_var is not None
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.lerp_(mean.detach(), m)

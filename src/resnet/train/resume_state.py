@@ -60,6 +60,7 @@ class MetricWindow:
 
 def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
+    assert isinstance(np_state, tuple)  # the legacy form: the global generator is an MT19937
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),

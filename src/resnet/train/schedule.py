@@ -93,6 +93,8 @@ class WarmRule:
     """Section 4.2 for ResNet-110: LR ``warm_lr`` until the training error falls below ``until``
     (about 400 iterations in the paper), then the normal schedule. Once off, it stays off."""
 
+    ended_at: int | None  # the step at which the rule ended
+
     def __init__(self, warm_lr: float, until: float) -> None:
         self.warm_lr, self.until, self.active, self.ended_at = warm_lr, until, True, None
 

@@ -37,7 +37,7 @@ def train_step(
     losses = []
     for i, (x, y) in enumerate(batches):
         accumulate_only = no_sync is not None and i < len(batches) - 1
-        with no_sync() if accumulate_only else nullcontext():
+        with no_sync() if no_sync is not None and accumulate_only else nullcontext():
             with speed.autocast():
                 logits = forward(speed.prepare(x))
                 loss = criterion(at_least_float32(logits), y)

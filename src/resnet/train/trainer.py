@@ -207,6 +207,8 @@ class Trainer:
         """The run folder's files (new run) or its state (resumed run), the clock, the plan in the log."""
         if self.dist.is_main:
             if resuming:
+                assert self.run_dir is not None  # fit() names the folder on the main process
+                assert self._resume_state is not None  # what ``resuming`` says (see _fit)
                 truncate_after(self.run_dir / "metrics.jsonl", int(self._resume_state["step"]))
                 if self.total != self.planned_before:
                     # First the summary, so that a crash in between leaves an unfinished run, never a finished one.
@@ -216,8 +218,9 @@ class Trainer:
                 self._write_run_files()
         # The clock starts here (data loading and model building are not the run's time), continuing the
         # totals of the checkpoint when resuming.
-        self.run_time = RunTime.from_state(self._resume_state.get("time") if resuming else None)
         if resuming:
+            assert self._resume_state is not None  # what ``resuming`` says (see _fit)
+            self.run_time = RunTime.from_state(self._resume_state.get("time"))
             where = self.run_dir / ck.LAST if self.run_dir is not None else "the resumed checkpoint"
             self.state.restore(
                 self._resume_state,
@@ -231,6 +234,8 @@ class Trainer:
             )
             self.last_saved_step = self.step
             self._resume_state = None
+        else:
+            self.run_time = RunTime.from_state(None)
         if self.dist.is_main:
             self._log_plan(resuming)
 
@@ -305,8 +310,8 @@ class Trainer:
                 ]
             )
         )
-        elapsed = torch.tensor(w.time, dtype=torch.float64, device=w.loss.device)
-        elapsed = float(distributed.all_reduce(elapsed, distributed.dist.ReduceOp.MAX))
+        window_time = torch.tensor(w.time, dtype=torch.float64, device=w.loss.device)
+        elapsed = float(distributed.all_reduce(window_time, distributed.dist.ReduceOp.MAX))
         loss, errors, count = (float(v) for v in totals)
         self._check_finite()
         if count:
@@ -367,6 +372,7 @@ class Trainer:
         if self.best is None or result.top1_error < self.best["val_error"]:
             self.state.best = {"val_error": result.top1_error, "step": self.step}
             if self.dist.is_main:
+                assert self.run_dir is not None  # fit() names the folder on the main process
                 weights = self.run.ema.state_dict() if self.run.ema else self.model.state_dict()
                 ck.save_checkpoint(
                     self.run_dir / ck.BEST,
@@ -394,6 +400,7 @@ class Trainer:
             time=self.run_time.state_dict(),
         )
         if self.dist.is_main:
+            assert self.run_dir is not None  # fit() names the folder on the main process
             ck.save_checkpoint(
                 self.run_dir / ck.LAST,
                 self.meta(),
@@ -417,9 +424,9 @@ class Trainer:
     def _check_finite(self, weights: bool = False) -> None:
         """Stop on a NaN/Inf loss (the first such step is tracked on the device, without syncing each
         step) or, before a checkpoint is written, on NaN/Inf weights, so a saved checkpoint is always good."""
-        bad = self.first_bad.clone()
-        bad = torch.where(bad < 0, torch.tensor(2**62, device=bad.device), bad)
-        bad = int(distributed.all_reduce(bad, distributed.dist.ReduceOp.MIN))
+        first_bad = self.first_bad.clone()
+        first_bad = torch.where(first_bad < 0, torch.tensor(2**62, device=first_bad.device), first_bad)
+        bad = int(distributed.all_reduce(first_bad, distributed.dist.ReduceOp.MIN))
         what = "loss"
         if bad >= 2**62 and weights and ck.nonfinite_keys(self.model.state_dict()):
             bad, what = self.step - 1, "weights"
@@ -430,12 +437,14 @@ class Trainer:
             )
 
     def saved_note(self) -> str:
-        """Where the last checkpoint is, for error lines (every saved checkpoint was checked finite)."""
-        return (
-            f"the last good checkpoint is {self.run_dir / ck.LAST} (step {self.last_saved_step})"
-            if self.last_saved_step is not None
-            else "no checkpoint was saved"
-        )
+        """Where the last checkpoint is, for error lines (every saved checkpoint was checked finite).
+
+        Under DDP without --run-dir only the main process knows the folder it chose: the others name the file.
+        """
+        if self.last_saved_step is None:
+            return "no checkpoint was saved"
+        where = self.run_dir / ck.LAST if self.run_dir is not None else f"{ck.LAST} in the run folder"
+        return f"the last good checkpoint is {where} (step {self.last_saved_step})"
 
     def _stop_requested(self, flag: dict[str, bool]) -> bool:
         if not self.dist.enabled:
@@ -464,6 +473,7 @@ class Trainer:
             "checkpoints": {"last": ck.LAST, "best": ck.BEST if self.best else None},
         }
         if self.dist.is_main:
+            assert self.run_dir is not None  # fit() names the folder on the main process
             _json_write(self.run_dir / "summary.json", summary)
         return summary
 
@@ -471,6 +481,7 @@ class Trainer:
         if self.run.val_loader is None:
             return None
         if self.cfg.final_protocol != self.cfg.val_protocol:
+            assert self.run.bundle.val is not None  # build_run makes a val_loader only for a val split
             loader = make_eval_loader(
                 self.run.bundle.val,
                 self.run.batches.micro,
@@ -646,7 +657,9 @@ def train(
                 return _fit(Trainer.resume(run_dir, iterations, epochs), folder)
         cfg = cfg or TrainConfig()
         new_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg) if is_main else None
-        with RunFolder.claim(new_dir, overwrite=overwrite) if is_main else nullcontext() as folder:
+        # new_dir is None only on the other processes of a run without --run-dir.
+        claim = RunFolder.claim(new_dir, overwrite=overwrite) if is_main and new_dir is not None else nullcontext()
+        with claim as folder:
             return _fit(Trainer(cfg, new_dir), folder)
     finally:
         distributed.shutdown()
