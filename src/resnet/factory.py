@@ -12,7 +12,9 @@ from typing import Any
 
 from torch import nn
 
+from resnet.errors import ResNetError
 from resnet.models.registry import build_model
+from resnet.weights.hf_hub import fetch_hub, is_hf_hub
 from resnet.weights.load import create_pretrained
 
 
@@ -30,7 +32,14 @@ def create_model(name: str, *, weights: str | Path | None = None, **options: Any
     Backbone keywords (``models.backbone``): ``output_stride`` (32, 16, 8: dilated last stages),
     ``norm_layer`` ("bn", "frozen_bn"), ``features_only`` and ``out_indices`` (stage numbers, e.g.
     ``(1, 2, 3, 4)`` for C2-C5): a feature extractor returning a list of maps.
+
+    ``name`` may be a Hugging Face Hub name, ``"hf-hub:timm/resnet50.a1_in1k"``: the network its
+    config names, with its weights (needs the ``hub`` extra).
     """
+    if is_hf_hub(name):
+        if weights is not None:
+            raise ResNetError(f"create_model({name!r}) brings its own weights; leave weights= out")
+        return create_pretrained(fetch_hub(name).architecture, name, **options)
     if weights is not None:
         return create_pretrained(name, weights, **options)
     return build_model(name, **options)

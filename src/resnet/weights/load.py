@@ -6,7 +6,9 @@
   :mod:`resnet.weights.published`; the file comes from the cache or is downloaded;
 - a ``.pth`` / ``.safetensors`` file of torchvision's or timm's ResNets (same key names), or a copy
   of a published file downloaded by hand (recognised by its name and checked against its hash);
-- one of this project's checkpoints (or run folders): its own model options, classes and normalisation.
+- one of this project's checkpoints (or run folders): its own model options, classes and normalisation;
+- a Hugging Face Hub name, ``"hf-hub:timm/resnet50.a1_in1k"``: its config's network, classes, mean and
+  std, and evaluation settings (``pretrained_cfg``), see :mod:`resnet.weights.hf_hub`.
 
 Files are read without unpickling code (``torch.load(weights_only=True)`` or safetensors). Every
 load is strict: a file for another network is one line naming the keys and shapes that differ.
@@ -28,6 +30,7 @@ from resnet.errors import ResNetError
 from resnet.models.backbone import BackboneOptions
 from resnet.models.registry import build_model, get_spec
 from resnet.weights.fetch import fetch, verify
+from resnet.weights.hf_hub import fetch_hub, is_hf_hub
 from resnet.weights.imagenet_classes import IMAGENET_CLASSES
 from resnet.weights.published import TAGS, PublishedWeights, find_by_file, find_published
 
@@ -167,6 +170,26 @@ def _load_file(path: Path, model_name: str) -> tuple[dict[str, torch.Tensor], We
     return state, _file_info(path, model_name, state)
 
 
+def _load_hub(spec: str, model_name: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+    hub = fetch_hub(spec)
+    if hub.architecture != model_name:
+        raise ResNetError(f"{spec} holds {hub.architecture} weights, not {model_name}'s")
+    state = hub.state_dict()
+    options = layout_options(state)
+    if hub.num_classes != get_spec(model_name).defaults.get("num_classes"):
+        options["num_classes"] = hub.num_classes
+    info = WeightsInfo(
+        spec,
+        model_name,
+        options,
+        hub.classes,
+        hub.normalization,
+        hub.weights,
+        extra={"pretrained_cfg": hub.pretrained_cfg},
+    )
+    return state, info
+
+
 def load_published(
     name: str | Path, model_name: str, *, cache_dir: str | Path | None = None, progress: bool = True
 ) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
@@ -178,6 +201,8 @@ def load_published(
     terminal). Errors are one-line :class:`ResNetError`\\ s.
     """
     get_spec(model_name)  # an unknown network fails here, with its did-you-mean
+    if is_hf_hub(name):
+        return _load_hub(str(name), model_name)
     if not is_published_name(name):
         return _load_file(Path(name), model_name)
     entry = find_published(model_name, str(name))

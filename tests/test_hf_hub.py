@@ -1,0 +1,120 @@
+"""Hugging Face Hub names load offline from a cache laid out as huggingface_hub lays it out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import resnet
+
+pytest.importorskip("huggingface_hub")
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+CFG_05 = {
+    "input_size": [3, 224, 224],
+    "crop_pct": 0.95,
+    "interpolation": "bicubic",
+    "mean": [0.5] * 3,
+    "std": [0.5] * 3,
+}
+
+
+def _lay_out(cache: Path, repo: str, config: dict | None, state: dict[str, torch.Tensor] | None) -> None:
+    """``<cache>/models--OWNER--NAME/{refs/main, snapshots/COMMIT/...}``, as huggingface_hub writes it."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(COMMIT)
+    if config is not None:
+        (snapshot / "config.json").write_text(json.dumps(config))
+    if state is not None:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
+
+
+def _run(cache: Path, code: str) -> subprocess.CompletedProcess:
+    """In a fresh process: huggingface_hub reads HF_HUB_OFFLINE and HF_HUB_CACHE when it is imported."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def weights() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    # timm's layout is torchvision's: stride on the 3x3 of a downsampling bottleneck.
+    return resnet.create_model("resnet50", stride_on="3x3", num_classes=10).state_dict()
+
+
+def test_a_timm_repository_loads_with_its_own_normalisation_and_settings(tmp_path, weights):
+    config = {
+        "architecture": "resnet50",
+        "num_classes": 10,
+        "label_names": [f"c{i}" for i in range(10)],
+        "pretrained_cfg": CFG_05,
+    }
+    _lay_out(tmp_path, "timm/resnet50.test_in1k", config, weights)
+    out = tmp_path / "loaded.pt"
+    done = _run(
+        tmp_path,
+        f"""
+import torch, resnet
+from resnet.weights.load import model_from_weights
+model = resnet.create_model("hf-hub:timm/resnet50.test_in1k")
+_, meta = model_from_weights("resnet50", "hf-hub:timm/resnet50.test_in1k")
+torch.save({{"state": model.state_dict(), "meta": meta, "stride": model.layer2[0].conv2.stride}}, {str(out)!r})
+""",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = torch.load(out, weights_only=False)
+    assert all(torch.equal(saved["state"][k], weights[k]) for k in weights)
+    assert saved["stride"] == (2, 2)  # built as the weights need it
+    meta = saved["meta"]
+    assert meta["classes"] == [f"c{i}" for i in range(10)] and meta["model_options"]["num_classes"] == 10
+    assert meta["normalization"] == {"mode": "channel", "mean": [127.5] * 3, "std": [127.5] * 3}  # 0.5, not ImageNet's
+    assert meta["pretrained_cfg"] == CFG_05 and meta["weights"] == "hf-hub:timm/resnet50.test_in1k"
+
+
+@pytest.mark.parametrize(
+    ("repo", "config", "with_weights", "expected"),
+    [
+        ("timm/missing", None, False, "config.json is not in the local Hugging Face cache"),
+        ("timm/deep", {"architecture": "resnet50d", "pretrained_cfg": CFG_05}, True, "'resnet50d' is not one of"),
+        (
+            "timm/nomean",
+            {"architecture": "resnet50", "num_classes": 10, "pretrained_cfg": {"crop_pct": 0.95}},
+            True,
+            "no valid pretrained_cfg mean and std",
+        ),
+        (
+            "timm/noweights",
+            {"architecture": "resnet50", "num_classes": 10, "pretrained_cfg": CFG_05},
+            False,
+            "model.safetensors or pytorch_model.bin is not in the local Hugging Face cache",
+        ),
+        ("notarepo", None, False, "a Hub name is hf-hub:OWNER/REPO"),
+    ],
+)
+def test_what_cannot_load_is_one_line(tmp_path, weights, repo, config, with_weights, expected):
+    if repo != "timm/missing" and "/" in repo:
+        _lay_out(tmp_path, repo, config, weights if with_weights else None)
+    done = _run(
+        tmp_path,
+        f"""
+import resnet
+from resnet.errors import ResNetError
+try:
+    resnet.create_model("hf-hub:{repo}")
+except ResNetError as e:
+    print(e)
+""",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = done.stdout.strip()
+    assert "\n" not in line and expected in line, line
