@@ -118,3 +118,44 @@ except ResNetError as e:
     assert done.returncode == 0, done.stderr[-2000:]
     line = done.stdout.strip()
     assert "\n" not in line and expected in line, line
+
+
+def test_an_exported_run_loads_back_from_the_hub_route(trained_run, tmp_path, capsys):
+    """`resnet export RUN --format hf` -> the folder as a Hub repository -> create_model("hf-hub:...")."""
+    from resnet.cli import main
+    from resnet.evaluate import model_from_checkpoint
+
+    folder = tmp_path / "export-hf"
+    assert main(["export", str(trained_run), "--format", "hf", "--output", str(folder)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert main(["export", str(trained_run), "--format", "hf", "--output", str(folder)]) == 2  # never overwritten
+    assert "is not an empty folder" in capsys.readouterr().err
+    config = json.loads((folder / "config.json").read_text())
+    cache = tmp_path / "hub"
+    _lay_out(cache, "me/tiny", config, None)
+    snapshot = cache / "models--me--tiny" / "snapshots" / COMMIT
+    (snapshot / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    out = tmp_path / "loaded.pt"
+    done = _run(
+        cache,
+        f"""
+import torch, resnet
+from resnet.weights.load import model_from_weights
+model, meta = model_from_weights("{config["architecture"]}", "hf-hub:me/tiny")
+x = torch.rand(4, meta["model_options"].get("in_channels", 3), 8, 8) * 255
+from resnet.data.normalization import Normalization
+logits = model(Normalization.from_dict(meta["normalization"]).apply(x))
+torch.save({{"logits": logits, "x": x, "meta": meta}}, {str(out)!r})
+""",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = torch.load(out, weights_only=False)
+    original, meta = model_from_checkpoint(trained_run)
+    from resnet.data.normalization import Normalization
+
+    with torch.no_grad():
+        want = original(Normalization.from_dict(meta["normalization"]).apply(saved["x"]))
+    torch.testing.assert_close(saved["logits"], want, rtol=0, atol=0)  # same weights, options, normalisation
+    got = saved["meta"]
+    assert got["classes"] == meta["classes"] and got["normalization"] == meta["normalization"]
+    assert got["model_options"] == meta["model_options"] and got["image_size"] == meta["image_size"]

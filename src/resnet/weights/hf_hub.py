@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from resnet.checkpoints import read_state_dict
+from resnet.checkpoints import read_state_dict, validate_meta
 from resnet.data.normalization import Normalization
 from resnet.errors import ResNetError
 from resnet.models.registry import get_spec
@@ -44,6 +44,9 @@ class HubWeights:
     normalization: Normalization
     pretrained_cfg: dict[str, Any]  # the publisher's evaluation settings, as the config gives them
     weights: Path
+    model_args: dict[str, Any]  # build options the config gives (this project's own folders: all of them)
+    image_size: tuple[int, int] | None = None  # this project's folders of small-image networks
+    protocol: str = "center"
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return read_state_dict(self.weights)
@@ -76,7 +79,9 @@ def _download(spec: str, repo_id: str, revision: str | None, filename: str) -> P
         raise ResNetError(f"{spec}: cannot get {filename} from the Hugging Face Hub: {first}") from None
 
 
-def _normalization(spec: str, cfg: dict[str, Any]) -> Normalization:
+def _normalization(spec: str, config: dict[str, Any], cfg: dict[str, Any]) -> Normalization:
+    if isinstance(config.get("resnet_normalization"), dict):  # this project's own folder: the exact value
+        return Normalization.from_dict(config["resnet_normalization"])
     mean, std = cfg.get("mean"), cfg.get("std")
     valid = all(
         isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and math.isfinite(x) for x in v)
@@ -137,4 +142,33 @@ def fetch_hub(spec: str) -> HubWeights:
     else:
         names = " or ".join(WEIGHT_FILES)
         raise ResNetError(f"{spec}: {names} is {OFFLINE}" if offline else f"{spec}: the repository has no {names}")
-    return HubWeights(spec, str(architecture), num_classes, classes, _normalization(spec, cfg), dict(cfg), weights)
+    model_args = config.get("model_args") or {}
+    if not isinstance(model_args, dict):
+        raise ResNetError(f"{spec}: its config.json model_args is not an object")
+    normalization = _normalization(spec, config, cfg)
+    size = config.get("resnet_image_size")
+    protocol = config.get("resnet_val_protocol", "center")
+    # The same bounds as a checkpoint's metadata: a crafted config cannot ask for a 600,000-layer network.
+    validate_meta(
+        {
+            "model": architecture,
+            "model_options": {**model_args, "num_classes": num_classes},
+            "classes": classes or [str(i) for i in range(num_classes)],
+            "normalization": normalization.to_dict(),
+            "image_size": size,
+            "val_protocol": protocol,
+        },
+        spec,
+    )
+    return HubWeights(
+        spec,
+        str(architecture),
+        num_classes,
+        classes,
+        normalization,
+        dict(cfg),
+        weights,
+        dict(model_args),
+        tuple(size) if size else None,
+        protocol,
+    )

@@ -175,9 +175,8 @@ def _load_hub(spec: str, model_name: str) -> tuple[dict[str, torch.Tensor], Weig
     if hub.architecture != model_name:
         raise ResNetError(f"{spec} holds {hub.architecture} weights, not {model_name}'s")
     state = hub.state_dict()
-    options = layout_options(state)
-    if hub.num_classes != get_spec(model_name).defaults.get("num_classes"):
-        options["num_classes"] = hub.num_classes
+    # timm's configs name the network only: its layout puts the stride on the 3x3; ours give every option.
+    options = {**(hub.model_args or layout_options(state)), "num_classes": hub.num_classes}
     info = WeightsInfo(
         spec,
         model_name,
@@ -185,6 +184,8 @@ def _load_hub(spec: str, model_name: str) -> tuple[dict[str, torch.Tensor], Weig
         hub.classes,
         hub.normalization,
         hub.weights,
+        hub.image_size,
+        hub.protocol,
         extra={"pretrained_cfg": hub.pretrained_cfg},
     )
     return state, info
