@@ -79,6 +79,8 @@ torch.save({{"state": model.state_dict(), "meta": meta, "stride": model.layer2[0
     assert meta["classes"] == [f"c{i}" for i in range(10)] and meta["model_options"]["num_classes"] == 10
     assert meta["normalization"] == {"mode": "channel", "mean": [127.5] * 3, "std": [127.5] * 3}  # 0.5, not ImageNet's
     assert meta["pretrained_cfg"] == CFG_05 and meta["weights"] == "hf-hub:timm/resnet50.test_in1k"
+    # timm's test view: resize to floor(224 / 0.95) = 235, centre 224, bicubic
+    assert meta["eval_view"] == {"resize": 235, "crop": 224, "interpolation": "bicubic"}
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnet.data.transforms import PAPER_VIEW
 from resnet.errors import ResNetError
 from resnet.inference import fold_batchnorm
 
@@ -122,6 +123,8 @@ def deployment_metadata(meta: dict[str, Any], input_shape: tuple[int, int, int])
                 "width": width,
                 "pixels": "0..255 RGB, then normalization",
                 "protocol": meta.get("val_protocol", "single"),
+                # image files: shorter side resized to `resize`, centre `crop` (the weights' own, else the paper's)
+                "view": None if meta.get("image_size") else meta.get("eval_view", PAPER_VIEW.to_dict()),
             }
         ),
     }

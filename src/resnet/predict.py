@@ -48,16 +48,18 @@ def load_image(
     protocol: str = "single",
     image_size: tuple[int, int] | None = None,
     in_channels: int = 3,
+    view: T.ImageNetView = T.PAPER_VIEW,
 ) -> torch.Tensor | list[torch.Tensor]:
     """One image file as the model's input: ``[1, C, H, W]``, ``[1, 10, C, H, W]`` (ten-crop) or a
     list of ``[1, C, H, W]`` (multi-scale), normalised by ``normalization``.
 
     ``image_size`` is the network's input size if it was trained on images of one small size (see
-    :func:`test_views`); ``in_channels=1`` converts to grey as the digits are.
+    :func:`test_views`); ``in_channels=1`` converts to grey as the digits are; ``view``: how the
+    ImageNet views are cut (a checkpoint's ``eval_view``: published weights carry their publisher's).
     """
     T.check_protocol(protocol, image_size)
-    x = T.to_channels(decode_tensor(path, min_side=T.decode_side(protocol, image_size)), in_channels)
-    views = T.test_views(x, protocol, image_size=image_size)
+    x = T.to_channels(decode_tensor(path, min_side=T.decode_side(protocol, image_size, view)), in_channels)
+    views = T.test_views(x, protocol, image_size=image_size, view=view)
     if isinstance(views, list):
         return [normalization.apply(v[None]) for v in views]
     return T.padded_views(normalization.apply(views[None]), protocol, image_size)
@@ -75,6 +77,7 @@ def iter_predictions(
     most likely first."""
     norm = Normalization.from_dict(meta["normalization"])
     size = tuple(meta["image_size"]) if meta.get("image_size") else None
+    view = T.ImageNetView.from_dict(meta.get("eval_view"))
     classes = meta["classes"]
     k = max(1, min(top, len(classes)))
     for path in images:
@@ -86,6 +89,7 @@ def iter_predictions(
             protocol=meta.get("val_protocol", "single"),
             image_size=size,
             in_channels=meta["model_options"].get("in_channels", 3),
+            view=view,
         )
         x = [v.to(device) for v in x] if isinstance(x, list) else x.to(device)
         probs = class_scores(model, x)[0]

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from resnet.data.normalization import MODES
-from resnet.data.transforms import PROTOCOLS
+from resnet.data.transforms import PROTOCOLS, ImageNetView
 from resnet.errors import ResNetError
 from resnet.option_types import MAX_CHANNELS, MAX_CLASSES, MAX_DEPTH, MAX_SIDE
 
@@ -102,6 +102,11 @@ def _check(meta: Any) -> None:
     for key in ("val_protocol", "eval_protocol"):
         if key in meta and meta[key] not in PROTOCOLS:
             raise MetaProblem(f"meta {key!r} must be one of {', '.join(PROTOCOLS)} (got {short_repr(meta[key])})")
+    if "eval_view" in meta:
+        try:
+            ImageNetView.from_dict(meta["eval_view"])
+        except (ResNetError, TypeError) as e:
+            raise MetaProblem(f"meta 'eval_view': {e}") from None
     if meta.get("eval_weights", "model") not in ("model", "ema"):
         raise MetaProblem(f"meta 'eval_weights' must be model or ema (got {short_repr(meta['eval_weights'])})")
     data = meta.get("data")

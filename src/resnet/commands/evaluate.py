@@ -9,7 +9,7 @@ from typing import Any
 
 from resnet.commands._arguments import checkpoint_argument, device_argument, quiet_argument
 from resnet.data import Normalization, make_eval_loader
-from resnet.data.transforms import check_protocol
+from resnet.data.transforms import ImageNetView, check_protocol
 from resnet.device import resolve_device
 from resnet.errors import ResNetError
 from resnet.eval_data import checkpoint_split, data_name
@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         image_size=image_size,
         in_channels=meta["model_options"].get("in_channels", 3),
+        view=ImageNetView.from_dict(meta.get("eval_view")),  # published weights: their publisher's crop
     )
     try:
         result = evaluate(net, loader, quiet=args.quiet)

@@ -263,9 +263,10 @@ class _FileEvalSet(Dataset):
         image_size: tuple[int, int] | None,
         in_channels: int | None,
         square: bool,
+        view: T.ImageNetView,
     ):
         self.samples, self.protocol, self.image_size = samples, protocol, image_size
-        self.in_channels, self.square = in_channels, square
+        self.in_channels, self.square, self.view = in_channels, square, view
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -273,9 +274,10 @@ class _FileEvalSet(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, int, str | None]:
         path, label = self.samples[index]
         try:
-            x = decode_tensor(path, min_side=T.decode_side(self.protocol, self.image_size))
+            x = decode_tensor(path, min_side=T.decode_side(self.protocol, self.image_size, self.view))
             x = T.to_channels(x, self.in_channels)
-            return T.test_views(x, self.protocol, image_size=self.image_size, square=self.square), label, None
+            views = T.test_views(x, self.protocol, image_size=self.image_size, square=self.square, view=self.view)
+            return views, label, None
         except ResNetError as e:
             return None, label, str(e)
 
@@ -301,11 +303,12 @@ class EvalLoader:
         workers: int,
         image_size: tuple[int, int] | None = None,
         in_channels: int | None = None,
+        view: T.ImageNetView = T.PAPER_VIEW,
     ):
         T.check_protocol(protocol, image_size)
         self.split, self.batch_size, self.protocol = split, batch_size, protocol
         self.normalization, self.device, self.workers = normalization, device, workers
-        self.image_size, self.in_channels = image_size, in_channels
+        self.image_size, self.in_channels, self.view = image_size, in_channels, view
         self.skipped = [0]
 
     def __len__(self) -> int:
@@ -322,12 +325,12 @@ class EvalLoader:
             for start in range(0, len(self.split), self.batch_size):
                 x = T.to_channels(self.split.images[start : start + self.batch_size].to(self.device), self.in_channels)
                 y = self.split.labels[start : start + self.batch_size].to(self.device)
-                yield self._normalize(T.test_views(x, self.protocol, image_size=self.image_size)), y
+                yield self._normalize(T.test_views(x, self.protocol, image_size=self.image_size, view=self.view)), y
             return
         # Images of different shapes share a batch only at one shape: multi-scale batches crop the
         # longer side square (the whole image with batch_size 1).
         dataset = _FileEvalSet(
-            self.split.samples, self.protocol, self.image_size, self.in_channels, square=self.batch_size > 1
+            self.split.samples, self.protocol, self.image_size, self.in_channels, self.batch_size > 1, self.view
         )
         loader = DataLoader(
             dataset,
@@ -352,6 +355,7 @@ def make_eval_loader(
     workers: int = 0,
     image_size: tuple[int, int] | None | Literal["split"] = SPLIT_SIZE,
     in_channels: int | None = None,
+    view: T.ImageNetView = T.PAPER_VIEW,
 ) -> EvalLoader:
     """An evaluation loader over ``split`` in its order (see :class:`EvalLoader`).
 
@@ -359,6 +363,7 @@ def make_eval_loader(
     images of that size, None for one trained on image files (the ImageNet geometry). The default is
     the split's own (a TensorSplit's image size, None for files): right whenever the network was
     trained on this data. ``in_channels`` converts the images to the network's channels (None: as they are).
+    ``view``: how the ImageNet views of image files are cut (published weights carry their own).
     """
     # tuple() is typed without the length of what it copies: an (H, W) pair here.
     if image_size == SPLIT_SIZE:
@@ -372,4 +377,5 @@ def make_eval_loader(
         workers,
         cast("tuple[int, int]", tuple(image_size)) if image_size is not None else None,
         in_channels,
+        view,
     )

@@ -21,7 +21,8 @@ of its seed.
 
 from __future__ import annotations
 
-from typing import cast
+from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -36,13 +37,57 @@ PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
 PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
 
 
-def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize (antialiased when shrinking) to ``size`` = (H, W); keeps the dtype."""
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class ImageNetView:
+    """How the ImageNet test views of one network are cut: the shorter side resized to ``resize``, the
+    centre (and for ten-crop the corners) ``crop`` x ``crop``, resampled with ``interpolation``.
+
+    The paper's (and this project's runs'): 256, 224, bilinear. Published weights carry their
+    publisher's: torchvision's V2 weights are evaluated at 232 (resnet50: 232, 224), timm's at theirs.
+    """
+
+    resize: int = 256
+    crop: int = 224
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        for name in ("resize", "crop"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
+                raise ResNetError(f"test view {name} must be an integer in 1..4096 (got {value!r})")
+        if self.crop > self.resize:
+            raise ResNetError(f"test view crop {self.crop} is larger than the resized side {self.resize}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ResNetError(
+                f"test view interpolation must be one of {', '.join(INTERPOLATIONS)} (got {self.interpolation!r})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ImageNetView:
+        """``d`` as :meth:`to_dict` writes it; None (a checkpoint without one): the paper's view."""
+        if d is None:
+            return cls()
+        if not isinstance(d, dict) or set(d) - {"resize", "crop", "interpolation"}:
+            raise ResNetError(f"test view {str(d)[:60]!r} must be an object with resize, crop, interpolation")
+        return cls(**d)
+
+
+PAPER_VIEW = ImageNetView()
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
+    """Resize (antialiased when shrinking; bilinear or bicubic) to ``size`` = (H, W); keeps the dtype."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     batched = x.dim() == 4
     y = F.interpolate(
-        (x if batched else x[None]).float(), size=size, mode="bilinear", align_corners=False, antialias=True
+        (x if batched else x[None]).float(), size=size, mode=interpolation, align_corners=False, antialias=True
     )
     y = y if batched else y[0]
     return y.round_().clamp_(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else y.to(x.dtype)
@@ -53,8 +98,8 @@ def shorter_side_size(h: int, w: int, side: int) -> tuple[int, int]:
     return (side, max(1, round(w * side / h))) if h <= w else (max(1, round(h * side / w)), side)
 
 
-def resize_shorter(x: torch.Tensor, side: int) -> torch.Tensor:
-    return resize(x, shorter_side_size(x.shape[-2], x.shape[-1], side))
+def resize_shorter(x: torch.Tensor, side: int, interpolation: str = "bilinear") -> torch.Tensor:
+    return resize(x, shorter_side_size(x.shape[-2], x.shape[-1], side), interpolation)
 
 
 def crop(x: torch.Tensor, top: int, left: int, h: int, w: int) -> torch.Tensor:
@@ -108,16 +153,20 @@ def lighting(x: torch.Tensor, generator: torch.Generator, std: float = 0.1) -> t
     return x + offset.to(x.device, x.dtype)[:, :, None, None]
 
 
-def center_view(x: torch.Tensor, resize_to: int = 256, size: int = 224) -> torch.Tensor:
+def center_view(
+    x: torch.Tensor, resize_to: int = 256, size: int = 224, interpolation: str = "bilinear"
+) -> torch.Tensor:
     """Resize the shorter side to ``resize_to``, take the centre ``size`` x ``size``."""
-    return center_crop(resize_shorter(x, resize_to), size)
+    return center_crop(resize_shorter(x, resize_to, interpolation), size)
 
 
-def ten_crop(x: torch.Tensor, resize_to: int | None = 256, size: int | tuple[int, int] = 224) -> torch.Tensor:
+def ten_crop(
+    x: torch.Tensor, resize_to: int | None = 256, size: int | tuple[int, int] = 224, interpolation: str = "bilinear"
+) -> torch.Tensor:
     """The 4 corner and centre crops and their mirror images: [10, C, size, size] ([B, 10, ...] batched).
 
     ``resize_to`` None crops ``x`` as it is."""
-    y = resize_shorter(x, resize_to) if resize_to is not None else x
+    y = resize_shorter(x, resize_to, interpolation) if resize_to is not None else x
     h, w = y.shape[-2:]
     ch, cw = (size, size) if isinstance(size, int) else size
     views = [
@@ -178,23 +227,29 @@ def native_view(x: torch.Tensor, size: tuple[int, int], crop_to_fit: bool) -> to
 
 
 def test_views(
-    x: torch.Tensor, protocol: str, *, image_size: tuple[int, int] | None = None, square: bool = False
+    x: torch.Tensor,
+    protocol: str,
+    *,
+    image_size: tuple[int, int] | None = None,
+    square: bool = False,
+    view: ImageNetView = PAPER_VIEW,
 ) -> torch.Tensor | list[torch.Tensor]:
     """The views a test protocol scores, before normalisation (see the module docstring).
 
     ``image_size``: the network's input size if it was trained on images of one small size, None
     for the ImageNet pipeline. Small-image ``ten-crop`` returns the one native view here; its crops
     come after normalisation from :func:`padded_views`. ``square`` (multi-scale) centre-crops the
-    longer side so that images of different shapes can share a batch.
+    longer side so that images of different shapes can share a batch. ``view``: how the ImageNet
+    single, centre and ten-crop views are cut (multi-scale is the paper's fixed set of sides).
     """
     check_protocol(protocol, image_size)
     if image_size is not None:
         size = cast("tuple[int, int]", tuple(image_size))  # a tuple() copy is typed without the pair's length
         return native_view(x, size, crop_to_fit=protocol == "center")
     if protocol in ("single", "center", "flip"):
-        return center_view(x)
+        return center_view(x, view.resize, view.crop, view.interpolation)
     if protocol == "ten-crop":
-        return ten_crop(x)
+        return ten_crop(x, view.resize, view.crop, view.interpolation)
     return multi_scale(x, square=square)
 
 
@@ -215,8 +270,8 @@ def padded_views(
     return ten_crop(F.pad(x, (pad, pad, pad, pad)), resize_to=None, size=(h, w))
 
 
-def decode_side(protocol: str, image_size: tuple[int, int] | None) -> int | None:
+def decode_side(protocol: str, image_size: tuple[int, int] | None, view: ImageNetView = PAPER_VIEW) -> int | None:
     """The shorter side a JPEG may be decoded at (by Pillow's draft) without losing what the views need."""
     if image_size is not None:
         return max(image_size)
-    return None if protocol == "multi-scale" else 256
+    return None if protocol == "multi-scale" else view.resize

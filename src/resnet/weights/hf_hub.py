@@ -20,6 +20,7 @@ import torch
 
 from resnet.checkpoints import read_state_dict, validate_meta
 from resnet.data.normalization import Normalization
+from resnet.data.transforms import INTERPOLATIONS, ImageNetView
 from resnet.errors import ResNetError
 from resnet.models.registry import get_spec
 from resnet.weights.imagenet_classes import IMAGENET_CLASSES
@@ -47,6 +48,7 @@ class HubWeights:
     model_args: dict[str, Any]  # build options the config gives (this project's own folders: all of them)
     image_size: tuple[int, int] | None = None  # this project's folders of small-image networks
     protocol: str = "center"
+    view: ImageNetView | None = None  # the publisher's test crop, from pretrained_cfg
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return read_state_dict(self.weights)
@@ -94,6 +96,23 @@ def _normalization(spec: str, config: dict[str, Any], cfg: dict[str, Any]) -> No
         )
     # The config's statistics are on the 0..1 scale; the project's channel mode is on 0..255.
     return Normalization("channel", torch.tensor(mean) * 255, torch.tensor(std) * 255)
+
+
+def _view(spec: str, cfg: dict[str, Any]) -> ImageNetView | None:
+    """timm's test view: centre ``input_size`` crop of the image resized to ``floor(crop / crop_pct)``."""
+    if "input_size" not in cfg and "crop_pct" not in cfg:
+        return None
+    size, crop_pct = cfg.get("input_size", [3, 224, 224]), cfg.get("crop_pct", 0.875)
+    interpolation = cfg.get("interpolation", "bilinear")
+    if not (isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) for v in size)):
+        raise ResNetError(f"{spec}: its pretrained_cfg input_size {size!r} is not [channels, height, width]")
+    if isinstance(crop_pct, bool) or not isinstance(crop_pct, (int, float)) or not 0 < crop_pct <= 1:
+        raise ResNetError(f"{spec}: its pretrained_cfg crop_pct {crop_pct!r} is not a fraction in (0, 1]")
+    if interpolation not in INTERPOLATIONS:
+        raise ResNetError(
+            f"{spec}: its pretrained_cfg interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}"
+        )
+    return ImageNetView(resize=math.floor(size[-1] / crop_pct), crop=size[-1], interpolation=interpolation)
 
 
 def fetch_hub(spec: str) -> HubWeights:
@@ -171,4 +190,5 @@ def fetch_hub(spec: str) -> HubWeights:
         dict(model_args),
         tuple(size) if size else None,
         protocol,
+        None if size else _view(spec, cfg),  # small-image networks are tested at their own size
     )

@@ -26,6 +26,7 @@ from torch import nn
 
 from resnet.checkpoints import is_checkpoint, load_checkpoint, load_weights, read_state_dict, resolve_path
 from resnet.data.normalization import Normalization
+from resnet.data.transforms import ImageNetView
 from resnet.errors import ResNetError
 from resnet.models.backbone import BackboneOptions
 from resnet.models.registry import build_model, get_spec
@@ -68,6 +69,7 @@ class WeightsInfo:
     published: PublishedWeights | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # a checkpoint's whole meta
     guessed: bool = False  # model_options guessed from another tool's file: the caller's options win
+    view: ImageNetView | None = None  # the publisher's test crop (resize, crop, interpolation); None: the paper's
 
     @property
     def stride_on(self) -> str | None:
@@ -88,6 +90,7 @@ class WeightsInfo:
             "image_size": list(self.image_size or ()) or None,
             "val_protocol": self.protocol,
             "weights": self.name,
+            **({"eval_view": self.view.to_dict()} if self.view is not None else {}),
         }
 
 
@@ -108,6 +111,7 @@ def _published_info(entry: PublishedWeights, path: Path) -> WeightsInfo:
         imagenet_normalization(),
         path,
         published=entry,
+        view=ImageNetView(resize=entry.resize, crop=224),  # torchvision's: bilinear, centre 224
     )
 
 
@@ -187,6 +191,7 @@ def _load_hub(spec: str, model_name: str) -> tuple[dict[str, torch.Tensor], Weig
         hub.image_size,
         hub.protocol,
         extra={"pretrained_cfg": hub.pretrained_cfg},
+        view=hub.view,
     )
     return state, info
 
