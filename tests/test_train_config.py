@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -93,7 +94,11 @@ NEEDS = {"digits": {}, "finetune": {"data_dir": "/x", "init": "w.pth"}}
 # Each twin's value when given, and what it reads back as when switched off.
 GIVEN = {"iterations": 7, "epochs": 2.0, "warmup_iterations": 50, "warm_rule": "on"}
 OFF = {"iterations": None, "epochs": None, "warmup_iterations": 0, "warm_rule": "off"}
-TWIN_PAIRS = [(a, b) for a, b, _ in C.TWINS]
+TWIN_PAIRS = [("iterations", "epochs"), ("warmup_iterations", "warm_rule")]
+
+
+def _in_effect(cfg, name):
+    return cfg.uses_warm_rule if name == "warm_rule" else getattr(cfg, name) != OFF[name]
 
 
 def _resolve(recipe, cli, file_options, tmp_path):
@@ -106,7 +111,7 @@ def _resolve(recipe, cli, file_options, tmp_path):
 
 
 def test_twin_options_cover_every_recipe_field_with_a_twin():
-    assert TWIN_PAIRS == [("iterations", "epochs"), ("warmup_iterations", "warm_rule")]
+    assert [(a, b) for a, b, _ in C.TWINS] == TWIN_PAIRS
     # Each of them is set by some recipe, so a given twin has a recipe's value to beat.
     assert all(any(name in r for r in C.RECIPES.values()) for pair in TWIN_PAIRS for name in pair)
 
@@ -138,8 +143,8 @@ def test_a_given_twin_beats_the_recipe_and_the_later_stage_wins(recipe, a, b, wh
         return
     cfg = _resolve(recipe, cli, file_options, tmp_path)
     winner, loser = (a, b) if wins == "a" else (b, a)
-    assert getattr(cfg, winner) == GIVEN[winner] and C._in_effect(cfg, winner)
-    assert not C._in_effect(cfg, loser)  # switched off, or off already (the warm rule of shallow nets)
+    assert getattr(cfg, winner) == GIVEN[winner] and _in_effect(cfg, winner)
+    assert not _in_effect(cfg, loser)  # switched off, or off already (the warm rule of shallow nets)
     # The other options stay the recipe's: only the twins may change.
     expected = {**C.recipe_defaults(recipe), **NEEDS.get(recipe, {"data_dir": "/x"})}
     assert {k: v for k, v in cfg.to_dict().items() if k not in (a, b)} == {
@@ -193,3 +198,39 @@ def test_a_data_folder_selects_the_image_folder_or_is_refused(tmp_path, caplog):
         C.resolve({"data": "digits", "data_dir": "/d"})
     # A recipe's own dataset takes the folder as it always did.
     assert C.resolve({"recipe": "cifar-paper", "data_dir": "/d"}).data == "cifar10"
+
+
+@pytest.mark.parametrize(
+    "cli, message",
+    [
+        (
+            {"recipe": "imagenet-paper", "milestones": "0.3,0.6"},
+            "option 'milestones': acts only with --schedule multistep, and the run has recipe imagenet-paper's "
+            "schedule plateau: add --schedule multistep or drop --milestones",
+        ),
+        ({"recipe": "cifar-fast", "gamma": 0.5}, "'gamma': acts only with --schedule multistep or plateau"),
+        ({"recipe": "cifar-paper", "plateau_patience": 5}, "'plateau-patience': acts only with --schedule plateau"),
+        ({"recipe": "cifar-paper", "plateau_threshold": 0.01}, "'plateau-threshold': acts only with --schedule"),
+        ({"recipe": "cifar-paper", "warm_lr": 0.02}, "'warm-lr': acts only with --warm-rule on"),
+        ({"warm_until_error": 0.5}, "warm_rule auto (on for depth >= 110) for resnet20 (the default)"),
+        ({"init_head": "reset"}, "'init-head': acts only with --init WEIGHTS, and the run has no --init"),
+        ({"init_non_strict": True}, "'init-non-strict': acts only with --init WEIGHTS"),
+        ({"schedule": "cosine", "milestones": "0.3,0.6"}, "the run has --schedule cosine"),
+    ],
+)
+def test_an_option_without_effect_under_the_recipe_is_refused(cli, message):
+    with pytest.raises(ResNetError, match=re.escape(message)):
+        C.resolve({"data_dir": "/x", **cli} if "recipe" in cli else cli)
+
+
+def test_options_that_act_are_taken():
+    assert set(C.USED_ONLY_WITH) == {
+        "milestones", "gamma", "plateau_patience", "plateau_threshold", "warm_lr", "warm_until_error",
+        "init_head", "init_non_strict",
+    }  # fmt: skip
+    assert C.resolve({"recipe": "imagenet-paper", "data_dir": "/x", "gamma": 0.5}).gamma == 0.5  # plateau uses it
+    assert C.resolve({"recipe": "imagenet-paper", "data_dir": "/x", "schedule": "multistep", "milestones": "0.3,0.6"})
+    assert C.resolve({"model": "resnet110", "warm_lr": 0.02}).warm_lr == 0.02
+    assert C.resolve({"init": "w.pth", "init_head": "reset"}).init_head == "reset"
+    # A value equal to the one in effect asks for nothing (a config file may list every option).
+    assert C.resolve({"schedule": "cosine", "milestones": "0.5,0.75", "gamma": 0.1}).schedule == "cosine"

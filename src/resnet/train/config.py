@@ -510,6 +510,41 @@ def _shown(cfg: TrainConfig, name: str) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+# Options that only act through another one: given where that one leaves them without effect (a
+# recipe's plateau schedule and --milestones), they are refused rather than ignored. Each with the
+# test of being used and what it needs.
+USED_ONLY_WITH: dict[str, tuple[Any, str]] = {
+    "milestones": (lambda c: c.schedule == "multistep", "--schedule multistep"),
+    "gamma": (lambda c: c.schedule in ("multistep", "plateau"), "--schedule multistep or plateau"),
+    "plateau_patience": (lambda c: c.schedule == "plateau", "--schedule plateau"),
+    "plateau_threshold": (lambda c: c.schedule == "plateau", "--schedule plateau"),
+    "warm_lr": (lambda c: c.uses_warm_rule, "--warm-rule on"),
+    "warm_until_error": (lambda c: c.uses_warm_rule, "--warm-rule on"),
+    "init_head": (lambda c: c.init is not None, "--init WEIGHTS"),
+    "init_non_strict": (lambda c: c.init is not None, "--init WEIGHTS"),
+}
+_DEPENDS_ON = {"milestones": "schedule", "gamma": "schedule", "plateau_patience": "schedule"}
+_DEPENDS_ON.update(plateau_threshold="schedule", init_head="init", init_non_strict="init")
+
+
+def _under(stages: list[Stage], at: int) -> TrainConfig:
+    """The options as the stages before ``at`` leave them (a value equal to theirs asks for nothing)."""
+    merged = TrainConfig().to_dict()
+    for stage in stages[:at]:
+        merged.update(stage.options)
+    return _build(merged, {}, "option", final=False)
+
+
+def _origin(cfg: TrainConfig, name: str, stages: list[Stage], stage_of: Any) -> str:
+    """The option that leaves ``name`` without effect, and where its value comes from."""
+    other = _DEPENDS_ON.get(name, "warm_rule")
+    if other == "init":
+        return "no --init"
+    value = _shown(cfg, other) + (f" for {cfg.model}" if other == "warm_rule" else "")
+    at = stage_of(other)
+    return stages[at].describe(other, value) if at >= 0 else f"{other} {value} (the default)"
+
+
 def _settle(cfg: TrainConfig, stages: list[Stage]) -> TrainConfig:
     """Of two twins in effect, the one from the later stage wins, the other is switched off (one log
     line when it came from a recipe or a file); from one stage they are refused. A --data-dir with the
@@ -543,6 +578,14 @@ def _settle(cfg: TrainConfig, stages: list[Stage]) -> TrainConfig:
                 stages[at_lose].describe(lose, _shown(cfg, lose)),
             )
         cfg = dataclasses.replace(cfg, **{lose: _OFF[lose]})
+    for name, (used, needs) in USED_ONLY_WITH.items():
+        at = stage_of(name)
+        if at > 0 and not used(cfg) and getattr(cfg, name) != getattr(_under(stages, at), name):
+            flag = "--" + name.replace("_", "-")
+            raise ResNetError(
+                f"{stages[at].source} '{flag[2:]}': acts only with {needs}, and the run has "
+                f"{_origin(cfg, name, stages, stage_of)}: add {needs} or drop {flag}"
+            )
     if cfg.data == "digits" and cfg.data_dir is not None:
         at_dir = stages[stage_of("data_dir")]
         if stage_of("data") >= 0:
