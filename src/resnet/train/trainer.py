@@ -231,13 +231,18 @@ class Trainer:
                             self._worker_died(flag["worker"], batches)
                         if self._stop_requested(flag):
                             self._stop()
-                    summary = self._finish()
                 except RuntimeError as e:
                     # Raised by a loader between steps (the SIGCHLD handler's error is in the flag): the
                     # state is that of the last whole step.
                     if not is_worker_death(e):
                         raise
                     self._worker_died(flag["worker"] or str(e), batches)
+            try:
+                summary = self._finish()
+            except RuntimeError as e:  # a worker of the final evaluation: the run is trained and saved
+                if not is_worker_death(e):
+                    raise
+                self._worker_died(str(e), None)
         finally:
             if stream is not None:
                 stream.close()
@@ -327,10 +332,11 @@ class Trainer:
         nproc = f" --nproc {self.dist.world_size}" if self.dist.enabled else ""
         return f"Resume with: resnet train --resume {self.run_dir}{nproc}"
 
-    def _worker_died(self, error: str, batches: Generator[Any, None, None]) -> None:
+    def _worker_died(self, error: str, batches: Generator[Any, None, None] | None) -> None:
         """Stop as on SIGTERM: the other workers ended, the state of the last whole step saved (under DDP,
         where saving takes every process, the last good checkpoint kept), one line with the cause."""
-        batches.close()  # ends the loader's other workers (and frees their memory) before saving
+        if batches is not None:
+            batches.close()  # ends the loader's other workers (and frees their memory) before saving
         cause = error.split(". ")[0].rstrip(".").replace("DataLoader worker", "data loading worker", 1)
         cause += "; memory may be short (the OOM killer ends workers so): try fewer --workers or a smaller --batch-size"
         if not self.dist.enabled:
