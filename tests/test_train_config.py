@@ -135,6 +135,11 @@ def test_twin_options_cover_every_recipe_field_with_a_twin():
 def test_a_given_twin_beats_the_recipe_and_the_later_stage_wins(recipe, a, b, where, wins, tmp_path):
     cli = {name: GIVEN[name] for name, at in zip((a, b), where) if at == "cli"}
     file_options = {name: GIVEN[name] for name, at in zip((a, b), where) if at == "file"}
+    if wins == "refused" and b in C.TOGETHER:  # the two warm-ups, which the schedule chains: both taken
+        cfg = _resolve(recipe, cli, file_options, tmp_path)
+        assert (getattr(cfg, a), getattr(cfg, b)) == (GIVEN[a], GIVEN[b])
+        assert _in_effect(cfg, a) and _in_effect(cfg, b)
+        return
     if wins == "refused":
         flags = f"{a}.*{b}".replace("_", "[-_]")
         with pytest.raises(ResNetError, match=f"{flags}.* both set the .*; give one of them") as e:
@@ -176,11 +181,15 @@ def test_the_recipe_value_given_way_is_one_log_line(caplog):
     C.resolve({"iterations": 40})  # TrainConfig's 15 epochs give way without a word
     deep = C.resolve({"recipe": "cifar-paper", "data_dir": "/x", "model": "resnet110", "warmup_iterations": 100})
     assert (deep.warmup_iterations, deep.warm_rule, deep.uses_warm_rule) == (100, "off", False)
+    both = C.resolve({"warmup_iterations": 3, "warm_rule": "on"})  # as tests/test_train_resume.py runs
+    assert (both.warmup_iterations, both.uses_warm_rule) == (3, True)
     assert [r.getMessage() for r in caplog.records] == [
         "the training length: --epochs 4 given, so recipe imagenet-paper's iterations 600000 is not used",
         "the warm-up: --warm-rule on given, so recipe cifar-fast's warmup_iterations 200 is not used",
         "the warm-up: --warmup-iterations 100 given, so recipe cifar-paper's warm_rule auto (on for depth >= 110) "
         "is not used",
+        "the warm-up: --warmup-iterations 3 and --warm-rule on both given: the LR is --warm-lr while the warm "
+        "rule holds; the linear warm-up counts from step 0 (its steps under the rule are at --warm-lr)",
     ]
     with pytest.raises(ResNetError, match=r"^option 'epochs': --iterations 5 and --epochs 1 both set the training"):
         C.resolve({"epochs": 1, "iterations": 5})

@@ -4,7 +4,8 @@ Resolution order (later wins): :class:`TrainConfig` defaults (the ``digits`` rec
 main job) -> the named recipe -> a TOML config file -> command-line flags. An option given (in the file
 or as a flag) is never silently overridden: of two twin options (``iterations``/``epochs``, the
 warm-up by steps or by rule) the one given at the later stage wins and switches the other off, in one
-log line; given at the same stage, the two are refused. ``--data-dir`` without ``--data`` means
+log line; given at the same stage, the two are refused (or, for the two warm-ups, which the schedule
+chains, both taken in one log line). ``--data-dir`` without ``--data`` means
 ``--data imagefolder``. The resolved config is saved as JSON in every run folder, so a run can be
 repeated or resumed from the folder alone.
 """
@@ -494,6 +495,11 @@ TWINS: tuple[tuple[str, str, str], ...] = (
     ("iterations", "epochs", "the training length"),
     ("warmup_iterations", "warm_rule", "the warm-up"),
 )
+# Twins that, given at one stage, are both taken (the schedule chains them), with what that means.
+TOGETHER = {
+    "warm_rule": "the LR is --warm-lr while the warm rule holds; the linear warm-up counts from step 0 "
+    "(its steps under the rule are at --warm-lr)"
+}
 _OFF: dict[str, Any] = {"iterations": None, "epochs": None, "warmup_iterations": 0, "warm_rule": "off"}
 
 
@@ -566,7 +572,10 @@ def _settle(cfg: TrainConfig, stages: list[Stage]) -> TrainConfig:
                 )
             else:
                 where, pair = stage.source, f"{a} = {_shown(cfg, a)} and {b} = {_shown(cfg, b)}"
-            raise ResNetError(f"{where}: {pair} both set {what}; give one of them")
+            if b not in TOGETHER:
+                raise ResNetError(f"{where}: {pair} both set {what}; give one of them")
+            logger.info("%s: %s both given: %s", what, pair, TOGETHER[b])
+            continue
         if at_a == at_b:
             continue  # a recipe's own pair, or the defaults: --iterations wins as documented
         (win, at_win), (lose, at_lose) = sorted(((a, at_a), (b, at_b)), key=lambda x: -x[1])
