@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -84,3 +85,161 @@ def test_json_round_trip(tmp_path):
     cfg = C.resolve({"recipe": "cifar-paper", "data_dir": "/x", "iterations": 100})
     C.save_json(cfg, tmp_path / "config.json", extra={"milestone_steps": [50, 75]})
     assert C.load_json(tmp_path / "config.json") == cfg
+
+
+# -- precedence: a given option always beats a recipe's default (issue 26) ---------------------------
+
+# What each recipe needs besides itself to resolve at all.
+NEEDS = {"digits": {}, "finetune": {"data_dir": "/x", "init": "w.pth"}}
+# Each twin's value when given, and what it reads back as when switched off.
+GIVEN = {"iterations": 7, "epochs": 2.0, "warmup_iterations": 50, "warm_rule": "on"}
+OFF = {"iterations": None, "epochs": None, "warmup_iterations": 0, "warm_rule": "off"}
+TWIN_PAIRS = [("iterations", "epochs"), ("warmup_iterations", "warm_rule")]
+
+
+def _in_effect(cfg, name):
+    return cfg.uses_warm_rule if name == "warm_rule" else getattr(cfg, name) != OFF[name]
+
+
+def _resolve(recipe, cli, file_options, tmp_path):
+    base = {"recipe": recipe, **NEEDS.get(recipe, {"data_dir": "/x"})}
+    path = None
+    if file_options:
+        path = tmp_path / "run.toml"
+        path.write_text("".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in file_options.items()))
+    return C.resolve({**base, **cli}, path)
+
+
+def test_twin_options_cover_every_recipe_field_with_a_twin():
+    assert [(a, b) for a, b, _ in C.TWINS] == TWIN_PAIRS
+    # Each of them is set by some recipe, so a given twin has a recipe's value to beat.
+    assert all(any(name in r for r in C.RECIPES.values()) for pair in TWIN_PAIRS for name in pair)
+
+
+@pytest.mark.parametrize("recipe", list(C.RECIPES))
+@pytest.mark.parametrize("a, b", TWIN_PAIRS)
+@pytest.mark.parametrize(
+    "where, wins",
+    [
+        # where each twin is given ("cli", "file" or "" = not given) -> which one is in effect
+        (("cli", ""), "a"),
+        (("", "cli"), "b"),
+        (("file", ""), "a"),
+        (("", "file"), "b"),
+        (("file", "cli"), "b"),
+        (("cli", "file"), "a"),
+        (("cli", "cli"), "refused"),
+        (("file", "file"), "refused"),
+    ],
+)
+def test_a_given_twin_beats_the_recipe_and_the_later_stage_wins(recipe, a, b, where, wins, tmp_path):
+    cli = {name: GIVEN[name] for name, at in zip((a, b), where) if at == "cli"}
+    file_options = {name: GIVEN[name] for name, at in zip((a, b), where) if at == "file"}
+    if wins == "refused" and b in C.TOGETHER:  # the two warm-ups, which the schedule chains: both taken
+        cfg = _resolve(recipe, cli, file_options, tmp_path)
+        assert (getattr(cfg, a), getattr(cfg, b)) == (GIVEN[a], GIVEN[b])
+        assert _in_effect(cfg, a) and _in_effect(cfg, b)
+        return
+    if wins == "refused":
+        flags = f"{a}.*{b}".replace("_", "[-_]")
+        with pytest.raises(ResNetError, match=f"{flags}.* both set the .*; give one of them") as e:
+            _resolve(recipe, cli, file_options, tmp_path)
+        assert "\n" not in str(e.value)
+        return
+    cfg = _resolve(recipe, cli, file_options, tmp_path)
+    winner, loser = (a, b) if wins == "a" else (b, a)
+    assert getattr(cfg, winner) == GIVEN[winner] and _in_effect(cfg, winner)
+    assert not _in_effect(cfg, loser)  # switched off, or off already (the warm rule of shallow nets)
+    # The other options stay the recipe's: only the twins may change.
+    expected = {**C.recipe_defaults(recipe), **NEEDS.get(recipe, {"data_dir": "/x"})}
+    assert {k: v for k, v in cfg.to_dict().items() if k not in (a, b)} == {
+        k: v for k, v in C._build(expected, {}, "test").to_dict().items() if k not in (a, b)
+    }
+
+
+@pytest.mark.parametrize("recipe", list(C.RECIPES))
+def test_given_length_and_validation_interval_are_what_the_run_uses(recipe):
+    base = {"recipe": recipe, **NEEDS.get(recipe, {"data_dir": "/x"})}
+    epochs = C.resolve({**base, "epochs": 4})
+    assert (epochs.iterations, epochs.epochs) == (None, 4.0)  # build_run: ceil(4 x steps per epoch)
+    iterations = C.resolve({**base, "iterations": 5, "eval_every": 3})
+    assert (iterations.iterations, iterations.epochs, iterations.eval_every) == (5, None, 3)
+    # Nothing given: the recipe's own length, untouched.
+    plain = C.resolve(base)
+    assert (plain.iterations, plain.epochs) == (
+        C.RECIPES[recipe].get("iterations"),
+        C.RECIPES[recipe].get("epochs", 15.0),
+    )
+    # --iterations none --epochs E (how benchmarks/time_to_accuracy.py asks for epochs) is no conflict.
+    assert C.resolve({**base, "iterations": "none", "epochs": 2}).epochs == 2.0
+
+
+def test_the_recipe_value_given_way_is_one_log_line(caplog):
+    caplog.set_level("INFO", logger="resnet.train.config")
+    C.resolve({"recipe": "imagenet-paper", "data_dir": "/x", "epochs": 4})
+    C.resolve({"recipe": "cifar-fast", "data_dir": "/x", "warm_rule": "on"})
+    C.resolve({"iterations": 40})  # TrainConfig's 15 epochs give way without a word
+    deep = C.resolve({"recipe": "cifar-paper", "data_dir": "/x", "model": "resnet110", "warmup_iterations": 100})
+    assert (deep.warmup_iterations, deep.warm_rule, deep.uses_warm_rule) == (100, "off", False)
+    both = C.resolve({"warmup_iterations": 3, "warm_rule": "on"})  # as tests/test_train_resume.py runs
+    assert (both.warmup_iterations, both.uses_warm_rule) == (3, True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "the training length: --epochs 4 given, so recipe imagenet-paper's iterations 600000 is not used",
+        "the warm-up: --warm-rule on given, so recipe cifar-fast's warmup_iterations 200 is not used",
+        "the warm-up: --warmup-iterations 100 given, so recipe cifar-paper's warm_rule auto (on for depth >= 110) "
+        "is not used",
+        "the warm-up: --warmup-iterations 3 and --warm-rule on both given: the LR is --warm-lr while the warm "
+        "rule holds; the linear warm-up counts from step 0 (its steps under the rule are at --warm-lr)",
+    ]
+    with pytest.raises(ResNetError, match=r"^option 'epochs': --iterations 5 and --epochs 1 both set the training"):
+        C.resolve({"epochs": 1, "iterations": 5})
+
+
+def test_a_data_folder_selects_the_image_folder_or_is_refused(tmp_path, caplog):
+    caplog.set_level("INFO", logger="resnet.train.config")
+    cfg = C.resolve({"data_dir": "/d"})
+    assert (cfg.data, cfg.data_dir) == ("imagefolder", "/d")
+    assert caplog.messages == ["--data-dir /d without --data: training on that image folder (--data imagefolder)"]
+    f = tmp_path / "run.toml"
+    f.write_text('data_dir = "/d"\n')
+    assert C.resolve({}, f).data == "imagefolder"
+    with pytest.raises(ResNetError, match="^option 'data-dir': --data digits is embedded and reads no folder"):
+        C.resolve({"data": "digits", "data_dir": "/d"})
+    # A recipe's own dataset takes the folder as it always did.
+    assert C.resolve({"recipe": "cifar-paper", "data_dir": "/d"}).data == "cifar10"
+
+
+@pytest.mark.parametrize(
+    "cli, message",
+    [
+        (
+            {"recipe": "imagenet-paper", "milestones": "0.3,0.6"},
+            "option 'milestones': acts only with --schedule multistep, and the run has recipe imagenet-paper's "
+            "schedule plateau: add --schedule multistep or drop --milestones",
+        ),
+        ({"recipe": "cifar-fast", "gamma": 0.5}, "'gamma': acts only with --schedule multistep or plateau"),
+        ({"recipe": "cifar-paper", "plateau_patience": 5}, "'plateau-patience': acts only with --schedule plateau"),
+        ({"recipe": "cifar-paper", "plateau_threshold": 0.01}, "'plateau-threshold': acts only with --schedule"),
+        ({"recipe": "cifar-paper", "warm_lr": 0.02}, "'warm-lr': acts only with --warm-rule on"),
+        ({"warm_until_error": 0.5}, "warm_rule auto (on for depth >= 110) for resnet20 (the default)"),
+        ({"init_head": "reset"}, "'init-head': acts only with --init WEIGHTS, and the run has no --init"),
+        ({"init_non_strict": True}, "'init-non-strict': acts only with --init WEIGHTS"),
+        ({"schedule": "cosine", "milestones": "0.3,0.6"}, "the run has --schedule cosine"),
+    ],
+)
+def test_an_option_without_effect_under_the_recipe_is_refused(cli, message):
+    with pytest.raises(ResNetError, match=re.escape(message)):
+        C.resolve({"data_dir": "/x", **cli} if "recipe" in cli else cli)
+
+
+def test_options_that_act_are_taken():
+    assert set(C.USED_ONLY_WITH) == {
+        "milestones", "gamma", "plateau_patience", "plateau_threshold", "warm_lr", "warm_until_error",
+        "init_head", "init_non_strict",
+    }  # fmt: skip
+    assert C.resolve({"recipe": "imagenet-paper", "data_dir": "/x", "gamma": 0.5}).gamma == 0.5  # plateau uses it
+    assert C.resolve({"recipe": "imagenet-paper", "data_dir": "/x", "schedule": "multistep", "milestones": "0.3,0.6"})
+    assert C.resolve({"model": "resnet110", "warm_lr": 0.02}).warm_lr == 0.02
+    assert C.resolve({"init": "w.pth", "init_head": "reset"}).init_head == "reset"
+    # A value equal to the one in effect asks for nothing (a config file may list every option).
+    assert C.resolve({"schedule": "cosine", "milestones": "0.5,0.75", "gamma": 0.1}).schedule == "cosine"

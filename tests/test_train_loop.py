@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -170,3 +172,77 @@ def test_label_smoothing_and_ema_run(tmp_path):
     assert last.ema is not None and last.meta["eval_weights"] == "ema"
     assert not all(torch.equal(last.ema[k], last.model[k]) for k in last.model)
     assert result.summary["best"]["step"] == 10
+
+
+# -- a dead data worker, a data folder without --data (issues 26, 22) --------------------------------
+
+
+def _jpeg_folder(root):
+    """16 JPEGs too large for the small-image cache: read from files by DataLoader workers."""
+    from test_data_folder import save
+
+    for c in ("a", "b"):
+        for i in range(8):
+            save(root / c / f"{i}.jpg", (100, 80), seed=i + 10 * (c == "b"))
+    return root
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])  # SIGKILL: what the OOM killer sends
+def test_a_dead_data_worker_stops_the_run_like_sigterm(tmp_path, sig):
+    from test_train_ddp_signals import _alive, _children, _env, _wait_for
+
+    data, run, err = _jpeg_folder(tmp_path / "data"), tmp_path / "run", tmp_path / "err.txt"
+    args = tiny_train_args(
+        run,
+        data="imagefolder",
+        data_dir=data,
+        cache_dir=tmp_path / "cache",
+        workers=2,
+        batch_size=4,
+        iterations=100000,
+        log_every=1,
+        eval_every=100000,
+        checkpoint_every=3,
+        val_split=0,
+        normalization="channel",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "resnet", *args], env=_env(), stderr=err.open("w"))
+    try:
+        training = lambda: (run / "metrics.jsonl").is_file() and len(read_metrics(run / "metrics.jsonl")) >= 2  # noqa: E731
+        assert _wait_for(lambda: training() or proc.poll() is not None, 120) and proc.poll() is None, err.read_text()
+        worker = min(p for p in _children(proc.pid) if _alive(p))
+        os.kill(worker, sig)
+        assert proc.wait(60) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    last = text.strip().splitlines()[-1]
+    step = load_checkpoint(run / "last.safetensors").state["step"]
+    assert last.startswith(f"resnet: data loading worker (pid {worker}) ") and "memory may be short" in last, last
+    assert last.endswith(f"Stopped at step {step}/100000; checkpoint saved. Resume with: resnet train --resume {run}")
+    # The saved state is a whole step's: the run continues from it.
+    assert main(["train", "--resume", str(run), "--iterations", str(step + 2)]) == 0
+    assert load_checkpoint(run / "last.safetensors").state["step"] == step + 2
+
+
+def test_a_data_folder_without_data_trains_on_the_folder(tmp_path, capsys, caplog):
+    from test_data_folder import small_folder
+
+    caplog.set_level("INFO", logger="resnet.train.config")
+    small_folder(tmp_path / "data", per_class=10)
+    run = tmp_path / "run"
+    args = tiny_train_args(run, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", iterations=2, batch_size=8)
+    i = args.index("--data")
+    assert main(args[:i] + args[i + 2 :]) == 0  # no --data
+    config = json.loads((run / "config.json").read_text())
+    assert (config["data"], config["data_dir"]) == ("imagefolder", str(tmp_path / "data"))
+    assert json.loads((run / "classes.json").read_text()) == ["ant", "moth", "zebra"]
+    assert f"--data-dir {tmp_path / 'data'} without --data: training on that image folder (--data imagefolder)" in (
+        caplog.messages
+    )
+    assert main(tiny_train_args(tmp_path / "refused", data_dir=tmp_path / "data")) == 2  # --data digits
+    assert "option 'data-dir': --data digits is embedded and reads no folder" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return _launch(args, given)
 
     from resnet.train import distributed
-    from resnet.train.trainer import Interrupted, train
+    from resnet.train.trainer import Interrupted, WorkerDied, train
 
     distributed.bind_to_launcher()
 
@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = train(C.resolve(given, args.config), overwrite=args.overwrite)
     except Interrupted as e:
-        if int(os.environ.get("RANK", "0")) == 0:  # one hint per run, not one per process
+        if int(os.environ.get("RANK", "0")) == 0 or isinstance(e, WorkerDied):  # one hint per run, not per process
             print(f"resnet: {e}", file=sys.stderr)
-        return 130
+        return 1 if isinstance(e, WorkerDied) else 130
     if result.finished_earlier:
         s = result.summary
         print(

@@ -1,8 +1,13 @@
 """One typed config object per training run, from a recipe (:mod:`resnet.train.recipes`), TOML files, CLI flags.
 
 Resolution order (later wins): :class:`TrainConfig` defaults (the ``digits`` recipe, the embedded
-main job) -> the named recipe -> a TOML config file -> command-line flags. The resolved config is
-saved as JSON in every run folder, so a run can be repeated or resumed from the folder alone.
+main job) -> the named recipe -> a TOML config file -> command-line flags. An option given (in the file
+or as a flag) is never silently overridden: of two twin options (``iterations``/``epochs``, the
+warm-up by steps or by rule) the one given at the later stage wins and switches the other off, in one
+log line; given at the same stage, the two are refused (or, for the two warm-ups, which the schedule
+chains, both taken in one log line). ``--data-dir`` without ``--data`` means
+``--data imagefolder``. The resolved config is saved as JSON in every run folder, so a run can be
+repeated or resumed from the folder alone.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import typing
 from dataclasses import dataclass, field, fields
@@ -26,6 +32,8 @@ from resnet.files import atomic_write
 from resnet.inference import PRECISIONS
 from resnet.option_types import MAX_DEPTH, MAX_SEED, val_split_value
 from resnet.train.recipes import RECIPES
+
+logger = logging.getLogger(__name__)
 
 
 def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, group: str = "") -> Any:
@@ -449,14 +457,154 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def resolve(cli: dict[str, Any] | None = None, config_file: str | Path | None = None) -> TrainConfig:
-    """Defaults -> recipe -> TOML file -> CLI values (only the options actually given)."""
+    """Defaults -> recipe -> TOML file -> CLI values (only the options actually given); then the twins
+    settled (:func:`_settle`): a given option always beats a recipe's default."""
     cli = {k.replace("-", "_"): v for k, v in (cli or {}).items()}
     from_file = {k.replace("-", "_"): v for k, v in read_toml(config_file).items()} if config_file else {}
     recipe = cli.get("recipe") or from_file.get("recipe") or "digits"
     base = recipe_defaults(recipe)
     source = f"config file {config_file}" if config_file else "option"
     cfg = _build(base, from_file, source, final=False)
-    return _build(cfg.to_dict(), cli, "option")
+    cfg = _build(cfg.to_dict(), cli, "option", final=False)
+    cfg = _settle(
+        cfg, [Stage(f"recipe {recipe}", RECIPES.get(recipe, {})), Stage(source, from_file), Stage("option", cli)]
+    )
+    _validate(cfg, "option", final=True)
+    return cfg
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of :func:`resolve`: where its values come from, and the options it names."""
+
+    source: str  # "recipe NAME", "config file PATH" or "option" (the command line)
+    options: dict[str, Any]
+
+    def describe(self, name: str, value: str) -> str:
+        if self.source == "option":
+            return f"--{name.replace('_', '-')} {value}"
+        if self.source.startswith("recipe "):
+            return f"{self.source}'s {name} {value}"
+        return f"{name} = {value} in {self.source}"
+
+
+# Twin options: two ways of setting one thing, so that one of them in effect silences the other (the
+# run's length is --iterations when set, else --epochs; a linear warm-up beside the warm rule). Each
+# with the value that switches it off.
+TWINS: tuple[tuple[str, str, str], ...] = (
+    ("iterations", "epochs", "the training length"),
+    ("warmup_iterations", "warm_rule", "the warm-up"),
+)
+# Twins that, given at one stage, are both taken (the schedule chains them), with what that means.
+TOGETHER = {
+    "warm_rule": "the LR is --warm-lr while the warm rule holds; the linear warm-up counts from step 0 "
+    "(its steps under the rule are at --warm-lr)"
+}
+_OFF: dict[str, Any] = {"iterations": None, "epochs": None, "warmup_iterations": 0, "warm_rule": "off"}
+
+
+def _in_effect(cfg: TrainConfig, name: str) -> bool:
+    if name == "warm_rule":
+        return cfg.uses_warm_rule
+    return getattr(cfg, name) != _OFF[name]
+
+
+def _shown(cfg: TrainConfig, name: str) -> str:
+    value = getattr(cfg, name)
+    if name == "warm_rule" and value == "auto":
+        return "auto (on for depth >= 110)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# Options that only act through another one: given where that one leaves them without effect (a
+# recipe's plateau schedule and --milestones), they are refused rather than ignored. Each with the
+# test of being used and what it needs.
+USED_ONLY_WITH: dict[str, tuple[Any, str]] = {
+    "milestones": (lambda c: c.schedule == "multistep", "--schedule multistep"),
+    "gamma": (lambda c: c.schedule in ("multistep", "plateau"), "--schedule multistep or plateau"),
+    "plateau_patience": (lambda c: c.schedule == "plateau", "--schedule plateau"),
+    "plateau_threshold": (lambda c: c.schedule == "plateau", "--schedule plateau"),
+    "warm_lr": (lambda c: c.uses_warm_rule, "--warm-rule on"),
+    "warm_until_error": (lambda c: c.uses_warm_rule, "--warm-rule on"),
+    "init_head": (lambda c: c.init is not None, "--init WEIGHTS"),
+    "init_non_strict": (lambda c: c.init is not None, "--init WEIGHTS"),
+}
+_DEPENDS_ON = {"milestones": "schedule", "gamma": "schedule", "plateau_patience": "schedule"}
+_DEPENDS_ON.update(plateau_threshold="schedule", init_head="init", init_non_strict="init")
+
+
+def _under(stages: list[Stage], at: int) -> TrainConfig:
+    """The options as the stages before ``at`` leave them (a value equal to theirs asks for nothing)."""
+    merged = TrainConfig().to_dict()
+    for stage in stages[:at]:
+        merged.update(stage.options)
+    return _build(merged, {}, "option", final=False)
+
+
+def _origin(cfg: TrainConfig, name: str, stages: list[Stage], stage_of: Any) -> str:
+    """The option that leaves ``name`` without effect, and where its value comes from."""
+    other = _DEPENDS_ON.get(name, "warm_rule")
+    if other == "init":
+        return "no --init"
+    value = _shown(cfg, other) + (f" for {cfg.model}" if other == "warm_rule" else "")
+    at = stage_of(other)
+    return stages[at].describe(other, value) if at >= 0 else f"{other} {value} (the default)"
+
+
+def _settle(cfg: TrainConfig, stages: list[Stage]) -> TrainConfig:
+    """Of two twins in effect, the one from the later stage wins, the other is switched off (one log
+    line when it came from a recipe or a file); from one stage they are refused. A --data-dir with the
+    embedded digits selects the folder (--data imagefolder) unless --data digits was given."""
+
+    def stage_of(name: str) -> int:  # -1: TrainConfig's default
+        return max((i for i, stage in enumerate(stages) if name in stage.options), default=-1)
+
+    for a, b, what in TWINS:
+        if not (_in_effect(cfg, a) and _in_effect(cfg, b)):
+            continue
+        at_a, at_b = stage_of(a), stage_of(b)
+        if at_a == at_b and at_a > 0:
+            stage = stages[at_a]
+            if stage.source == "option":
+                where, pair = (
+                    f"option '{b.replace('_', '-')}'",
+                    f"{stage.describe(a, _shown(cfg, a))} and {stage.describe(b, _shown(cfg, b))}",
+                )
+            else:
+                where, pair = stage.source, f"{a} = {_shown(cfg, a)} and {b} = {_shown(cfg, b)}"
+            if b not in TOGETHER:
+                raise ResNetError(f"{where}: {pair} both set {what}; give one of them")
+            logger.info("%s: %s both given: %s", what, pair, TOGETHER[b])
+            continue
+        if at_a == at_b:
+            continue  # a recipe's own pair, or the defaults: --iterations wins as documented
+        (win, at_win), (lose, at_lose) = sorted(((a, at_a), (b, at_b)), key=lambda x: -x[1])
+        if at_lose >= 0 or lose != "epochs":  # TrainConfig's 15 epochs give way to --iterations, as its help says
+            logger.info(
+                "%s: %s given, so %s is not used",
+                what,
+                stages[at_win].describe(win, _shown(cfg, win)),
+                stages[at_lose].describe(lose, _shown(cfg, lose)),
+            )
+        cfg = dataclasses.replace(cfg, **{lose: _OFF[lose]})
+    for name, (used, needs) in USED_ONLY_WITH.items():
+        at = stage_of(name)
+        if at > 0 and not used(cfg) and getattr(cfg, name) != getattr(_under(stages, at), name):
+            flag = "--" + name.replace("_", "-")
+            raise ResNetError(
+                f"{stages[at].source} '{flag[2:]}': acts only with {needs}, and the run has "
+                f"{_origin(cfg, name, stages, stage_of)}: add {needs} or drop {flag}"
+            )
+    if cfg.data == "digits" and cfg.data_dir is not None:
+        at_dir = stages[stage_of("data_dir")]
+        if stage_of("data") >= 0:
+            raise ResNetError(
+                f"{at_dir.source} 'data-dir': --data digits is embedded and reads no folder; "
+                f"drop --data-dir or give --data imagefolder"
+            )
+        logger.info("--data-dir %s without --data: training on that image folder (--data imagefolder)", cfg.data_dir)
+        cfg = dataclasses.replace(cfg, data="imagefolder")
+    return cfg
 
 
 def read_run_config(path: str | Path) -> tuple[TrainConfig, dict[str, Any]]:

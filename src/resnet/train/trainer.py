@@ -12,7 +12,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +47,16 @@ class Interrupted(Exception):
     """SIGINT/SIGTERM: a checkpoint was saved; the message says how to resume."""
 
 
+class WorkerDied(Interrupted):
+    """A data loading worker died (a signal, the OOM killer): the run stopped as on SIGTERM."""
+
+
+def is_worker_death(error: BaseException) -> bool:
+    """torch's error for a DataLoader worker that died: "DataLoader worker (pid N) is killed by signal:
+    ..." (from its SIGCHLD handler) or "DataLoader worker (pid(s) N) exited unexpectedly" (from the loader)."""
+    return isinstance(error, RuntimeError) and str(error).startswith("DataLoader worker (pid")
+
+
 @dataclass
 class RunResult:
     run_dir: Path | None
@@ -65,9 +75,14 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 
 @contextmanager
-def stop_signals() -> Iterator[dict[str, bool]]:
-    """SIGINT/SIGTERM set a flag the loop checks at the next step; a second SIGINT interrupts at once."""
-    flag = {"stop": False}
+def stop_signals(workers: bool = False) -> Iterator[dict[str, Any]]:
+    """SIGINT/SIGTERM set a flag the loop checks at the next step; a second SIGINT interrupts at once.
+
+    ``workers``: the run's data comes from DataLoader worker processes. torch's SIGCHLD handler raises a
+    dead worker's error wherever the main process is, in the middle of a step too; here the error is
+    kept in the flag instead (``flag["worker"]``), for the loop to stop at the next step with a good
+    checkpoint."""
+    flag: dict[str, Any] = {"stop": False, "worker": None}
 
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"] and signum == signal.SIGINT:
@@ -75,6 +90,22 @@ def stop_signals() -> Iterator[dict[str, bool]]:
         flag["stop"] = True
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    if workers and hasattr(signal, "SIGCHLD"):
+        from torch.utils.data._utils import signal_handling
+
+        signal_handling._set_SIGCHLD_handler()  # torch's (once per process), here rather than at the first loader
+        torch_handler = signal.getsignal(signal.SIGCHLD)
+
+        def on_child(signum: int, frame: Any) -> None:
+            try:
+                if callable(torch_handler):
+                    torch_handler(signum, frame)
+            except RuntimeError as e:
+                if not is_worker_death(e):
+                    raise
+                flag["worker"] = flag["worker"] or str(e)
+
+        old[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, on_child)
     try:
         yield flag
     finally:
@@ -183,21 +214,35 @@ class Trainer:
         self._start(resuming)
         stream = self._open_stream()
         try:
-            with stop_signals() as flag:
+            with stop_signals(workers=self.cfg.workers > 0) as flag:
                 batches = self._batches()
-                while self.step < self.total:
-                    tick = time.perf_counter()  # images/s counts data loading, not validation or saving
-                    self._train_step(next(batches))
-                    self._count_time(time.perf_counter() - tick)
-                    if self._due(self.cfg.log_every):
-                        self._flush_window(stream)
-                    if self._due(self.run.eval_every):
-                        self._validate(stream)
-                    if self._due(self.run.checkpoint_every):
-                        self.save_last()
-                    if self._stop_requested(flag):
-                        self._stop()
-            summary = self._finish()
+                try:
+                    while self.step < self.total:
+                        tick = time.perf_counter()  # images/s counts data loading, not validation or saving
+                        self._train_step(next(batches))
+                        self._count_time(time.perf_counter() - tick)
+                        if self._due(self.cfg.log_every):
+                            self._flush_window(stream)
+                        if self._due(self.run.eval_every):
+                            self._validate(stream)
+                        if self._due(self.run.checkpoint_every):
+                            self.save_last()
+                        if flag["worker"]:
+                            self._worker_died(flag["worker"], batches)
+                        if self._stop_requested(flag):
+                            self._stop()
+                except RuntimeError as e:
+                    # Raised by a loader between steps (the SIGCHLD handler's error is in the flag): the
+                    # state is that of the last whole step.
+                    if not is_worker_death(e):
+                        raise
+                    self._worker_died(flag["worker"] or str(e), batches)
+            try:
+                summary = self._finish()
+            except RuntimeError as e:  # a worker of the final evaluation: the run is trained and saved
+                if not is_worker_death(e):
+                    raise
+                self._worker_died(str(e), None)
         finally:
             if stream is not None:
                 stream.close()
@@ -281,13 +326,31 @@ class Trainer:
 
     def _stop(self) -> None:
         self.save_last()
+        raise Interrupted(f"stopped at step {self.step}/{self.total}; checkpoint saved. {self._resume_hint()}")
+
+    def _resume_hint(self) -> str:
         nproc = f" --nproc {self.dist.world_size}" if self.dist.enabled else ""
-        raise Interrupted(
-            f"stopped at step {self.step}/{self.total}; checkpoint saved. Resume with: "
-            f"resnet train --resume {self.run_dir}{nproc}"
+        return f"Resume with: resnet train --resume {self.run_dir}{nproc}"
+
+    def _worker_died(self, error: str, batches: Generator[Any, None, None] | None) -> None:
+        """Stop as on SIGTERM: the other workers ended, the state of the last whole step saved (under DDP,
+        where saving takes every process, the last good checkpoint kept), one line with the cause."""
+        if batches is not None:
+            batches.close()  # ends the loader's other workers (and frees their memory) before saving
+        cause = error.split(". ")[0].rstrip(".").replace("DataLoader worker", "data loading worker", 1)
+        cause += "; memory may be short (the OOM killer ends workers so): try fewer --workers or a smaller --batch-size"
+        if not self.dist.enabled:
+            self.save_last()
+            raise WorkerDied(
+                f"{cause}. Stopped at step {self.step}/{self.total}; checkpoint saved. {self._resume_hint()}"
+            )
+        if self.last_saved_step is None:
+            raise WorkerDied(f"{cause}. Stopped at step {self.step}/{self.total}; no checkpoint was saved")
+        raise WorkerDied(
+            f"{cause}. Stopped at step {self.step}/{self.total}; {self.saved_note()}. {self._resume_hint()}"
         )
 
-    def _batches(self) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
+    def _batches(self) -> Generator[list[tuple[torch.Tensor, torch.Tensor]], None, None]:
         """Groups of ``accum`` micro-batches from the current step on, epoch after epoch."""
         accum, per_epoch = self.run.batches.accum, self.run.steps_per_epoch
         while True:
