@@ -6,7 +6,8 @@ import re
 from collections.abc import Sequence
 
 # Characters Markdown reads as syntax inside a line (a table cell, a heading): backslash-escaped.
-_SYNTAX = re.compile(r"([\\`*_\[\]|#])")
+# Not "_": inside a word (val_split, the settings' names) it is no emphasis, and names stay readable.
+_SYNTAX = re.compile(r"([\\`*\[\]|#])")
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}  # raw HTML (<script>) shown as text
 
 

@@ -121,6 +121,7 @@ def download(
     if have and not checksum_mismatch(part, md5, sha256):  # complete already (a server that over-announced)
         return _finish(part, dest)
     if max_bytes is not None and have > max_bytes:
+        logger.warning("%s: %d bytes, more than the %d the file can have; deleted it", part, have, max_bytes)
         part.unlink()
         have = 0
     hint = f"; {manual_hint}" if manual_hint else ""
@@ -141,7 +142,7 @@ def download(
                 manual_hint=manual_hint,
                 progress=progress,
                 max_bytes=max_bytes,
-                deadline=max(ends - time.monotonic(), 0.0),
+                deadline=max(ends - time.monotonic(), 1.0),
             )
         raise ResNetError(f"cannot download {url}: HTTP {e.code}{hint}") from None
     except (urllib.error.URLError, OSError) as e:
