@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +200,103 @@ def test_real_imagenette_subset_is_files(imagenette, tmp_path):
     assert b.kind == "files" and b.classes[0] == "n01440764" and len(b.train) == 30 and len(b.val) == 20
     x, y = next(iter(make_eval_loader(b.val, 4, protocol="ten-crop", normalization=Normalization("none"))))
     assert x.shape == (4, 10, 3, 224, 224) and y.tolist() == [0, 0, 1, 1]
+
+
+# --- folders that cannot be read as they are (issue 22, item 15) -----------------------------------
+
+
+def _symlink_loop(root: Path) -> str:
+    os.symlink("y.png", root / "a" / "x.png")
+    os.symlink("x.png", root / "a" / "y.png")
+    return str(root / "a" / "x.png")
+
+
+def _undecodable_file(root: Path) -> str:
+    os.rename(root / "a" / "1.png", os.fsencode(root / "a") + b"/\xff1.png")
+    return f"{root}/a/\\xff1.png"
+
+
+def _undecodable_class(root: Path) -> str:
+    os.rename(root / "b", os.fsencode(root) + b"/b\xff")
+    return f"{root}/b\\xff"
+
+
+def _refuse_listing(monkeypatch, folder: str) -> str:
+    """chmod 000 as root still reads: the folder's listing refuses instead (os.walk lists with scandir too)."""
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == folder:
+            raise PermissionError(13, "Permission denied", folder)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return folder
+
+
+def _unreadable_class(root: Path, monkeypatch) -> str:
+    return _refuse_listing(monkeypatch, str(root / "b"))
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "skipped"),
+    [
+        (_symlink_loop, r"{bad}: not a readable image \(OSError: .*symbolic links.*--skip-bad-images", 2),
+        (_undecodable_file, r"{bad}: the file name is not valid UTF-8; rename it .*--skip-bad-images", 1),
+        (_undecodable_class, r"{bad}: the class folder's name is not valid UTF-8; rename it$", None),
+        (_unreadable_class, r"cannot read the class folder {bad}: Permission denied$", None),
+    ],
+)
+def test_unusable_names_and_folders_are_one_line(tmp_path, monkeypatch, make, error, skipped):
+    root = tmp_path / "d"
+    for cls in ("a", "b"):
+        for i in range(3):
+            save(root / cls / f"{i}.png", (16, 12), i)
+    bad = make(root, monkeypatch) if make is _unreadable_class else make(root)
+    for skip in (False, True):
+        if skipped is None or not skip:
+            with pytest.raises(ResNetError, match=error.format(bad=re.escape(bad))) as e:
+                load_dataset("imagefolder", str(root), cache_dir=str(tmp_path / "c"), skip_bad_images=skip)
+            assert "\n" not in str(e.value)
+            str(e.value).encode("utf-8")  # printable: no lone surrogates
+        else:
+            b = load_dataset("imagefolder", str(root), cache_dir=str(tmp_path / "c"), skip_bad_images=True)
+            assert len(b.skipped) == skipped and bad in b.skipped and len(b.train) == 6 - (skipped == 1)
+            json.dumps(b.skipped).encode("utf-8")
+
+
+def test_predict_names_a_folder_it_cannot_read(tmp_path, monkeypatch):
+    from resnet.predict import image_paths
+
+    for sub in ("ok", "locked"):
+        save(tmp_path / "p" / sub / "0.png", (16, 12), 0)
+    folder = _refuse_listing(monkeypatch, str(tmp_path / "p" / "locked"))
+    with pytest.raises(ResNetError, match=rf"^cannot read the folder {re.escape(folder)}: Permission denied$"):
+        image_paths([tmp_path / "p"])
+
+
+@pytest.mark.parametrize(
+    ("values", "expect"),
+    [
+        (np.linspace(0, 1, 12 * 16, dtype=np.float32), "scaled"),  # 0..1: x 255, not black
+        (np.linspace(0, 255, 12 * 16, dtype=np.float32), "pillow"),  # 0..255: as Pillow reads it
+        (np.linspace(-1, 1, 12 * 16, dtype=np.float32), r"values in \[-1, 1\]; only 0\.\.1 or 0\.\.255"),
+        (np.full(12 * 16, np.nan, dtype=np.float32), r"values in \[nan, nan\]"),
+    ],
+    ids=["0..1", "0..255", "negative", "nan"],
+)
+def test_a_float_tiff_is_scaled_or_refused(tmp_path, values, expect):
+    grey = values.reshape(12, 16)
+    path = tmp_path / "f.tif"
+    Image.fromarray(grey, mode="F").save(path)
+    with Image.open(path) as im:
+        assert im.mode == "F"
+    if expect == "scaled":
+        want = np.rint(grey.astype(np.float64) * 255).astype(np.uint8)
+        assert (decode_rgb(path) == want[:, :, None]).all() and decode_rgb(path).max() == 255
+    elif expect == "pillow":
+        with Image.open(path) as im:
+            assert (decode_rgb(path) == np.asarray(im.convert("RGB"))).all()
+    else:
+        with pytest.raises(ResNetError, match=rf"{re.escape(str(path))}: a 32-bit float image with {expect}"):
+            decode_rgb(path)

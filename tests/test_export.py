@@ -110,3 +110,54 @@ def test_cli_export_onnx_to_chosen_path(tmp_path):
 def test_cli_export_missing_checkpoint_exits_2(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope.safetensors"), "--format", "torchscript"]) == 2
     assert "resnet: error:" in capsys.readouterr().err
+
+
+def _read_only(monkeypatch, folder):
+    """The folder refuses new files, as chmod 0o500 does for anyone but root (we may run as root)."""
+    import errno
+    import os
+
+    real_open = os.open
+
+    def guarded(path, *args, **kwargs):
+        if os.path.dirname(os.fspath(path)) == str(folder) and args and args[0] & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded)
+
+
+def _disk_full(monkeypatch, folder):
+    """Half of the bytes reach the disk, then ENOSPC."""
+    import errno
+    import os
+
+    import resnet.files
+
+    def half_then_full(fd, data):
+        os.write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(resnet.files, "_write_all", half_then_full)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=needs_onnx)])
+@pytest.mark.parametrize(("fault", "why"), [(_read_only, "Permission denied"), (_disk_full, "disk full")])
+@pytest.mark.parametrize("previous", [False, True], ids=["new", "over-previous"])
+def test_export_that_cannot_be_written_is_one_line_and_leaves_no_torn_file(
+    tmp_path, capsys, monkeypatch, fmt, fault, why, previous
+):
+    path = _checkpoint(tmp_path, _model())
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / f"m{'.pt' if fmt == 'torchscript' else '.onnx'}"
+    if previous:
+        out.write_bytes(b"the previous export")
+    fault(monkeypatch, out_dir)
+    assert main(["export", str(path), "--format", fmt, "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    kept = "; the previous file is kept" if previous else ""
+    assert err == f"resnet: error: cannot write {out}: {why}{kept}"
+    assert [p.name for p in out_dir.iterdir()] == ([out.name] if previous else [])
+    if previous:
+        assert out.read_bytes() == b"the previous export"

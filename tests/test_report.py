@@ -109,3 +109,45 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     with Image.open(shot) as img:
         colours = img.convert("RGB").resize((60, 80)).getcolors(60 * 80)
     assert colours is not None and len(colours) > 20  # a rendered page with a figure, not a blank one
+
+
+def _cells(row: str) -> list[str]:
+    """A Markdown table row split at its unescaped pipes."""
+    return re.split(r"(?<!\\)\|", row.strip())[1:-1]
+
+
+def test_report_markdown_escapes_names_and_values(tmp_path: Path) -> None:
+    name = "a|b <script>alert(1)<\\script> *x*"  # a folder name: no slash
+    run = make_run(tmp_path / "runs", name, "resnet20", [0.5, 0.3])
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "data": "c|d\n<b>e</b>"}))
+    _, md_path = write_report([run], tmp_path / "report", title="T | <i>", extra_tables={"x|y": [["h|1"], ["`v`"]]})
+    md = md_path.read_text()
+    assert "<script>" not in md and "<b>" not in md and "<i>" not in md and "<" not in md
+    results = md.split("## Results\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(results) == 3 and {len(_cells(line)) for line in results} == {len(_cells(results[0]))} == {9}
+    row = results[2]
+    assert _cells(row)[0].strip() == r"a\|b &lt;script&gt;alert(1)&lt;\\script&gt; \*x\*"
+    assert "| data | c\\|d &lt;b&gt;e&lt;/b&gt; |" in md  # a newline in a value would end the row
+    assert md.startswith("# T \\| &lt;i&gt;\n") and "## x\\|y" in md and "| \\`v\\` |" in md
+    assert r"## Run a\|b &lt;script&gt;alert(1)&lt;\\script&gt; \*x\*" in md  # not a code span: it holds a tag
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped", "code"),
+    [
+        ("resnet20", "resnet20", "`resnet20`"),
+        ("a|b", "a\\|b", "`a|b`"),
+        ("<script>", "&lt;script&gt;", "&lt;script&gt;"),
+        ("x & y", "x &amp; y", "x &amp; y"),
+        ("two\nlines", "two lines", "`two lines`"),
+        ("`tick`", "\\`tick\\`", "\\`tick\\`"),
+        ("[l](javascript:x)", "\\[l\\](javascript:x)", "`[l](javascript:x)`"),
+        ("back\\slash", "back\\\\slash", "`back\\slash`"),
+    ],
+)
+def test_markdown_escape_and_code(text: str, escaped: str, code: str) -> None:
+    from resnet.markdown import markdown_code, markdown_escape
+
+    assert markdown_escape(text) == escaped
+    assert markdown_code(text) == code

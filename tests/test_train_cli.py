@@ -61,6 +61,29 @@ def test_unwritable_run_folder_is_a_clear_error(tmp_path, capsys):
     assert err.startswith("resnet: error: ") and str(blocker) in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("target", ["metrics.jsonl", "train.log"])
+def test_a_full_disk_while_training_is_one_line_and_no_half_line(tmp_path, capsys, monkeypatch, target):
+    import errno
+
+    import resnet.files
+
+    real = resnet.files._write_all
+
+    def full_after_the_first_line(fd, data):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.endswith(target) and os.path.getsize(path) > 0:
+            os.write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(resnet.files, "_write_all", full_after_the_first_line)
+    run_dir = tmp_path / "run"
+    assert main(tiny_train_args(run_dir, iterations=8, log_every=2, quiet=True)) == 2
+    err = capsys.readouterr().err
+    assert err == f"resnet: error: cannot append to {run_dir / target}: disk full; the lines before are kept\n"
+    assert (run_dir / target).read_text().endswith("\n") and (run_dir / target).read_text().count("\n") == 1
+
+
 def test_default_main_job_reaches_97_percent(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--quiet"]) == 0

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
+import os
 
+import pytest
+
+from resnet.errors import ResNetError
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, read_metrics, truncate_after
 
 TRAIN = {"kind": "train", "step": 20, "epoch": 0.5, "loss": 1.25, "train_error": 0.4, "lr": 0.1, "images_per_s": 900.0}
@@ -56,3 +61,40 @@ def test_truncate_after_drops_redone_steps_and_torn_lines(tmp_path):
         f.write('{"kind": "train", "st')  # a crash mid-line
     truncate_after(path, 30)
     assert read_metrics(path) == [TRAIN]
+
+
+@pytest.mark.parametrize("target", ["metrics.jsonl", "train.log"])
+def test_a_full_disk_is_one_line_and_leaves_no_half_line(tmp_path, monkeypatch, target):
+    stream = MetricsStream(tmp_path / "metrics.jsonl", [LogFile(tmp_path / "train.log", 100)])
+    stream.emit(TRAIN)
+    before = {name: (tmp_path / name).read_bytes() for name in ("metrics.jsonl", "train.log")}
+    fd = (stream.file if target == "metrics.jsonl" else stream.sinks[0].file).fd
+    real_write = os.write
+
+    def full(to, data):  # half of the line reaches the disk, then ENOSPC
+        if to != fd:
+            return real_write(to, data)
+        real_write(to, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(ResNetError) as e:
+        stream.emit(VAL)
+    monkeypatch.undo()
+    stream.close()
+    assert str(e.value) == f"cannot append to {tmp_path / target}: disk full; the lines before are kept"
+    assert (tmp_path / target).read_bytes() == before[target]  # cut back to whole lines
+    assert read_metrics(tmp_path / "metrics.jsonl")[0] == TRAIN
+
+
+def test_an_unwritable_run_folder_is_one_line(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def refuse(path, *args, **kwargs):
+        if os.fspath(path).endswith("metrics.jsonl"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(ResNetError, match=r"^cannot write .*metrics\.jsonl: Permission denied$"):
+        MetricsStream(tmp_path / "metrics.jsonl", [])

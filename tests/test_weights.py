@@ -412,3 +412,19 @@ def test_summary_predict_and_export_take_weights(server, cache, monkeypatch, tmp
     with torch.no_grad():
         torch.testing.assert_close(exported(x[None]), model(x[None]), rtol=1e-3, atol=1e-4)
     assert len(server.requests) == 1  # downloaded once, then cached
+
+
+def test_weights_download_enforces_the_tables_size(server, cache, monkeypatch, capsys) -> None:
+    entry = _serve(server, monkeypatch)
+
+    def terabyte(h) -> None:  # Content-Length: 10^12, as a broken or hostile mirror might say
+        h.send_response(200)
+        h.send_header("Content-Length", str(10**12))
+        h.end_headers()
+        h.wfile.write(DATA)
+
+    server.custom[f"/{entry.file}"] = terabyte
+    assert main(["weights", "download", "resnet20.torchvision"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"announces {10**12} bytes, more than the {entry.max_bytes}" in err
+    assert len(DATA) < entry.max_bytes < 1.06 * len(DATA) and not any(cache.iterdir())

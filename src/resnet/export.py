@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from torch import nn
 
 from resnet.data.transforms import PAPER_VIEW
 from resnet.errors import ResNetError
+from resnet.files import atomic_write
 from resnet.inference import fold_batchnorm
 
 logger = logging.getLogger(__name__)
@@ -148,14 +150,16 @@ def _export_torchscript(net: nn.Module, example: torch.Tensor, path: Path, metad
         # Tracing, not scripting: the forward code is plain tensor ops; freezing inlines the weights
         # and lets the JIT fuse conv+add+relu for inference.
         scripted = torch.jit.freeze(torch.jit.trace(net, example).eval())
-        torch.jit.save(scripted, str(path), _extra_files=metadata)
+        # Into memory first, then one atomic write: a full disk or a read-only folder is one line,
+        # and never leaves a truncated .pt (torch.jit.save writing to the file aborts the process).
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer, _extra_files=metadata)
+        atomic_write(path, buffer.getvalue())
         return torch.jit.load(str(path))
 
 
 def _export_onnx(net: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str]) -> OnnxRuntimeModel:
     _require_onnx()
-    import onnx
-
     batch = torch.export.Dim("batch")
     with _quiet():
         program = torch.onnx.export(
@@ -169,13 +173,11 @@ def _export_onnx(net: nn.Module, example: torch.Tensor, path: Path, metadata: di
             verbose=False,
         )
         assert program is not None  # with dynamo=True, export returns the ONNXProgram
-        program.save(str(path))
-    if metadata:
-        proto = onnx.load(str(path))
-        for key, value in metadata.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, str(path))
+        proto = program.model_proto  # weights included: these networks are far below protobuf's 2 GB
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    atomic_write(path, proto.SerializeToString())  # complete or absent, one line if it cannot be written
     return OnnxRuntimeModel(path)
 
 
@@ -201,6 +203,15 @@ def check_against_eager(exported: object, eager: nn.Module, input_shape: tuple[i
     return worst
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of ``path``, ``None`` if absent: an atomic write makes a new inode."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def export_model(
     model: nn.Module,
     path: str | Path,
@@ -221,16 +232,21 @@ def export_model(
     path = Path(path)
     if not path.parent.is_dir():
         raise ResNetError(f"--output {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):  # before the export's work (root passes; atomic_write then says)
+        raise ResNetError(f"--output {path}: folder {path.parent} is not writable")
     eager = model.to("cpu", torch.float32).eval()
     net = fold_batchnorm(eager) if fold_bn else eager
     example = torch.randn(2, *input_shape)
+    before = _identity(path)
     try:
         exported = (_export_torchscript if format == "torchscript" else _export_onnx)(
             net, example, path, metadata or {}
         )
         diff = check_against_eager(exported, eager, input_shape)
     except BaseException:
-        path.unlink(missing_ok=True)
+        # Only a file this export wrote: a failed write (one line, from atomic_write) keeps the previous one.
+        if _identity(path) not in (None, before):
+            path.unlink()
         raise
     # debug, not info: `resnet export` prints its own line, and the log would repeat it on stderr
     logger.debug("exported %s to %s (max |diff| vs eager %.2e)", format, path, diff)

@@ -92,6 +92,44 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _why(e: OSError) -> str:
+    return "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+
+
+class AppendFile:
+    """A file that grows by whole lines only (``metrics.jsonl``, ``train.log``).
+
+    Each :meth:`append` is one ``O_APPEND`` write of the whole text; if the write fails part way
+    (a full disk), the file is cut back to its size before it, so a reader never sees half a line.
+    Every failure, opening included, is a one-line :class:`ResNetError` naming the file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ResNetError(f"cannot write {self.path}: {_why(e)}") from None
+
+    def append(self, text: str) -> None:
+        if self.fd is None:
+            raise ResNetError(f"cannot write {self.path}: already closed")
+        size = os.fstat(self.fd).st_size
+        try:
+            _write_all(self.fd, text.encode())
+        except OSError as e:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError:
+                logger.warning("%s: cannot cut back a partial line at byte %d", self.path, size)
+            raise ResNetError(f"cannot append to {self.path}: {_why(e)}; the lines before are kept") from None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> None:
     """Write ``data`` (bytes, or a function that writes to a binary file) to ``path`` atomically.
 
@@ -121,9 +159,8 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> 
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        why = "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
         kept = "; the previous file is kept" if path.exists() else ""
-        raise ResNetError(f"cannot write {path}: {why}{kept}") from None
+        raise ResNetError(f"cannot write {path}: {_why(e)}{kept}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from resnet.data import transforms as T
-from resnet.data.images import decode_tensor
+from resnet.data.images import decode_tensor, shown
 from resnet.data.normalization import Normalization
 from resnet.errors import ResNetError
 from resnet.evaluate import class_scores
@@ -82,7 +82,7 @@ def iter_predictions(
     k = max(1, min(top, len(classes)))
     for path in images:
         if not Path(path).is_file():
-            raise ResNetError(f"image {path} does not exist")
+            raise ResNetError(f"image {shown(path)} does not exist")
         x = load_image(
             path,
             norm,
@@ -97,7 +97,7 @@ def iter_predictions(
             raise ResNetError(f"image {path}: the network's outputs are NaN or infinite (its weights have diverged)")
         p, idx = probs.topk(k)
         yield {
-            "image": str(path),
+            "image": shown(path),  # printable and JSON-safe whatever the name's bytes
             "top": [
                 {"class": classes[i], "index": int(i), "probability": float(q)}
                 for q, i in zip(p.tolist(), idx.tolist())

@@ -12,13 +12,15 @@ import base64
 import html
 import json
 import math
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from resnet.errors import ResNetError
-from resnet.markdown import markdown_table
+from resnet.files import atomic_write
+from resnet.markdown import markdown_code, markdown_escape, markdown_table
 from resnet.train.metrics import read_metrics
 
 # Which settings a reader wants first; the whole resolved config is in a collapsible block below.
@@ -208,7 +210,16 @@ def write_report(
     table = results_table(runs)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
-    md = [f"# {title}", "", f"Generated {stamp} from {len(runs)} run(s).", "", "## Results", "", markdown_table(table)]
+    # Names and values come from run folders: escaped in the Markdown as in the HTML.
+    md = [
+        f"# {markdown_escape(title)}",
+        "",
+        f"Generated {stamp} from {len(runs)} run(s).",
+        "",
+        "## Results",
+        "",
+        markdown_table(table, escape=True),
+    ]
     body = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p class='meta'>Generated {stamp} from {len(runs)} run(s).</p>",
@@ -216,7 +227,7 @@ def write_report(
         _html_table(table),
     ]
     for heading, rows in (extra_tables or {}).items():
-        md += ["", f"## {heading}", "", markdown_table(rows)]
+        md += ["", f"## {markdown_escape(heading)}", "", markdown_table(rows, escape=True)]
         body += [f"<h2>{html.escape(heading)}</h2>", _html_table(rows)]
     if curves is not None:
         md += [
@@ -233,7 +244,14 @@ def write_report(
         ]
     for run in runs:
         settings = [["setting", "value"]] + [[k, plain_value(run.config[k])] for k in KEY_SETTINGS if k in run.config]
-        md += ["", f"## Run `{run.name}`", "", f"Folder: `{run.path}`", "", markdown_table(settings)]
+        md += [
+            "",
+            f"## Run {markdown_code(run.name)}",
+            "",
+            f"Folder: {markdown_code(str(run.path))}",
+            "",
+            markdown_table(settings, escape=True),
+        ]
         body += [
             f"<h2>Run {html.escape(run.name)}</h2>",
             f"<p class='meta'>Folder: {html.escape(str(run.path))}</p>",
@@ -242,7 +260,7 @@ def write_report(
         for fig in run.figures:
             copy = out / f"{run.name}-{fig.name}"
             copy.write_bytes(fig.read_bytes())
-            md += ["", f"![{fig.stem}]({copy.name})"]
+            md += ["", f"![{markdown_escape(fig.stem)}]({urllib.parse.quote(copy.name)})"]
             body.append(f"<h3>{html.escape(fig.stem)}</h3><img alt='{html.escape(fig.stem)}' src='{_data_uri(fig)}'>")
         full = html.escape(json.dumps(run.config, indent=2))
         body.append(f"<details><summary>full configuration</summary><pre>{full}</pre></details>")
@@ -251,6 +269,6 @@ def write_report(
         f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
     )
     html_path, md_path = out / "report.html", out / "report.md"
-    html_path.write_text(page)
-    md_path.write_text("\n".join(md) + "\n")
+    atomic_write(html_path, page.encode())
+    atomic_write(md_path, ("\n".join(md) + "\n").encode())
     return html_path, md_path

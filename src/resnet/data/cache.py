@@ -49,7 +49,11 @@ def files_key(paths: Iterable[str], extra: str = "") -> str:
     """A digest of each file's path, size and mtime (and ``extra``): changes when the folder does."""
     digest = hashlib.sha256(f"v{_VERSION}\n{extra}\n".encode())
     for path in paths:
-        st = os.stat(path)
+        try:
+            st = os.stat(path)
+        except OSError as e:  # a link that leads nowhere: the header reader names it (or skips it)
+            digest.update(f"{path}\tunreadable {e.errno}\n".encode())
+            continue
         digest.update(f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
 

@@ -33,6 +33,7 @@ class CifarSource:
     meta_file: str
     label_key: bytes
     names_key: bytes
+    max_bytes: int = 180_000_000  # the archives are 170.5 MB (CIFAR-10) and 169.0 MB (CIFAR-100)
 
 
 SOURCES = {
@@ -86,7 +87,13 @@ def _reader(src: CifarSource, data_dir: Path, download_to: Path | None) -> Calla
             return lambda name: (_read_file(folder / name), folder / name)
     archive = data_dir if data_dir.is_file() else data_dir / src.archive
     if not archive.is_file() and download_to is not None:
-        archive = download(src.url, download_to / src.archive, src.md5, manual_hint=where_to_put(src, download_to))
+        archive = download(
+            src.url,
+            download_to / src.archive,
+            src.md5,
+            max_bytes=src.max_bytes,
+            manual_hint=where_to_put(src, download_to),
+        )
     if not archive.is_file():
         raise ResNetError(f"{src.name} not found in {data_dir}: {where_to_put(src, data_dir)}")
     try:

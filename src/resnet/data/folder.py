@@ -3,6 +3,12 @@
 Classes are the sorted names of the class folders. A ``val/`` folder must have exactly the classes
 of ``train/``. Empty class folders, unreadable images and files that are not images are errors
 naming the file; with ``skip_bad_images`` unreadable images are left out and listed instead.
+
+A class folder that cannot be listed (no permission) or whose name is not valid UTF-8 is an error
+naming it, with or without ``skip_bad_images`` (leaving a class out would change the classes). An
+image name that is not valid UTF-8 is an error, or left out and listed with ``skip_bad_images``; a
+symbolic link that leads nowhere (a loop, a missing target) counts as an unreadable image, so the
+header reader names it. Names are shown with ``\\xff`` escapes for the bytes that are not UTF-8.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resnet.data.images import IMAGE_EXTENSIONS, is_image_name
+from resnet.data.images import IMAGE_EXTENSIONS, is_image_name, shown
 from resnet.errors import ResNetError
 
 logger = logging.getLogger(__name__)
@@ -28,9 +34,36 @@ class FolderScan:
     classes: list[str]
     samples: list[tuple[str, int]]
     ignored: list[str] = field(default_factory=list)  # non-image names, reported, never decoded
+    skipped: list[str] = field(default_factory=list)  # image names that are not UTF-8 (skip_bad_images), shown
 
 
-def scan_class_folders(root: Path) -> FolderScan:
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir hands undecodable bytes over as lone surrogates
+        return False
+    return True
+
+
+def _entries(folder: Path, what: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError as e:
+        raise ResNetError(f"cannot read the {what} {shown(folder)}: {e.strerror or e}") from None
+
+
+def _file_like(entry: os.DirEntry[str]) -> bool:
+    """A file, or a symbolic link that leads nowhere (a loop, a missing target): the reader names those."""
+    try:
+        if entry.is_file():
+            return True
+    except OSError:  # ELOOP
+        return True
+    return entry.is_symlink() and not os.path.exists(entry.path)
+
+
+def scan_class_folders(root: Path, skip_bad_images: bool = False) -> FolderScan:
     if not root.is_dir():
         raise ResNetError(_not_a_folder(root))
     classes = _class_names(root)
@@ -38,17 +71,26 @@ def scan_class_folders(root: Path) -> FolderScan:
         raise ResNetError(f"{root}: no class folders (expected {root}/<class>/<image>)")
     samples: list[tuple[str, int]] = []
     ignored: list[str] = []
+    skipped: list[str] = []
     for label, name in enumerate(classes):
         folder = root / name
-        files = sorted(e.path for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+        files = sorted(e.path for e in _entries(folder, "class folder") if _file_like(e) and not e.name.startswith("."))
+        undecodable = [f for f in files if not _is_utf8(f) and is_image_name(f)]
+        if undecodable and not skip_bad_images:
+            raise ResNetError(
+                f"{shown(undecodable[0])}: the file name is not valid UTF-8; rename it "
+                "(or pass --skip-bad-images to leave such images out)"
+            )
+        skipped += [shown(f) for f in undecodable]
+        files = [f for f in files if f not in undecodable]
         images = [f for f in files if is_image_name(f)]
-        ignored += [f for f in files if not is_image_name(f)]
+        ignored += [shown(f) for f in files if not is_image_name(f)]
         if not images:
             raise ResNetError(f"{folder}: empty class folder (no files ending in {', '.join(IMAGE_EXTENSIONS)})")
         samples += [(f, label) for f in images]
     if ignored:
         logger.warning("%s: ignored %d files that are not images by name, e.g. %s", root, len(ignored), ignored[0])
-    return FolderScan(root, classes, samples, ignored)
+    return FolderScan(root, classes, samples, ignored, skipped)
 
 
 _ARCHIVES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".zip")
@@ -66,7 +108,17 @@ def _not_a_folder(root: Path) -> str:
 
 
 def _class_names(root: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    names = []
+    for e in _entries(root, "image folder"):
+        try:
+            folder = e.is_dir()
+        except OSError:  # a symbolic link loop is no class folder: its files, if any, are named later
+            folder = False
+        if folder and not e.name.startswith("."):
+            if not _is_utf8(e.name):
+                raise ResNetError(f"{shown(e.path)}: the class folder's name is not valid UTF-8; rename it")
+            names.append(e.name)
+    return sorted(names)
 
 
 def _layout(root: Path) -> tuple[Path, Path | None]:
@@ -87,13 +139,13 @@ def image_root_classes(root: str | Path) -> list[str]:
     return classes
 
 
-def scan_image_root(root: str | Path) -> tuple[FolderScan, FolderScan | None]:
+def scan_image_root(root: str | Path, skip_bad_images: bool = False) -> tuple[FolderScan, FolderScan | None]:
     """The train scan and, where the root has one, the val scan with the same classes."""
     train_dir, val_dir = _layout(Path(root))
-    train = scan_class_folders(train_dir)
+    train = scan_class_folders(train_dir, skip_bad_images)
     if val_dir is None:
         return train, None
-    val = scan_class_folders(val_dir)
+    val = scan_class_folders(val_dir, skip_bad_images)
     if val.classes != train.classes:
         missing = sorted(set(train.classes) - set(val.classes))
         extra = sorted(set(val.classes) - set(train.classes))

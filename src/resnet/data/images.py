@@ -20,11 +20,20 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def shown(path: str | Path) -> str:
+    """``path`` printable and JSON-safe: bytes of its name that are not UTF-8 as ``\\xff`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _unreadable(e: OSError) -> None:
+    raise ResNetError(f"cannot read the folder {shown(e.filename)}: {e.strerror or e}")
+
+
 def find_images(root: str | Path) -> list[str]:
     """Every file under ``root`` (recursively, hidden files and folders left out) whose name ends in one
-    of ``IMAGE_EXTENSIONS``, in sorted path order."""
+    of ``IMAGE_EXTENSIONS``, in sorted path order. A folder that cannot be read is a ResNetError naming it."""
     found = []
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root, onerror=_unreadable):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [os.path.join(folder, f) for f in files if not f.startswith(".") and is_image_name(f)]
     return sorted(found)
@@ -58,6 +67,10 @@ def decode_rgb(path: str | Path, min_side: int | None = None) -> np.ndarray:
                         im.draft("RGB", (max(1, int(np.ceil(w * scale))), max(1, int(np.ceil(h * scale)))))
                 if im.mode in _SIXTEEN_BIT:
                     return _sixteen_bit_to_rgb(np.asarray(im))
+                if im.mode == "F":
+                    float_rgb = _float_to_rgb(np.asarray(im), path)
+                    if float_rgb is not None:
+                        return float_rgb
                 rgb = im.convert("RGB")
                 rgb.load()
                 return np.asarray(rgb)
@@ -73,6 +86,24 @@ _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 def _sixteen_bit_to_rgb(grey: np.ndarray) -> np.ndarray:
     """0..65535 grey -> uint8 [H, W, 3] on 0..255 (v / 257 rounded: 65535 -> 255, 257 -> 1)."""
     scaled = np.rint(np.clip(grey.astype(np.float64), 0, 65535) / 257.0).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(scaled[:, :, None], 3, axis=2))
+
+
+def _float_to_rgb(grey: np.ndarray, path: str | Path) -> np.ndarray | None:
+    """A 32-bit float grey image (TIFF mode ``F``): 0..1 values scaled to 0..255; ``None`` for 0..255
+    values (Pillow's conversion reads those right); anything else refused, naming the file.
+
+    Pillow's convert("RGB") clips floats at 0..255 without scaling, so a 0..1 image became black.
+    """
+    lo, hi = (float(grey.min()), float(grey.max())) if grey.size else (0.0, 0.0)
+    if not np.isfinite(grey).all() or lo < 0 or hi > 255:
+        raise ResNetError(
+            f"{shown(path)}: a 32-bit float image with values in [{lo:g}, {hi:g}]; only 0..1 or 0..255 "
+            "is understood (save it as 8 or 16 bits)"
+        )
+    if hi > 1:
+        return None
+    scaled = np.rint(grey.astype(np.float64) * 255.0).astype(np.uint8)
     return np.ascontiguousarray(np.repeat(scaled[:, :, None], 3, axis=2))
 
 

@@ -174,7 +174,7 @@ def _image_folder(root: Path, cache: Path, skip_bad_images: bool, workers: int, 
     # Every path under the resolved folder: "data", "./data", "/abs/data" and a symlink to it are one
     # cache entry, and the skipped-image list stored in it names the same strings on every load.
     root = root.resolve() if root.is_dir() else root
-    train_scan, val_scan = scan_image_root(root)
+    train_scan, val_scan = scan_image_root(root, skip_bad_images)
     groups = [train_scan.samples] + ([val_scan.samples] if val_scan else [])
     paths = [p for g in groups for p, _ in g]
     key = cache_mod.files_key(paths, extra=f"skip={skip_bad_images}")
@@ -204,6 +204,7 @@ def _image_folder(root: Path, cache: Path, skip_bad_images: bool, workers: int, 
     if entry is not None:
         images, meta = entry
         skipped = list(meta["skipped"])
+    skipped = train_scan.skipped + (val_scan.skipped if val_scan else []) + skipped  # names that are not UTF-8
     if skipped:
         logger.warning("skipped %d unreadable images (--skip-bad-images), e.g. %s", len(skipped), skipped[0])
     bad = set(skipped)

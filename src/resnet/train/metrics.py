@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from resnet.files import AppendFile, atomic_write
+
 logger = logging.getLogger(__name__)
 
 
@@ -81,14 +83,13 @@ class ProgressBar:
 
 
 class LogFile:
-    """Human-readable lines in the run folder's ``train.log``."""
+    """Human-readable lines in the run folder's ``train.log`` (whole lines only: :class:`AppendFile`)."""
 
     def __init__(self, path: Path, total: int) -> None:
-        self.file, self.total = path.open("a"), total
+        self.file, self.total = AppendFile(path), total
 
     def write(self, r: dict[str, Any]) -> None:
-        self.file.write(format_record(r, self.total) + "\n")
-        self.file.flush()
+        self.file.append(format_record(r, self.total) + "\n")
 
     def close(self) -> None:
         self.file.close()
@@ -120,16 +121,15 @@ class TensorBoard:
 
 
 class MetricsStream:
-    """Appends records to ``metrics.jsonl`` (if a path is given) and hands them to the sinks."""
+    """Appends records to ``metrics.jsonl`` (if a path is given; whole lines only) and hands them to the sinks."""
 
     def __init__(self, path: Path | None, sinks: list[Sink]) -> None:
-        self.file = path.open("a") if path is not None else None
+        self.file = AppendFile(path) if path is not None else None
         self.sinks = sinks
 
     def emit(self, record: dict[str, Any]) -> None:
         if self.file is not None:
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
+            self.file.append(json.dumps(record) + "\n")
         for sink in self.sinks:
             sink.write(record)
 
@@ -155,4 +155,4 @@ def truncate_after(path: Path, step: int) -> None:
     """Drop records past ``step``: a resumed run redoes those steps and writes them again."""
     if path.exists():
         kept = [r for r in read_metrics(path) if r["step"] <= step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept).encode())

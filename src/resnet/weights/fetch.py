@@ -3,7 +3,8 @@
 A file is looked for in ``<cache>/weights/`` (the project's cache root, ``$RESNET_CACHE`` etc.), then
 in torch.hub's own cache (``$TORCH_HOME/hub/checkpoints``, where torchvision puts the same files),
 and only then downloaded into ``<cache>/weights/`` (progress bar, HTTP Range resume, SHA-256 prefix
-check, atomic rename: :func:`resnet.data.download.download`). Every file found is checked against
+check, the table's size as a cap, an overall deadline, atomic rename:
+:func:`resnet.data.download.download`). Every file found is checked against
 the SHA-256 prefix in its name before it is used.
 """
 
@@ -71,5 +72,6 @@ def fetch(entry: PublishedWeights, cache_dir: str | Path | None = None, *, progr
         ours,
         sha256=entry.sha256_prefix,
         progress=progress,
+        max_bytes=entry.max_bytes,
         manual_hint=f"offline? download it by hand and put it at {ours}",
     )

@@ -58,6 +58,11 @@ class PublishedWeights:
         return self.url.rsplit("/", 1)[-1]
 
     @property
+    def max_bytes(self) -> int:
+        """The most bytes a download of this file may have: ``size_mb`` and a 5% margin."""
+        return int(self.size_mb * 1e6 * 1.05)
+
+    @property
     def sha256_prefix(self) -> str:
         match = _PREFIX.search(self.file)
         if match is None:
