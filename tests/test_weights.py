@@ -428,3 +428,60 @@ def test_weights_download_enforces_the_tables_size(server, cache, monkeypatch, c
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"announces {10**12} bytes, more than the {entry.max_bytes}" in err
     assert len(DATA) < entry.max_bytes < 1.06 * len(DATA) and not any(cache.iterdir())
+
+
+# --- integrity beyond the 8-hex prefix --------------------------------------------------------------
+
+
+def test_the_whole_digest_is_recorded_on_first_use_and_checked_after(cache, tmp_path, monkeypatch) -> None:
+    entry = _entry(_closed_port_url())
+    monkeypatch.setattr(published, "PUBLISHED", (entry,))
+    cache.mkdir(parents=True)
+    (cache / entry.file).write_bytes(DATA)
+    load_published("torchvision", "resnet20")
+    pins = json.loads((cache.parent / "weights-sha256.json").read_text())
+    assert pins == {entry.file: hashlib.sha256(DATA).hexdigest()}
+    load_published("torchvision", "resnet20")  # the same file again: fine
+    # The record says another file was verified under this name (a 32-bit prefix collides in seconds of
+    # work; a whole SHA-256 does not): the file is refused, whatever its prefix.
+    pinned = cache.parent / "weights-sha256.json"
+    pinned.write_text(json.dumps({entry.file: SHA8 + "0" * 56}))
+    with pytest.raises(ResNetError, match="is not the resnet20.torchvision file verified before"):
+        load_published("torchvision", "resnet20")
+
+
+def test_the_bytes_checked_are_the_bytes_loaded(cache, monkeypatch) -> None:
+    """No second read: replacing the file after the check cannot change what loads."""
+    from resnet.weights import load as load_mod
+
+    entry = _entry(_closed_port_url())
+    monkeypatch.setattr(published, "PUBLISHED", (entry,))
+    cache.mkdir(parents=True)
+    (cache / entry.file).write_bytes(DATA)
+    real = load_mod.verified_bytes
+
+    def check_then_swap(path, entry, cache_dir=None):
+        data = real(path, entry, cache_dir)
+        torch.manual_seed(1)
+        torch.save(resnet.create_model("resnet20", num_classes=1000).state_dict(), path)  # swapped after the check
+        return data
+
+    monkeypatch.setattr(load_mod, "verified_bytes", check_then_swap)
+    state, _ = load_published("torchvision", "resnet20")
+    _assert_state(state)  # the checked bytes, not the swapped file
+
+
+def test_files_outside_the_table_get_the_check_their_name_allows(tmp_path, caplog) -> None:
+    digest = hashlib.sha256(DATA).hexdigest()
+    named = tmp_path / f"resnet20_a1_0-{digest[:8]}.pth"  # a timm-style release file name
+    named.write_bytes(DATA)
+    _assert_state(load_published(named, "resnet20")[0])
+    wrong = tmp_path / "resnet20_a1_0-deadbeef.pth"
+    wrong.write_bytes(DATA)
+    with pytest.raises(ResNetError, match=r"its name says SHA-256 deadbeef\.\.\., its contents have"):
+        load_published(wrong, "resnet20")
+    plain = tmp_path / "mine.pth"
+    plain.write_bytes(DATA)
+    with caplog.at_level("INFO", logger="resnet.weights.load"):
+        _assert_state(load_published(plain, "resnet20")[0])
+    assert "its name carries no SHA-256 digits: unverified" in caplog.text

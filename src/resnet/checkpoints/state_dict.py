@@ -7,6 +7,7 @@ tensors only, never pickled code. A strict load lists what does not fit in one l
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as safetensors_load
 from torch import nn
 
 from resnet.checkpoints.format import is_checkpoint, load_checkpoint, resolve_path
@@ -23,17 +25,24 @@ _WRAPPERS = ("state_dict", "model_state_dict", "model", "module", "net")
 _PREFIXES = ("module.", "_orig_mod.")
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Model weights from our checkpoints, plain safetensors files or ``torch.save`` files of other tools."""
-    path = resolve_path(path)
-    if is_checkpoint(path):
+def read_state_dict(path: str | Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
+    """Model weights from our checkpoints, plain safetensors files or ``torch.save`` files of other tools.
+
+    ``data``: the file's bytes, already read (and checked against a hash): they are what is loaded,
+    so no one can swap the file between the check and the load.
+    """
+    path = resolve_path(path) if data is None else Path(path)
+    if data is None and is_checkpoint(path):
         return load_checkpoint(path).inference_weights()
     try:
         if path.suffix == ".safetensors":
-            with safe_open(str(path), framework="pt") as f:
-                obj: Any = {k: f.get_tensor(k) for k in f.keys()}
+            if data is not None:
+                obj: Any = safetensors_load(data)
+            else:
+                with safe_open(str(path), framework="pt") as f:
+                    obj = {k: f.get_tensor(k) for k in f.keys()}
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, SafetensorError, EOFError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ResNetError(

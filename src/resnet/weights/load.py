@@ -16,7 +16,9 @@ load is strict: a file for another network is one line naming the keys and shape
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from resnet.data.transforms import ImageNetView
 from resnet.errors import ResNetError
 from resnet.models.backbone import BackboneOptions
 from resnet.models.registry import build_model, get_spec
-from resnet.weights.fetch import fetch, verify
+from resnet.weights.fetch import fetch, verified_bytes
 from resnet.weights.hf_hub import fetch_hub, is_hf_hub
 from resnet.weights.imagenet_classes import IMAGENET_CLASSES
 from resnet.weights.published import TAGS, PublishedWeights, find_by_file, find_published
@@ -143,6 +145,30 @@ def _file_info(path: Path, model_name: str, state: dict[str, torch.Tensor]) -> W
     )
 
 
+# A release file named after its hash, as timm's and torchvision's are: NAME-<hex digits of its SHA-256>.EXT
+_NAMED_HASH = re.compile(r"-([0-9a-f]{8,64})\.(?:pth|pt|bin|safetensors)$")
+
+
+def _named_hash_checked(path: Path) -> bytes:
+    """The file's bytes, checked against the SHA-256 digits its name carries; without any, a note that
+    nothing vouches for it (the load itself still accepts tensors only)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ResNetError(f"cannot read {path}: {e.strerror or e}") from None
+    match = _NAMED_HASH.search(path.name)
+    if match is None:
+        logger.info("%s: not a published file and its name carries no SHA-256 digits: unverified", path)
+        return data
+    digest = hashlib.sha256(data).hexdigest()
+    if not digest.startswith(match.group(1)):
+        raise ResNetError(
+            f"{path}: its name says SHA-256 {match.group(1)}..., its contents have {digest[:8]}... "
+            "(a damaged or substituted file); download it again"
+        )
+    return data
+
+
 def _load_file(path: Path, model_name: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     if not path.exists():
         raise ResNetError(f"weights file {path} does not exist")
@@ -168,9 +194,8 @@ def _load_file(path: Path, model_name: str) -> tuple[dict[str, torch.Tensor], We
     if entry is not None:  # a published file downloaded by hand: checked like a download
         if entry.model != model_name:
             raise ResNetError(f"{path} is {entry.name}'s file, not {model_name}'s")
-        verify(path, entry)
-        return read_state_dict(path), _published_info(entry, path)
-    state = read_state_dict(path)
+        return read_state_dict(path, verified_bytes(path, entry)), _published_info(entry, path)
+    state = read_state_dict(path, _named_hash_checked(path))
     return state, _file_info(path, model_name, state)
 
 
@@ -213,7 +238,7 @@ def load_published(
         return _load_file(Path(name), model_name)
     entry = find_published(model_name, str(name))
     path = fetch(entry, cache_dir, progress=progress)
-    return read_state_dict(path), _published_info(entry, path)
+    return read_state_dict(path, verified_bytes(path, entry, cache_dir)), _published_info(entry, path)
 
 
 def _hint(state: dict[str, torch.Tensor], model: nn.Module) -> str:
