@@ -130,6 +130,63 @@ def test_a_stopped_process_ends_the_run_after_dist_timeout(tmp_path):
         _cleanup(launcher, ranks)
 
 
+def _one_line(text: str) -> str:
+    """The one line the run printed for the user ("resnet: ..."), with no traceback or C++ noise."""
+    assert "Traceback" not in text and "terminate called" not in text, text[-3000:]
+    lines = [line for line in text.splitlines() if line.startswith("resnet:")]
+    assert len(lines) == 1, text[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_killed_process_is_one_line_naming_it(tmp_path, rank):
+    err = tmp_path / "stderr.txt"
+    launcher, ranks = _start(tmp_path / "run", err)
+    try:
+        os.kill(ranks[rank], signal.SIGKILL)
+        assert launcher.wait(60) == 2
+        line = _one_line(err.read_text())
+        assert line.startswith(f"resnet: error: training process {rank} of 2 was killed by SIGKILL; the run is stopped")
+    finally:
+        _cleanup(launcher, ranks)
+
+
+def test_sigterm_to_one_process_stops_the_run_with_one_line_naming_it(tmp_path):
+    run_dir, err = tmp_path / "run", tmp_path / "stderr.txt"
+    launcher, ranks = _start(run_dir, err)
+    try:
+        os.kill(ranks[1], signal.SIGTERM)
+        assert launcher.wait(120) == 130
+        line = _one_line(err.read_text())
+        step = line.split("step ")[1].split("/")[0]
+        assert line == (
+            f"resnet: stopped at step {step}/100000 (SIGTERM to process 1 of 2); checkpoint saved. "
+            f"Resume with: resnet train --resume {run_dir} --nproc 2"
+        )
+        assert (run_dir / "last.safetensors").is_file()
+        assert not any(_alive(p) for p in ranks)
+    finally:
+        _cleanup(launcher, ranks)
+
+
+def test_a_stopped_process_ends_the_run_with_one_line_soon_after_dist_timeout(tmp_path):
+    err = tmp_path / "stderr.txt"
+    launcher, ranks = _start(tmp_path / "run", err, "--dist-timeout", "3")
+    try:
+        os.kill(ranks[1], signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        assert launcher.wait(60) == 2  # nobody continues or kills the stopped process but the launcher
+        # 3 s for the timeout and a few to end the processes, not torchrun's 30 s grace for the stopped one.
+        assert time.monotonic() - stopped_at < 3 + 15
+        line = _one_line(err.read_text())
+        assert line.startswith(
+            "resnet: error: process 0 of 2: no answer from the other processes within --dist-timeout 3 s"
+        )
+        assert not any(_alive(p) for p in ranks)
+    finally:
+        _cleanup(launcher, ranks)
+
+
 # -- die_with_parent on its own: a parent that starts a child and is killed ---------------------------
 
 _PARENT = """
@@ -183,3 +240,34 @@ def test_dist_timeout_is_a_positive_option():
     assert resolve({}).dist_timeout == 300 and resolve({"dist_timeout": 2.5}).dist_timeout == 2.5
     with pytest.raises(ResNetError, match="dist.timeout.*positive"):
         resolve({"dist_timeout": 0})
+
+
+def _failure(rank: int, exitcode: int, peer: str | None = None, note: str = "") -> object:
+    from resnet.train.distributed import Failure
+
+    if peer is None:
+        return Failure(rank, exitcode, {})
+    line = f"process {rank} of 2: {peer or 'own error'}; stopped; {note}"
+    return Failure(rank, exitcode, {"resnet": {"line": line, "peer": peer, "note": note}})
+
+
+def test_root_cause_names_the_cause_not_its_effects():
+    from resnet.train.distributed import root_cause
+
+    note = "the last good checkpoint is r/last.safetensors (step 40)"
+    # rank 1 killed; rank 0 lost its connection and was then ended by the launcher
+    killed = [_failure(1, -9), _failure(0, -15, "lost", note)]
+    assert root_cause(killed, 2, frozenset({0})) == (
+        f"training process 1 of 2 was killed by SIGKILL; the run is stopped; {note}"
+    )
+    # rank 1 stopped: rank 0 waited --dist-timeout in vain; the launcher then killed rank 1
+    stopped = [_failure(0, 2, "timeout", note), _failure(1, -9)]
+    assert root_cause(stopped, 2, frozenset({1})).startswith("process 0 of 2: timeout")
+    assert root_cause(stopped, 2).startswith("process 0 of 2: timeout")  # killed by someone else, later
+    # a process's own error beats the others' reactions to it
+    own = [_failure(1, 2, "lost"), _failure(0, 2, "")]
+    assert root_cause(own, 2).startswith("process 0 of 2: own error")
+    crashed = [_failure(1, 1), _failure(0, 2, "lost")]
+    assert root_cause(crashed, 2) == (
+        "training process 1 of 2 exited with status 1 (see its messages above); the run is stopped"
+    )

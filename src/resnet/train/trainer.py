@@ -35,7 +35,7 @@ from resnet.train.build import Run, build_run
 from resnet.train.config import TrainConfig
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, truncate_after
 from resnet.train.resume_state import MetricWindow, TrainState, check_new_length, read_resume_point, rng_state
-from resnet.train.run_folder import RunFolder, finished_summary
+from resnet.train.run_folder import RunFolder, finished_summary, holds_run
 from resnet.train.run_time import RunTime
 from resnet.train.schedule import milestone_steps
 from resnet.train.step import train_step
@@ -65,14 +65,15 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 
 @contextmanager
-def stop_signals() -> Iterator[dict[str, bool]]:
-    """SIGINT/SIGTERM set a flag the loop checks at the next step; a second SIGINT interrupts at once."""
-    flag = {"stop": False}
+def stop_signals() -> Iterator[dict[str, int]]:
+    """SIGINT/SIGTERM set a flag the loop checks at the next step (``stop``: the signal's number); a
+    second SIGINT interrupts at once."""
+    flag = {"stop": 0}
 
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"] and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        flag["stop"] = True
+        flag["stop"] = signum
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -106,6 +107,8 @@ class Trainer:
         self.last_saved_step: int | None = None
         self.run_time = RunTime()
         self.progress: ProgressBar | None = None
+        self.stop_cause = ""  # which process a stop signal reached, when not all of them (DDP)
+        self.resumed_step: int | None = None  # the step of the checkpoint resume() continues from
 
     @classmethod
     def resume(cls, run_dir: str | Path, iterations: int | None = None, epochs: float | None = None) -> Trainer:
@@ -114,6 +117,7 @@ class Trainer:
         run_dir = Path(run_dir)
         point = read_resume_point(run_dir, distributed.from_env().world_size, iterations, epochs)
         trainer = cls(point.cfg, run_dir, resume_from=point.last)
+        trainer.resumed_step = point.step
         trainer.planned_before = point.planned if point.planned is not None else trainer.run.total
         check_new_length(point, run_dir, trainer.run.total, iterations, epochs)
         return trainer
@@ -281,9 +285,14 @@ class Trainer:
 
     def _stop(self) -> None:
         self.save_last()
+        if self.dist.enabled:
+            # No process leaves before the main one has written the checkpoint: torchrun ends the
+            # others as soon as one exits.
+            distributed.barrier()
         nproc = f" --nproc {self.dist.world_size}" if self.dist.enabled else ""
+        cause = f" ({self.stop_cause})" if self.stop_cause else ""
         raise Interrupted(
-            f"stopped at step {self.step}/{self.total}; checkpoint saved. Resume with: "
+            f"stopped at step {self.step}/{self.total}{cause}; checkpoint saved. Resume with: "
             f"resnet train --resume {self.run_dir}{nproc}"
         )
 
@@ -446,13 +455,29 @@ class Trainer:
         where = self.run_dir / ck.LAST if self.run_dir is not None else f"{ck.LAST} in the run folder"
         return f"the last good checkpoint is {where} (step {self.last_saved_step})"
 
-    def _stop_requested(self, flag: dict[str, bool]) -> bool:
+    def _stop_requested(self, flag: dict[str, int]) -> bool:
         if not self.dist.enabled:
-            return flag["stop"]
+            return bool(flag["stop"])
         if self.step % self.cfg.log_every and self.step != self.total:
             return False  # ranks agree on stopping only at log steps, to keep collectives in step
-        t = torch.tensor(int(flag["stop"]), device=self.speed.device)
-        return bool(distributed.all_reduce(t, distributed.dist.ReduceOp.MAX))
+        signals = self._stop_signals(flag)
+        if signals.any() and not signals.all():
+            # A signal to the launcher reaches every process, a few microseconds apart: one may have got
+            # it just after this exchange. Ask again once it has had time to arrive.
+            time.sleep(0.2)
+            signals = self._stop_signals(flag)
+        got = [rank for rank, signum in enumerate(signals.tolist()) if signum]
+        if got and len(got) < self.dist.world_size:
+            name = signal.Signals(int(signals[got[0]])).name
+            who = ", ".join(map(str, got))
+            self.stop_cause = f"{name} to process {who} of {self.dist.world_size}"
+        return bool(got)
+
+    def _stop_signals(self, flag: dict[str, int]) -> torch.Tensor:
+        """The stop signal each process has received (0: none), by rank, the same on every process."""
+        signals = torch.zeros(self.dist.world_size, dtype=torch.long, device=self.speed.device)
+        signals[self.dist.rank] = flag["stop"]
+        return distributed.all_reduce(signals).cpu()
 
     def _finish(self) -> dict[str, Any]:
         wall = self.run_time.wall_s  # the final evaluation below is not part of the loop's time
@@ -629,6 +654,33 @@ def _fit(trainer: Trainer, folder: RunFolder | None) -> RunResult:
         return trainer.fit(folder)
 
 
+def _after_restart(cfg: TrainConfig, restart: int) -> str:
+    """How a worker group that torchrun restarted (``restart`` > 0) takes up the run of ``cfg``.
+
+    "resume": its run folder holds this run (the same config) and its last checkpoint: continue from
+    there, as ``--resume`` does. "again": the run folder holds this run but no checkpoint yet: start it
+    again over what it left. "new": anything else; a folder holding another run is refused as always.
+    """
+    if not cfg.run_dir:
+        if distributed.from_env().is_main:
+            logger.warning(
+                "torchrun restart %d: the run has no --run-dir, so it starts again from step 0 in a new "
+                "folder; give --run-dir to have restarts continue from its last checkpoint",
+                restart,
+            )
+        return "new"
+    run_dir = Path(cfg.run_dir)
+    if not holds_run(run_dir) or not (run_dir / "config.json").is_file():
+        return "new"
+    try:
+        saved = config_mod.read_run_config(run_dir / "config.json")[0]
+    except ResNetError:
+        return "new"
+    if saved.to_dict() != cfg.to_dict():
+        return "new"
+    return "resume" if (run_dir / ck.LAST).is_file() else "again"
+
+
 def train(
     cfg: TrainConfig | None = None,
     *,
@@ -644,17 +696,44 @@ def train(
     finished is left untouched (``finished_earlier``) unless ``iterations`` or ``epochs`` give it a
     new length: the LR schedule is then recomputed for that length and training continues from the
     steps already taken.
+
+    A worker group that torchrun restarted (``--max-restarts``) continues the run in ``cfg.run_dir``
+    from its last checkpoint, as ``resume`` does, when that folder holds this run (config.json equal
+    to ``cfg``); a run that saved no checkpoint yet starts again over what it left (see
+    :func:`_after_restart`).
     """
     if resume is None and (iterations is not None or epochs is not None):
         raise TypeError("iterations and epochs change the length of a resumed run; a new run takes them in cfg")
     is_main = distributed.from_env().is_main
+    restart = distributed.restart_count()
     try:
+        if resume is None and restart:
+            cfg = cfg or TrainConfig()
+            how = _after_restart(cfg, restart)
+            if how == "resume":
+                resume = cfg.run_dir
+            elif how == "again":
+                if is_main:
+                    logger.info(
+                        "torchrun restart %d: %s holds no checkpoint of this run yet; starting it again",
+                        restart,
+                        cfg.run_dir,
+                    )
+                overwrite = True
         if resume is not None:
             run_dir = Path(resume)
             if iterations is None and epochs is None and (summary := finished_summary(run_dir)) is not None:
                 return RunResult(run_dir, summary, finished_earlier=True)
             with RunFolder.claim(run_dir, resume=True) if is_main else nullcontext() as folder:
-                return _fit(Trainer.resume(run_dir, iterations, epochs), folder)
+                trainer = Trainer.resume(run_dir, iterations, epochs)
+                if restart and is_main:
+                    logger.info(
+                        "torchrun restart %d: resuming the run in %s from its last checkpoint (step %s)",
+                        restart,
+                        run_dir,
+                        trainer.resumed_step,
+                    )
+                return _fit(trainer, folder)
         cfg = cfg or TrainConfig()
         new_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg) if is_main else None
         # new_dir is None only on the other processes of a run without --run-dir.
