@@ -138,3 +138,77 @@ def test_two_torchrun_agents_with_c10d_rendezvous_train_like_nproc_2(tmp_path, u
                 a.wait(30)
     assert codes == [0, 0], [(tmp_path / f"stderr{i}.txt").read_text()[-2000:] for i in range(2)]
     _assert_bit_identical(_weights(run_dir), uninterrupted)
+
+
+# -- what a restarted worker group does with its run folder, in one process ------------------------
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def _tiny(run_dir: Path, **changes: object):
+    from conftest import TINY_TRAIN
+    from resnet.train import resolve
+
+    return resolve({**TINY_TRAIN, "checkpoint_every": 20, "run_dir": str(run_dir), **changes})
+
+
+def _crash_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """The first attempt dies after ``step`` steps, as a process killed there would."""
+    from resnet.train.trainer import Trainer
+
+    real = Trainer._train_step
+
+    def step_or_crash(self, batches):
+        if self.step == step:
+            raise _Crash(f"killed at step {step}")
+        real(self, batches)
+
+    monkeypatch.setattr(Trainer, "_train_step", step_or_crash)
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
+    from resnet.train import train
+
+    run_dir = tmp_path_factory.mktemp("whole") / "run"
+    train(_tiny(run_dir))
+    return _weights(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("crash_step", "said"),
+    [
+        (25, "torchrun restart 1: resuming the run in {run} from its last checkpoint (step 20)"),
+        (5, "torchrun restart 1: {run} holds no checkpoint of this run yet; starting it again"),
+    ],
+    ids=["after-a-checkpoint", "before-any-checkpoint"],
+)
+def test_a_restart_takes_up_its_run(tmp_path, monkeypatch, caplog, whole_run, crash_step, said):
+    import logging
+
+    from resnet.train import train
+
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _crash_at(m, crash_step)
+        with pytest.raises(_Crash):
+            train(_tiny(run_dir))
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    with caplog.at_level(logging.INFO, logger="resnet.train.trainer"):
+        result = train(_tiny(run_dir))
+    assert said.format(run=run_dir) in caplog.messages
+    assert result.summary["iterations"] == 40
+    _assert_bit_identical(_weights(run_dir), whole_run)
+
+
+def test_a_restart_refuses_a_folder_holding_another_run(tmp_path, monkeypatch, trained_run):
+    from resnet.errors import ResNetError
+    from resnet.train import train
+
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    before = sorted(p.name for p in trained_run.iterdir())
+    with pytest.raises(ResNetError, match="already holds a run"):
+        train(_tiny(trained_run, lr=0.05))  # not the config that run was started with
+    assert sorted(p.name for p in trained_run.iterdir()) == before
