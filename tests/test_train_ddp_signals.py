@@ -138,53 +138,45 @@ def _one_line(text: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("rank", [0, 1])
-def test_a_killed_process_is_one_line_naming_it(tmp_path, rank):
-    err = tmp_path / "stderr.txt"
-    launcher, ranks = _start(tmp_path / "run", err)
+def _signal_one(tmp_path: Path, signum: int, rank: int, status: int, *extra: str) -> tuple[str, Path, float]:
+    """Send ``signum`` to one training process of a run: the run's one line, its folder, and the seconds
+    until the launcher exited (with ``status``, every process gone)."""
+    run_dir, err = tmp_path / "run", tmp_path / "stderr.txt"
+    launcher, ranks = _start(run_dir, err, *extra)
     try:
-        os.kill(ranks[rank], signal.SIGKILL)
-        assert launcher.wait(60) == 2
-        line = _one_line(err.read_text())
-        assert line.startswith(f"resnet: error: training process {rank} of 2 was killed by SIGKILL; the run is stopped")
+        os.kill(ranks[rank], signum)
+        sent = time.monotonic()
+        assert launcher.wait(120) == status, err.read_text()[-3000:]
+        took = time.monotonic() - sent
+        assert not any(_alive(p) for p in ranks)
+        return _one_line(err.read_text()), run_dir, took
     finally:
         _cleanup(launcher, ranks)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_killed_process_is_one_line_naming_it(tmp_path, rank):
+    line, _, _ = _signal_one(tmp_path, signal.SIGKILL, rank, 2)
+    assert line.startswith(f"resnet: error: training process {rank} of 2 was killed by SIGKILL; the run is stopped")
 
 
 def test_sigterm_to_one_process_stops_the_run_with_one_line_naming_it(tmp_path):
-    run_dir, err = tmp_path / "run", tmp_path / "stderr.txt"
-    launcher, ranks = _start(run_dir, err)
-    try:
-        os.kill(ranks[1], signal.SIGTERM)
-        assert launcher.wait(120) == 130
-        line = _one_line(err.read_text())
-        step = line.split("step ")[1].split("/")[0]
-        assert line == (
-            f"resnet: stopped at step {step}/100000 (SIGTERM to process 1 of 2); checkpoint saved. "
-            f"Resume with: resnet train --resume {run_dir} --nproc 2"
-        )
-        assert (run_dir / "last.safetensors").is_file()
-        assert not any(_alive(p) for p in ranks)
-    finally:
-        _cleanup(launcher, ranks)
+    line, run_dir, _ = _signal_one(tmp_path, signal.SIGTERM, 1, 130)
+    step = line.split("step ")[1].split("/")[0]
+    assert line == (
+        f"resnet: stopped at step {step}/100000 (SIGTERM to process 1 of 2); checkpoint saved. "
+        f"Resume with: resnet train --resume {run_dir} --nproc 2"
+    )
+    assert (run_dir / "last.safetensors").is_file()
 
 
 def test_a_stopped_process_ends_the_run_with_one_line_soon_after_dist_timeout(tmp_path):
-    err = tmp_path / "stderr.txt"
-    launcher, ranks = _start(tmp_path / "run", err, "--dist-timeout", "3")
-    try:
-        os.kill(ranks[1], signal.SIGSTOP)
-        stopped_at = time.monotonic()
-        assert launcher.wait(60) == 2  # nobody continues or kills the stopped process but the launcher
-        # 3 s for the timeout and a few to end the processes, not torchrun's 30 s grace for the stopped one.
-        assert time.monotonic() - stopped_at < 3 + 15
-        line = _one_line(err.read_text())
-        assert line.startswith(
-            "resnet: error: process 0 of 2: no answer from the other processes within --dist-timeout 3 s"
-        )
-        assert not any(_alive(p) for p in ranks)
-    finally:
-        _cleanup(launcher, ranks)
+    # Nobody but the launcher continues or kills the stopped process.
+    line, _, took = _signal_one(tmp_path, signal.SIGSTOP, 1, 2, "--dist-timeout", "3")
+    assert line.startswith(
+        "resnet: error: process 0 of 2: no answer from the other processes within --dist-timeout 3 s"
+    )
+    assert took < 3 + 15  # the timeout and a few seconds to end the processes, not torchrun's 30 s grace
 
 
 # -- die_with_parent on its own: a parent that starts a child and is killed ---------------------------

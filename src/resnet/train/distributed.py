@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -193,7 +193,7 @@ class Failure:
         return part if isinstance(part, Mapping) and isinstance(part.get("line"), str) else None
 
 
-def exit_now(status: int) -> None:
+def exit_now(status: int) -> NoReturn:
     """End this process at once with ``status``, its output flushed.
 
     For a process that lost its peers: the process group's threads still wait on the dead or stopped
