@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -120,7 +121,8 @@ def test_a_stopped_process_ends_the_run_after_dist_timeout(tmp_path):
     try:
         os.kill(stopped, signal.SIGSTOP)
         assert _wait_for(lambda: not _alive(other), 60), "the other process still waits"
-        os.kill(stopped, signal.SIGKILL)  # torchrun would do this after its 30 s grace
+        with contextlib.suppress(ProcessLookupError):  # the launcher may have ended it already
+            os.kill(stopped, signal.SIGKILL)  # torchrun would do this after its 30 s grace
         assert launcher.wait(60) == 2
         text = err.read_text()
         lines = [line for line in text.splitlines() if "--dist-timeout 3 s" in line]
@@ -128,6 +130,55 @@ def test_a_stopped_process_ends_the_run_after_dist_timeout(tmp_path):
         assert "Traceback" not in text, text[-3000:]
     finally:
         _cleanup(launcher, ranks)
+
+
+def _one_line(text: str) -> str:
+    """The one line the run printed for the user ("resnet: ..."), with no traceback or C++ noise."""
+    assert "Traceback" not in text and "terminate called" not in text, text[-3000:]
+    lines = [line for line in text.splitlines() if line.startswith("resnet:")]
+    assert len(lines) == 1, text[-3000:]
+    return lines[0]
+
+
+def _signal_one(tmp_path: Path, signum: int, rank: int, status: int, *extra: str) -> tuple[str, Path, float]:
+    """Send ``signum`` to one training process of a run: the run's one line, its folder, and the seconds
+    until the launcher exited (with ``status``, every process gone)."""
+    run_dir, err = tmp_path / "run", tmp_path / "stderr.txt"
+    launcher, ranks = _start(run_dir, err, *extra)
+    try:
+        os.kill(ranks[rank], signum)
+        sent = time.monotonic()
+        assert launcher.wait(120) == status, err.read_text()[-3000:]
+        took = time.monotonic() - sent
+        assert not any(_alive(p) for p in ranks)
+        return _one_line(err.read_text()), run_dir, took
+    finally:
+        _cleanup(launcher, ranks)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_killed_process_is_one_line_naming_it(tmp_path, rank):
+    line, _, _ = _signal_one(tmp_path, signal.SIGKILL, rank, 2)
+    assert line.startswith(f"resnet: error: training process {rank} of 2 was killed by SIGKILL; the run is stopped")
+
+
+def test_sigterm_to_one_process_stops_the_run_with_one_line_naming_it(tmp_path):
+    line, run_dir, _ = _signal_one(tmp_path, signal.SIGTERM, 1, 130)
+    step = line.split("step ")[1].split("/")[0]
+    assert line == (
+        f"resnet: stopped at step {step}/100000 (SIGTERM to process 1 of 2); checkpoint saved. "
+        f"Resume with: resnet train --resume {run_dir} --nproc 2"
+    )
+    assert (run_dir / "last.safetensors").is_file()
+
+
+def test_a_stopped_process_ends_the_run_with_one_line_soon_after_dist_timeout(tmp_path):
+    # Nobody but the launcher continues or kills the stopped process.
+    line, _, took = _signal_one(tmp_path, signal.SIGSTOP, 1, 2, "--dist-timeout", "3")
+    assert line.startswith(
+        "resnet: error: process 0 of 2: no answer from the other processes within --dist-timeout 3 s"
+    )
+    assert took < 3 + 15  # the timeout and a few seconds to end the processes, not torchrun's 30 s grace
 
 
 # -- die_with_parent on its own: a parent that starts a child and is killed ---------------------------
@@ -183,3 +234,34 @@ def test_dist_timeout_is_a_positive_option():
     assert resolve({}).dist_timeout == 300 and resolve({"dist_timeout": 2.5}).dist_timeout == 2.5
     with pytest.raises(ResNetError, match="dist.timeout.*positive"):
         resolve({"dist_timeout": 0})
+
+
+def _failure(rank: int, exitcode: int, peer: str | None = None, note: str = "") -> object:
+    from resnet.train.distributed import Failure
+
+    if peer is None:
+        return Failure(rank, exitcode, {})
+    line = f"process {rank} of 2: {peer or 'own error'}; stopped; {note}"
+    return Failure(rank, exitcode, {"resnet": {"line": line, "peer": peer, "note": note}})
+
+
+def test_root_cause_names_the_cause_not_its_effects():
+    from resnet.train.distributed import root_cause
+
+    note = "the last good checkpoint is r/last.safetensors (step 40)"
+    # rank 1 killed; rank 0 lost its connection and was then ended by the launcher
+    killed = [_failure(1, -9), _failure(0, -15, "lost", note)]
+    assert root_cause(killed, 2, frozenset({0})) == (
+        f"training process 1 of 2 was killed by SIGKILL; the run is stopped; {note}"
+    )
+    # rank 1 stopped: rank 0 waited --dist-timeout in vain; the launcher then killed rank 1
+    stopped = [_failure(0, 2, "timeout", note), _failure(1, -9)]
+    assert root_cause(stopped, 2, frozenset({1})).startswith("process 0 of 2: timeout")
+    assert root_cause(stopped, 2).startswith("process 0 of 2: timeout")  # killed by someone else, later
+    # a process's own error beats the others' reactions to it
+    own = [_failure(1, 2, "lost"), _failure(0, 2, "")]
+    assert root_cause(own, 2).startswith("process 0 of 2: own error")
+    crashed = [_failure(1, 1), _failure(0, 2, "lost")]
+    assert root_cause(crashed, 2) == (
+        "training process 1 of 2 exited with status 1 (see its messages above); the run is stopped"
+    )

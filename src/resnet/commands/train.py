@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from resnet.train.trainer import Interrupted, WorkerDied, train
 
     distributed.bind_to_launcher()
+    info = distributed.from_env()
 
     try:
         if args.resume:
@@ -72,17 +73,31 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = train(C.resolve(given, args.config), overwrite=args.overwrite)
     except Interrupted as e:
-        if int(os.environ.get("RANK", "0")) == 0 or isinstance(e, WorkerDied):  # one hint per run, not per process
+        if isinstance(e, WorkerDied):  # each process's own workers: the process that lost one says so
             print(f"resnet: {e}", file=sys.stderr)
-        return 1 if isinstance(e, WorkerDied) else 130
+            return 1
+        if info.is_main:  # one hint per run, not one per process
+            print(f"resnet: {e}", file=sys.stderr)
+            return distributed.STOPPED
+        # The run's status is the main process's: torchrun ends the other processes as soon as one
+        # exits non-zero, which could end the main one before it has printed how to resume.
+        return 0
+    except ResNetError as e:
+        if info.enabled and distributed.hand_to_launcher(e):
+            if isinstance(e, distributed.PeerFailure):
+                distributed.exit_now(2)
+            return 2  # `resnet train --nproc` prints the run's one line
+        raise
     if result.finished_earlier:
+        if not info.is_main:
+            return 0
         s = result.summary
         print(
             f"{result.run_dir}: finished earlier ({s['iterations']} iterations), left as it is; to train it "
             f"longer: resnet train --resume {result.run_dir} --iterations N (or --epochs E)"
         )
         return 0
-    if result.summary and int(os.environ.get("RANK", "0")) == 0:
+    if result.summary and info.is_main:
         _print_summary(result.summary, result.run_dir)
     return 0
 

@@ -35,7 +35,7 @@ from resnet.train.build import Run, build_run
 from resnet.train.config import TrainConfig
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, truncate_after
 from resnet.train.resume_state import MetricWindow, TrainState, check_new_length, read_resume_point, rng_state
-from resnet.train.run_folder import RunFolder, finished_summary
+from resnet.train.run_folder import RunFolder, finished_summary, holds_run
 from resnet.train.run_time import RunTime
 from resnet.train.schedule import milestone_steps
 from resnet.train.step import train_step
@@ -76,18 +76,19 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 @contextmanager
 def stop_signals(workers: bool = False) -> Iterator[dict[str, Any]]:
-    """SIGINT/SIGTERM set a flag the loop checks at the next step; a second SIGINT interrupts at once.
+    """SIGINT/SIGTERM set a flag the loop checks at the next step (``stop``: the signal's number); a
+    second SIGINT interrupts at once.
 
     ``workers``: the run's data comes from DataLoader worker processes. torch's SIGCHLD handler raises a
     dead worker's error wherever the main process is, in the middle of a step too; here the error is
     kept in the flag instead (``flag["worker"]``), for the loop to stop at the next step with a good
     checkpoint."""
-    flag: dict[str, Any] = {"stop": False, "worker": None}
+    flag: dict[str, Any] = {"stop": 0, "worker": None}
 
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"] and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        flag["stop"] = True
+        flag["stop"] = signum
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     if workers and hasattr(signal, "SIGCHLD"):
@@ -137,6 +138,8 @@ class Trainer:
         self.last_saved_step: int | None = None
         self.run_time = RunTime()
         self.progress: ProgressBar | None = None
+        self.stop_cause = ""  # which process a stop signal reached, when not all of them (DDP)
+        self.resumed_step: int | None = None  # the step of the checkpoint resume() continues from
 
     @classmethod
     def resume(cls, run_dir: str | Path, iterations: int | None = None, epochs: float | None = None) -> Trainer:
@@ -145,6 +148,7 @@ class Trainer:
         run_dir = Path(run_dir)
         point = read_resume_point(run_dir, distributed.from_env().world_size, iterations, epochs)
         trainer = cls(point.cfg, run_dir, resume_from=point.last)
+        trainer.resumed_step = point.step
         trainer.planned_before = point.planned if point.planned is not None else trainer.run.total
         check_new_length(point, run_dir, trainer.run.total, iterations, epochs)
         return trainer
@@ -326,7 +330,12 @@ class Trainer:
 
     def _stop(self) -> None:
         self.save_last()
-        raise Interrupted(f"stopped at step {self.step}/{self.total}; checkpoint saved. {self._resume_hint()}")
+        if self.dist.enabled:
+            # No process leaves before the main one has written the checkpoint: torchrun ends the
+            # others as soon as one exits.
+            distributed.barrier()
+        cause = f" ({self.stop_cause})" if self.stop_cause else ""
+        raise Interrupted(f"stopped at step {self.step}/{self.total}{cause}; checkpoint saved. {self._resume_hint()}")
 
     def _resume_hint(self) -> str:
         nproc = f" --nproc {self.dist.world_size}" if self.dist.enabled else ""
@@ -509,13 +518,29 @@ class Trainer:
         where = self.run_dir / ck.LAST if self.run_dir is not None else f"{ck.LAST} in the run folder"
         return f"the last good checkpoint is {where} (step {self.last_saved_step})"
 
-    def _stop_requested(self, flag: dict[str, bool]) -> bool:
+    def _stop_requested(self, flag: dict[str, int]) -> bool:
         if not self.dist.enabled:
-            return flag["stop"]
+            return bool(flag["stop"])
         if self.step % self.cfg.log_every and self.step != self.total:
             return False  # ranks agree on stopping only at log steps, to keep collectives in step
-        t = torch.tensor(int(flag["stop"]), device=self.speed.device)
-        return bool(distributed.all_reduce(t, distributed.dist.ReduceOp.MAX))
+        signals = self._stop_signals(flag)
+        if signals.any() and not signals.all():
+            # A signal to the launcher reaches every process, a few microseconds apart: one may have got
+            # it just after this exchange. Ask again once it has had time to arrive.
+            time.sleep(0.2)
+            signals = self._stop_signals(flag)
+        got = [rank for rank, signum in enumerate(signals.tolist()) if signum]
+        if got and len(got) < self.dist.world_size:
+            name = signal.Signals(int(signals[got[0]])).name
+            who = ", ".join(map(str, got))
+            self.stop_cause = f"{name} to process {who} of {self.dist.world_size}"
+        return bool(got)
+
+    def _stop_signals(self, flag: dict[str, int]) -> torch.Tensor:
+        """The stop signal each process has received (0: none), by rank, the same on every process."""
+        signals = torch.zeros(self.dist.world_size, dtype=torch.long, device=self.speed.device)
+        signals[self.dist.rank] = flag["stop"]
+        return distributed.all_reduce(signals).cpu()
 
     def _finish(self) -> dict[str, Any]:
         wall = self.run_time.wall_s  # the final evaluation below is not part of the loop's time
@@ -692,6 +717,33 @@ def _fit(trainer: Trainer, folder: RunFolder | None) -> RunResult:
         return trainer.fit(folder)
 
 
+def _after_restart(cfg: TrainConfig, restart: int) -> str:
+    """How a worker group that torchrun restarted (``restart`` > 0) takes up the run of ``cfg``.
+
+    "resume": its run folder holds this run (the same config) and its last checkpoint: continue from
+    there, as ``--resume`` does. "again": the run folder holds this run but no checkpoint yet: start it
+    again over what it left. "new": anything else; a folder holding another run is refused as always.
+    """
+    if not cfg.run_dir:
+        if distributed.from_env().is_main:
+            logger.warning(
+                "torchrun restart %d: the run has no --run-dir, so it starts again from step 0 in a new "
+                "folder; give --run-dir to have restarts continue from its last checkpoint",
+                restart,
+            )
+        return "new"
+    run_dir = Path(cfg.run_dir)
+    if not holds_run(run_dir) or not (run_dir / "config.json").is_file():
+        return "new"
+    try:
+        saved = config_mod.read_run_config(run_dir / "config.json")[0]
+    except ResNetError:
+        return "new"
+    if saved.to_dict() != cfg.to_dict():
+        return "new"
+    return "resume" if (run_dir / ck.LAST).is_file() else "again"
+
+
 def train(
     cfg: TrainConfig | None = None,
     *,
@@ -707,17 +759,44 @@ def train(
     finished is left untouched (``finished_earlier``) unless ``iterations`` or ``epochs`` give it a
     new length: the LR schedule is then recomputed for that length and training continues from the
     steps already taken.
+
+    A worker group that torchrun restarted (``--max-restarts``) continues the run in ``cfg.run_dir``
+    from its last checkpoint, as ``resume`` does, when that folder holds this run (config.json equal
+    to ``cfg``); a run that saved no checkpoint yet starts again over what it left (see
+    :func:`_after_restart`).
     """
     if resume is None and (iterations is not None or epochs is not None):
         raise TypeError("iterations and epochs change the length of a resumed run; a new run takes them in cfg")
     is_main = distributed.from_env().is_main
+    restart = distributed.restart_count()
     try:
+        if resume is None and restart:
+            cfg = cfg or TrainConfig()
+            how = _after_restart(cfg, restart)
+            if how == "resume":
+                resume = cfg.run_dir
+            elif how == "again":
+                if is_main:
+                    logger.info(
+                        "torchrun restart %d: %s holds no checkpoint of this run yet; starting it again",
+                        restart,
+                        cfg.run_dir,
+                    )
+                overwrite = True
         if resume is not None:
             run_dir = Path(resume)
             if iterations is None and epochs is None and (summary := finished_summary(run_dir)) is not None:
                 return RunResult(run_dir, summary, finished_earlier=True)
             with RunFolder.claim(run_dir, resume=True) if is_main else nullcontext() as folder:
-                return _fit(Trainer.resume(run_dir, iterations, epochs), folder)
+                trainer = Trainer.resume(run_dir, iterations, epochs)
+                if restart and is_main:
+                    logger.info(
+                        "torchrun restart %d: resuming the run in %s from its last checkpoint (step %s)",
+                        restart,
+                        run_dir,
+                        trainer.resumed_step,
+                    )
+                return _fit(trainer, folder)
         cfg = cfg or TrainConfig()
         new_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg) if is_main else None
         # new_dir is None only on the other processes of a run without --run-dir.
