@@ -263,3 +263,18 @@ def test_training_refuses_at_once_a_final_protocol_its_network_cannot_use(tmp_pa
     with pytest.raises(ResNetError, match="trained on 8x8 images"):
         train(resolve({**TINY_TRAIN, "final_protocol": "multi-scale", "run_dir": str(tmp_path / "run")}))
     assert not list(tmp_path.glob("run/*.safetensors"))  # before the first step, not after the last
+
+
+def test_top5_is_not_reported_for_five_classes_or_fewer(folder_run, capsys):
+    """Issue 22 item 6: every label is in the top 5 of a 3-class network; its top-5 error (0.00%) says nothing."""
+    scores = torch.zeros(2, 1, 1, 5)
+    scores[:, 0, 0, 4] = 1.0
+    assert evaluate(_Fixed(), [(scores, torch.tensor([0, 4]))]).top5_error is None
+    run, _ = folder_run
+    assert main(["eval", str(run)]) == 0
+    line = capsys.readouterr().out
+    assert "top-1 error" in line and "top-5" not in line
+    assert _eval_json(capsys, str(run))["top5_error"] is None
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final"]["top5_error"] is None
+    assert "top-5" not in (run / "train.log").read_text()

@@ -13,7 +13,7 @@ from resnet.data.transforms import check_protocol
 from resnet.device import resolve_device
 from resnet.errors import ResNetError
 from resnet.eval_data import checkpoint_split, data_name
-from resnet.evaluate import NonFiniteOutputs, evaluate, model_from_checkpoint
+from resnet.evaluate import NonFiniteOutputs, evaluate, model_from_checkpoint, top5_text
 from resnet.inference import prepare_for_inference
 from resnet.option_types import positive_int
 
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"{meta['model']} on {where} {args.split} ({result.images} images, {protocol}): "
-            f"top-1 error {100 * result.top1_error:.2f}%, top-5 error {100 * result.top5_error:.2f}%"
+            f"top-1 error {100 * result.top1_error:.2f}%{top5_text(result.top5_error)}"
         )
     return 0
 

@@ -128,13 +128,10 @@ def _dist_timeout(args: argparse.Namespace, given: dict[str, Any]) -> float:
 
 
 def _print_summary(s: dict[str, Any], run_dir: Path | None) -> None:
+    from resnet.train.metrics import format_final
+
     if s["final"]:
-        f = s["final"]
-        print(
-            f"final validation ({f['protocol']}): top-1 error {100 * f['top1_error']:.2f}% "
-            f"(accuracy {100 * (1 - f['top1_error']):.2f}%), top-5 error {100 * f['top5_error']:.2f}%, "
-            f"{f['images']} images"
-        )
+        print(format_final(s["final"]))
     print(_times(s))
     print(f"run folder: {run_dir}")
 
