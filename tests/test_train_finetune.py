@@ -97,6 +97,10 @@ def test_init_from_a_run_folder_loads_everything_but_the_head_when_classes_diffe
     assert saved["init"] == str(source_run) and saved["resolved"]["init"]["kind"] == "run"
     assert saved["resolved"]["init"]["path"] == str((source_run / BEST).resolve())
     assert load_checkpoint(tmp_path / "target" / LAST).meta["init"]["source"] == str(source_run)
+    # Issue 22 item 7: the --init summary is in the run's log, not only on stderr.
+    log = (tmp_path / "target" / "train.log").read_text()
+    assert f"--init {source_run} (run, cifar_resnet weights): loaded" in log
+    assert "re-initialised 2 (fc.weight, fc.bias)" in log
 
 
 def test_same_class_count_but_other_classes_resets_the_head(source_run, tmp_path):

@@ -90,13 +90,17 @@ class ProgressBar:
 
 
 class LogFile:
-    """Human-readable lines in the run folder's ``train.log``."""
+    """Human-readable lines in the run folder's ``train.log``: the records, and the lines the trainer
+    says beside them (the plan, the --init summary, LR changes, the final result)."""
 
     def __init__(self, path: Path, total: int) -> None:
         self.file, self.total = path.open("a"), total
 
     def write(self, r: dict[str, Any]) -> None:
-        self.file.write(format_record(r, self.total) + "\n")
+        self.line(format_record(r, self.total))
+
+    def line(self, text: str) -> None:
+        self.file.write(text + "\n")
         self.file.flush()
 
     def close(self) -> None:

@@ -33,12 +33,13 @@ from resnet.train import config as config_mod
 from resnet.train import distributed
 from resnet.train.build import Run, build_run
 from resnet.train.config import TrainConfig
-from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, truncate_after
+from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, format_final, truncate_after
 from resnet.train.resume_state import MetricWindow, TrainState, check_new_length, read_resume_point, rng_state
 from resnet.train.run_folder import RunFolder, finished_summary
 from resnet.train.run_time import RunTime
 from resnet.train.schedule import milestone_steps
 from resnet.train.step import train_step
+from resnet.train.warm_start import init_summary
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class Trainer:
         self.last_saved_step: int | None = None
         self.run_time = RunTime()
         self.progress: ProgressBar | None = None
+        self.log_file: LogFile | None = None  # train.log, opened by _start on the main process
 
     @classmethod
     def resume(cls, run_dir: str | Path, iterations: int | None = None, epochs: float | None = None) -> Trainer:
@@ -200,7 +202,7 @@ class Trainer:
             summary = self._finish()
         finally:
             if stream is not None:
-                stream.close()
+                stream.close()  # and with it train.log
         return RunResult(self.run_dir, summary)
 
     def _start(self, resuming: bool) -> None:
@@ -237,6 +239,8 @@ class Trainer:
         else:
             self.run_time = RunTime.from_state(None)
         if self.dist.is_main:
+            assert self.run_dir is not None  # fit() names the folder on the main process
+            self.log_file = LogFile(self.run_dir / "train.log", self.total)
             self._log_plan(resuming)
 
     def _train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -318,7 +322,7 @@ class Trainer:
             train_error = errors / count
             schedule = self.run.schedule
             if schedule.observe_train_error(self.step, train_error):
-                logger.info(
+                self._say(
                     "warm rule: training error %.1f%% < %.0f%% at step %d; LR back to %g",
                     100 * train_error,
                     100 * self.cfg.warm_until_error,
@@ -354,7 +358,7 @@ class Trainer:
                 f"validation at step {self.step}: {e}; stopped, {self.saved_note()}. Try a lower --lr"
             ) from None
         if self.run.schedule.observe_val_error(result.top1_error):
-            logger.info("validation error plateaued: LR now %g", self.run.schedule.lr(self.step))
+            self._say("validation error plateaued: LR now %g", self.run.schedule.lr(self.step))
         if stream is not None:
             stream.emit(
                 {
@@ -475,6 +479,8 @@ class Trainer:
         if self.dist.is_main:
             assert self.run_dir is not None  # fit() names the folder on the main process
             _json_write(self.run_dir / "summary.json", summary)
+            if self.log_file is not None and summary["final"]:
+                self.log_file.line(format_final(summary["final"]))  # `resnet train` prints it on stdout
         return summary
 
     def _final_evaluation(self) -> EvalResult | None:
@@ -559,16 +565,25 @@ class Trainer:
         assert self.run_dir is not None
         # No bar when quiet or when stderr is not a terminal (logs, CI): one log line per validation instead.
         self.progress = ProgressBar(self.total, self.step, quiet=not bars_enabled(self.cfg.quiet))
-        sinks: list[Any] = [LogFile(self.run_dir / "train.log", self.total), self.progress]
+        assert self.log_file is not None  # opened by _start
+        sinks: list[Any] = [self.log_file, self.progress]
         if self.cfg.tensorboard and TensorBoard.available():
             sinks.append(TensorBoard(self.run_dir / "tensorboard"))
         return MetricsStream(self.run_dir / "metrics.jsonl", sinks)
 
+    def _say(self, message: str, *args: Any) -> None:
+        """A line for stderr and, on the main process, for train.log (the plan, LR changes, the final result)."""
+        logger.info(message, *args)
+        if self.log_file is not None:
+            self.log_file.line(message % args if args else message)
+
     def _log_plan(self, resuming: bool) -> None:
         cfg = self.cfg
-        logger.info("%s run folder: %s", "resuming" if resuming else "new", self.run_dir)
+        self._say("%s run folder: %s", "resuming" if resuming else "new", self.run_dir)
+        if not resuming and self.run.init_report is not None and self.log_file is not None:
+            self.log_file.line(init_summary(self.run.init_report))  # stderr had it when the weights were loaded
         if resuming and self.total != self.planned_before:
-            logger.info(
+            self._say(
                 "new length: %d iterations instead of %d; the LR schedule is recomputed for it (%s); the %d "
                 "steps taken are kept, step %d runs at LR %g",
                 self.total,
@@ -579,9 +594,9 @@ class Trainer:
                 self.run.schedule.lr(self.step),
             )
         if resuming and self.run_time.steps < self.step:
-            logger.info("%s predates time keeping: wall and training time count from step %d", ck.LAST, self.step)
+            self._say("%s predates time keeping: wall and training time count from step %d", ck.LAST, self.step)
         bundle, batches = self.run.bundle, self.run.batches
-        logger.info(
+        self._say(
             "%s on %s: %s train / %s val images, %d classes; %d iterations (%.1f epochs of %d steps)",
             cfg.model,
             cfg.data,
@@ -597,7 +612,7 @@ class Trainer:
             if batches.accum > 1
             else ""
         )
-        logger.info(
+        self._say(
             "global batch %d = %d process(es) x %d%s; LR %g for that batch",
             cfg.batch_size,
             self.dist.world_size,
@@ -605,7 +620,7 @@ class Trainer:
             accum,
             cfg.lr,
         )
-        logger.info("speed: %s", self.speed.describe())
+        self._say("speed: %s", self.speed.describe())
 
     def _schedule_text(self) -> str:
         cfg = self.cfg

@@ -199,19 +199,20 @@ def apply_init(
         ignored=ignored,
         head=("loaded" if load_head else "re-initialised") + f" ({why})",
     )
-    logger.info(
-        "%s: loaded %d of %d tensors; re-initialised %d%s; ignored %d from the file%s; classifier %s",
-        _what(info),
-        len(loaded),
-        len(expected),
-        len(reinitialised),
-        f" ({', '.join(reinitialised)})" if reinitialised else "",
-        len(ignored),
-        f" ({', '.join(ignored)})" if ignored else "",
-        report["head"],
-    )
+    logger.info(init_summary(report))
     logger.debug("loaded from --init: %s", ", ".join(loaded))
     return report
+
+
+def init_summary(report: dict[str, Any]) -> str:
+    """One line: what ``--init`` loaded, re-initialised and ignored (from :func:`apply_init`'s report)."""
+    reinitialised, ignored = report["reinitialised"], report["ignored"]
+    again = f" ({', '.join(reinitialised)})" if reinitialised else ""
+    dropped = f" ({', '.join(ignored)})" if ignored else ""
+    return (
+        f"{_what(report)}: loaded {report['loaded']} of {report['of']} tensors; re-initialised "
+        f"{len(reinitialised)}{again}; ignored {len(ignored)} from the file{dropped}; classifier {report['head']}"
+    )
 
 
 def init_normalization(info: dict[str, Any]) -> dict[str, Any] | None:
