@@ -278,3 +278,19 @@ def test_top5_is_not_reported_for_five_classes_or_fewer(folder_run, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["final"]["top5_error"] is None
     assert "top-5" not in (run / "train.log").read_text()
+
+
+def test_a_folder_that_is_only_a_test_set_is_scored_whole(folder_run, tmp_path, capsys, caplog):
+    """Issue 22 item 8: no --split, a folder of class folders (no train/, no val/): every image, said in a line."""
+    run, data = folder_run
+    shutil.copytree(data, tmp_path / "test-set")
+    with caplog.at_level("INFO", logger="resnet.eval_data"):
+        got = _eval_json(capsys, str(run), "--data-dir", str(tmp_path / "test-set"))
+    assert got["split"] == "all" and got["images"] == 36
+    assert "has no val split: a test set, every one of its 36 images is evaluated" in caplog.text
+    assert main(["eval", str(run), "--data-dir", str(tmp_path / "test-set")]) == 0
+    assert f"imagefolder {tmp_path / 'test-set'} all (36 images, single)" in capsys.readouterr().out
+    # A train/ folder beside it would make some of its images training images: still refused.
+    _write_pngs(tmp_path / "layout" / "train", CLASSES, per_class=2, seed=3)
+    assert main(["eval", str(run), "--data-dir", str(tmp_path / "layout")]) == 2
+    assert "has no val split" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from resnet.data import Normalization, make_eval_loader
 from resnet.data.transforms import check_protocol
 from resnet.device import resolve_device
 from resnet.errors import ResNetError
-from resnet.eval_data import checkpoint_split, data_name
+from resnet.eval_data import data_name, eval_split
 from resnet.evaluate import NonFiniteOutputs, evaluate, model_from_checkpoint, top5_text
 from resnet.inference import prepare_for_inference
 from resnet.option_types import positive_int
@@ -38,8 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--split",
         choices=["val", "test", "train", "all"],
-        default="val",
-        help="which split to evaluate (default: val; test where the source has one, e.g. CIFAR; "
+        default=None,
+        help="which split to evaluate (default: val; every image of a --data-dir of class folders "
+        "without train/ or val/, a test set, as a line says; test where the source has one, e.g. CIFAR; "
         "all: every image of the data, e.g. a separate test folder)",
     )
     views = p.add_mutually_exclusive_group()
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     protocol = _protocol(args, meta)
     check_protocol(protocol, image_size)
     name = data_name(meta, args.data, args.data_dir)
-    split = checkpoint_split(
+    split_name, split = eval_split(
         meta, args.split, data=name, data_dir=args.data_dir, source=args.checkpoint, quiet=args.quiet
     )
     # BN folded into the convolutions, channels-last, float32: the same function as the trained net, faster.
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                     "model": meta["model"],
                     "data": name,
                     "data_dir": args.data_dir,
-                    "split": args.split,
+                    "split": split_name,
                     "protocol": protocol,
                     **result.to_dict(),
                 }
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print(
-            f"{meta['model']} on {where} {args.split} ({result.images} images, {protocol}): "
+            f"{meta['model']} on {where} {split_name} ({result.images} images, {protocol}): "
             f"top-1 error {100 * result.top1_error:.2f}%{top5_text(result.top5_error)}"
         )
     return 0
