@@ -429,3 +429,16 @@ def test_weights_of_another_network_on_the_command_line(trained_run, tmp_path, c
         "missing keys: layer1.1.conv1.weight"
         in err
     )
+
+
+def test_init_with_nan_weights_names_the_weights(source_run, tmp_path):
+    """Issue 22 item 17: not 'the loss became NaN ... Try a lower --lr' at step 1, but the file at fault."""
+    ckpt = load_checkpoint(source_run / BEST)
+    bad = {k: torch.full_like(v, float("nan")) if k == "conv1.weight" else v for k, v in ckpt.model.items()}
+    from resnet.checkpoints import save_checkpoint
+
+    save_checkpoint(tmp_path / "nan.safetensors", ckpt.meta, bad)
+    cfg = resolve(_folder_run(tmp_path, "target", ("x", "y"), init=str(tmp_path / "nan.safetensors")))
+    with pytest.raises(ResNetError, match=r"nan.safetensors \(checkpoint, cifar_resnet weights\): 1 of its tensors "):
+        Trainer(cfg, cfg.run_dir)
+    assert not (tmp_path / "target").exists()

@@ -110,11 +110,17 @@ class Trainer:
         self.log_file: LogFile | None = None  # train.log, opened by _start on the main process
 
     @classmethod
-    def resume(cls, run_dir: str | Path, iterations: int | None = None, epochs: float | None = None) -> Trainer:
+    def resume(
+        cls,
+        run_dir: str | Path,
+        iterations: int | None = None,
+        epochs: float | None = None,
+        quiet: bool | None = None,
+    ) -> Trainer:
         """Continue the run in ``run_dir``; ``iterations`` or ``epochs`` give it a new length (longer than the
-        steps it has taken), for which the LR schedule is recomputed."""
+        steps it has taken), for which the LR schedule is recomputed; ``quiet``: no progress bars this time."""
         run_dir = Path(run_dir)
-        point = read_resume_point(run_dir, distributed.from_env().world_size, iterations, epochs)
+        point = read_resume_point(run_dir, distributed.from_env().world_size, iterations, epochs, quiet)
         trainer = cls(point.cfg, run_dir, resume_from=point.last)
         trainer.planned_before = point.planned if point.planned is not None else trainer.run.total
         check_new_length(point, run_dir, trainer.run.total, iterations, epochs)
@@ -206,22 +212,12 @@ class Trainer:
         return RunResult(self.run_dir, summary)
 
     def _start(self, resuming: bool) -> None:
-        """The run folder's files (new run) or its state (resumed run), the clock, the plan in the log."""
-        if self.dist.is_main:
-            if resuming:
-                assert self.run_dir is not None  # fit() names the folder on the main process
-                assert self._resume_state is not None  # what ``resuming`` says (see _fit)
-                truncate_after(self.run_dir / "metrics.jsonl", int(self._resume_state["step"]))
-                if self.total != self.planned_before:
-                    # First the summary, so that a crash in between leaves an unfinished run, never a finished one.
-                    (self.run_dir / "summary.json").unlink(missing_ok=True)
-                    config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
-            else:
-                self._write_run_files()
-        # The clock starts here (data loading and model building are not the run's time), continuing the
-        # totals of the checkpoint when resuming.
+        """The resumed state, checked whole and loaded (before any file of the run folder changes), or
+        the new run's files; the clock; the plan in the log."""
         if resuming:
             assert self._resume_state is not None  # what ``resuming`` says (see _fit)
+            # The clock starts here (data loading and model building are not the run's time), continuing
+            # the totals of the checkpoint.
             self.run_time = RunTime.from_state(self._resume_state.get("time"))
             where = self.run_dir / ck.LAST if self.run_dir is not None else "the resumed checkpoint"
             self.state.restore(
@@ -236,10 +232,19 @@ class Trainer:
             )
             self.last_saved_step = self.step
             self._resume_state = None
-        else:
-            self.run_time = RunTime.from_state(None)
         if self.dist.is_main:
             assert self.run_dir is not None  # fit() names the folder on the main process
+            if resuming:
+                truncate_after(self.run_dir / "metrics.jsonl", self.step)
+                if self.total != self.planned_before:
+                    # First the summary, so that a crash in between leaves an unfinished run, never a finished one.
+                    (self.run_dir / "summary.json").unlink(missing_ok=True)
+                    config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
+            else:
+                self._write_run_files()
+        if not resuming:
+            self.run_time = RunTime.from_state(None)
+        if self.dist.is_main:
             self.log_file = LogFile(self.run_dir / "train.log", self.total)
             self._log_plan(resuming)
 
@@ -651,6 +656,7 @@ def train(
     overwrite: bool = False,
     iterations: int | None = None,
     epochs: float | None = None,
+    quiet: bool | None = None,
 ) -> RunResult:
     """Train with ``cfg`` (default: the embedded digits job), or continue the run in ``resume``.
 
@@ -658,7 +664,7 @@ def train(
     deleted first); a folder another training is using is always refused. A resumed run that has
     finished is left untouched (``finished_earlier``) unless ``iterations`` or ``epochs`` give it a
     new length: the LR schedule is then recomputed for that length and training continues from the
-    steps already taken.
+    steps already taken. ``quiet`` (with ``resume``): no progress bars, whatever the run was started with.
     """
     if resume is None and (iterations is not None or epochs is not None):
         raise TypeError("iterations and epochs change the length of a resumed run; a new run takes them in cfg")
@@ -669,7 +675,7 @@ def train(
             if iterations is None and epochs is None and (summary := finished_summary(run_dir)) is not None:
                 return RunResult(run_dir, summary, finished_earlier=True)
             with RunFolder.claim(run_dir, resume=True) if is_main else nullcontext() as folder:
-                return _fit(Trainer.resume(run_dir, iterations, epochs), folder)
+                return _fit(Trainer.resume(run_dir, iterations, epochs, quiet), folder)
         cfg = cfg or TrainConfig()
         new_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg) if is_main else None
         # new_dir is None only on the other processes of a run without --run-dir.

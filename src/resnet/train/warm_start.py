@@ -186,6 +186,12 @@ def apply_init(
         for k in expected
         if k in state and state[k].shape == expected[k].shape and (load_head or not is_head(k))
     }
+    broken = ck.nonfinite_keys(loaded)
+    if broken:  # training from them would stop at step 1 with a NaN loss and a hint about the LR
+        raise ResNetError(
+            f"{_what(info)}: {len(broken)} of its tensors hold NaN or infinite values (e.g. {broken[0]}); "
+            "these weights are unusable"
+        )
     model.load_state_dict(loaded, strict=False)
     reinitialised = [
         k for k in expected if k not in loaded and not (k.endswith("num_batches_tracked") and k not in state)
