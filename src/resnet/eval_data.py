@@ -133,7 +133,8 @@ def eval_split(
     )
     chosen: Split | None
     if asked is None and not own and bundle.val is None and bundle.test is None and _only_class_folders(folder):
-        logger.info("%s has no val split: a test set, every one of its %d images is evaluated", where, len(bundle.train))
+        count = len(bundle.train)
+        logger.info("%s has no val split: a test set, every one of its %d images is evaluated", where, count)
         split = "all"
     if split == "all":
         if own:

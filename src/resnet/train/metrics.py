@@ -2,7 +2,8 @@
 
 Each record is a flat dict with ``kind`` ("train" or "val"), ``step`` and ``epoch``; train records add
 ``loss``, ``train_error``, ``lr`` and ``images_per_s`` (averages since the previous record), val
-records add ``val_error``, ``val_top5_error`` (null for 5 classes or fewer), ``val_loss`` and ``wall_s`` (the run's wall time so far).
+records add ``val_error``, ``val_top5_error`` (null for 5 classes or fewer), ``val_loss`` and ``wall_s``
+(the run's wall time so far).
 The progress bar, the log file and TensorBoard are sinks fed from the same records, so they can never disagree.
 """
 

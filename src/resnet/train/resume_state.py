@@ -267,7 +267,9 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> None:
             params[pid] = param
     for pid, buffers in saved["state"].items():
         if pid not in params:
-            raise MetaProblem(f"training state 'optimizer' has buffers for parameter {short_repr(pid)}, which no group lists")
+            raise MetaProblem(
+                f"training state 'optimizer' has buffers for parameter {short_repr(pid)}, which no group lists"
+            )
         if not isinstance(buffers, dict):
             raise MetaProblem(f"training state 'optimizer' buffers of parameter {pid} must be an object")
         for name, value in buffers.items():

@@ -245,6 +245,7 @@ class Trainer:
         if not resuming:
             self.run_time = RunTime.from_state(None)
         if self.dist.is_main:
+            assert self.run_dir is not None
             self.log_file = LogFile(self.run_dir / "train.log", self.total)
             self._log_plan(resuming)
 
@@ -484,8 +485,8 @@ class Trainer:
         if self.dist.is_main:
             assert self.run_dir is not None  # fit() names the folder on the main process
             _json_write(self.run_dir / "summary.json", summary)
-            if self.log_file is not None and summary["final"]:
-                self.log_file.line(format_final(summary["final"]))  # `resnet train` prints it on stdout
+            if self.log_file is not None and final is not None:  # `resnet train` prints it on stdout
+                self.log_file.line(format_final({"protocol": self.cfg.final_protocol, **final.to_dict()}))
         return summary
 
     def _final_evaluation(self) -> EvalResult | None:
