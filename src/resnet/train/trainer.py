@@ -39,7 +39,7 @@ from resnet.train.run_folder import RunFolder, finished_summary
 from resnet.train.run_time import RunTime
 from resnet.train.schedule import milestone_steps
 from resnet.train.step import train_step
-from resnet.train.warm_start import init_summary
+from resnet.train.warm_start import init_network, init_summary
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Trainer:
     """One training run. ``Trainer(cfg).fit()``; ``Trainer.resume(run_dir).fit()`` continues one."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, resume_from: ck.Checkpoint | None = None):
-        self.cfg = cfg
+        self.cfg = cfg = with_init_network(cfg) if resume_from is None else cfg
         self.dist = distributed.from_env()
         self.speed: Speed = resolve_speed(
             cfg.device, cfg.precision, cfg.channels_last, cfg.compile, self.dist.local_rank
@@ -640,6 +640,15 @@ class Trainer:
         return f"{cfg.schedule}: it does not depend on the length"
 
 
+def with_init_network(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` building the network of ``--init``'s published weights (``--init resnet18``) where ``--model``
+    was left at the recipe's default (see :func:`~resnet.train.warm_start.init_network`)."""
+    if not cfg.init:
+        return cfg
+    model = init_network(cfg.model, config_mod.recipe_defaults(cfg.recipe)["model"], cfg.init)
+    return cfg if model == cfg.model else cfg.replace(model=model)
+
+
 def _size(split: Any) -> str:
     return "no" if split is None else str(len(split))
 
@@ -677,7 +686,7 @@ def train(
                 return RunResult(run_dir, summary, finished_earlier=True)
             with RunFolder.claim(run_dir, resume=True) if is_main else nullcontext() as folder:
                 return _fit(Trainer.resume(run_dir, iterations, epochs, quiet), folder)
-        cfg = cfg or TrainConfig()
+        cfg = with_init_network(cfg or TrainConfig())  # before the run folder is named after the network
         new_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg) if is_main else None
         # new_dir is None only on the other processes of a run without --run-dir.
         claim = RunFolder.claim(new_dir, overwrite=overwrite) if is_main and new_dir is not None else nullcontext()

@@ -81,17 +81,67 @@ def _from_checkpoint(spec: str, path: Path, kind: str) -> tuple[dict[str, torch.
     return checkpoint.inference_weights(), info
 
 
-def _published(name: str, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _published_module() -> Any:
+    """:mod:`resnet.weights`, or None where this version ships without it."""
     try:
-        from resnet.weights import load_published
+        import resnet.weights as weights
     except ModuleNotFoundError as e:
         if e.name != "resnet.weights":
             raise
+        return None
+    return weights
+
+
+def _is_file_spec(spec: str) -> bool:
+    path = Path(spec).expanduser()
+    return path.exists() or "/" in spec or "\\" in spec or path.suffix in _WEIGHT_SUFFIXES
+
+
+def published_entry(spec: str) -> Any:
+    """The published weights a ``--init`` names with their network (``resnet18``, ``resnet18.torchvision``,
+    ``resnet50.torchvision-v2``: timm's ``model.tag``), else None (a file, a run folder, or a tag alone such as
+    ``torchvision``, which is for the ``--model`` given, or a name the table does not know: loading it says why)."""
+    weights = _published_module()
+    if weights is None or _is_file_spec(spec) or spec in weights.TAGS:
+        return None
+    try:
+        return weights.find_by_name(spec)
+    except ResNetError:
+        return None
+
+
+def init_network(model: str, default_model: str, spec: str | None) -> str:
+    """The network to build for ``--init spec``: the published weights' own network when ``model`` is
+    ``default_model`` (``--model`` left at the recipe's), said in a log line; ``model`` otherwise."""
+    entry = published_entry(spec) if spec else None
+    if entry is None or entry.model == model or model != default_model:
+        return model
+    logger.info(
+        "--init %s: building %s, the network of %s (--model was left at the recipe's %s)",
+        spec,
+        entry.model,
+        entry.name,
+        model,
+    )
+    return str(entry.model)
+
+
+def _published(name: str, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    weights_module = _published_module()
+    if weights_module is None:
         raise ResNetError(
             f"unknown weights {name!r}: not a file or run folder, and this version knows no "
             "published weights; give a run folder, a checkpoint or a .pth state dict"
-        ) from None
-    state, weights = load_published(name, model_name or "")
+        )
+    entry = published_entry(name)
+    if entry is not None:  # the name says which network: resnet18, resnet18.torchvision
+        if model_name and model_name != entry.model:
+            raise ResNetError(
+                f"--init {name}: {entry.name} are weights for {entry.model}, not {model_name}; "
+                f"give --model {entry.model} or leave --model out"
+            )
+        model_name = entry.model
+    state, weights = weights_module.load_published(entry.name if entry else name, model_name or "")
     return state, {
         "source": name,
         "kind": "published",
