@@ -529,3 +529,25 @@ def test_a_bare_network_name_is_its_torchvision_v1_weights():
     assert find_by_name("resnet50.torchvision-v2").tag == "torchvision-v2"
     with pytest.raises(ResNetError, match="did you mean resnet18.torchvision"):
         find_by_name("resnet18.torchvison")
+
+
+def test_init_network_of_small_images_on_photos_says_the_input_size_and_its_cost(source_run, tmp_path, caplog):
+    """Issue 22 item 5: an 8x8 network fine-tuned on 80x80 files trains on 224x224 crops: a line says so."""
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for name in ("x", "y"):
+        (photos / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(photos / name / f"{i}.png")
+    caplog.set_level("WARNING", logger="resnet.train.build")
+    cfg = resolve(_folder_run(tmp_path, "target", ("x", "y"), init=str(source_run), data_dir=str(photos)))
+    trainer = Trainer(cfg, cfg.run_dir)
+    note = (
+        f"--init {source_run} was trained on 8x8 images; this run trains on 224x224 crops of the image files "
+        "(about 784x the pixels, and the time, of 8x8 per image). To train at 8x8, resize the images to 8x8 first"
+    )
+    assert note in caplog.text and trainer.init_report["input_size"].startswith(note)
+    # The same size: no line.
+    caplog.clear()
+    Trainer(resolve(_folder_run(tmp_path, "same", ("x", "y"), init=str(source_run))))
+    assert "was trained on" not in caplog.text

@@ -588,6 +588,8 @@ class Trainer:
         self._say("%s run folder: %s", "resuming" if resuming else "new", self.run_dir)
         if not resuming and self.run.init_report is not None and self.log_file is not None:
             self.log_file.line(init_summary(self.run.init_report))  # stderr had it when the weights were loaded
+            if self.run.init_report.get("input_size"):
+                self.log_file.line(self.run.init_report["input_size"])
         if resuming and self.total != self.planned_before:
             self._say(
                 "new length: %d iterations instead of %d; the LR schedule is recomputed for it (%s); the %d "

@@ -77,6 +77,7 @@ def _from_checkpoint(spec: str, path: Path, kind: str) -> tuple[dict[str, torch.
         "normalization": meta.get("normalization"),
         "step": meta.get("step"),
         "model_options": meta.get("model_options") or {},
+        "image_size": meta.get("image_size"),  # (H, W) it was trained at, for networks of in-memory images
     }
     return checkpoint.inference_weights(), info
 
@@ -268,6 +269,25 @@ def init_summary(report: dict[str, Any]) -> str:
     return (
         f"{_what(report)}: loaded {report['loaded']} of {report['of']} tensors; re-initialised "
         f"{len(reinitialised)}{again}; ignored {len(ignored)} from the file{dropped}; classifier {report['head']}"
+    )
+
+
+def input_size_note(info: dict[str, Any], train_size: tuple[int, int] | None, augment: str) -> str | None:
+    """One line when the data's training input size is not the one the ``--init`` network was trained at:
+    the size used, what it costs against the network's own, and how to change it (None where they agree)."""
+    theirs = info.get("image_size")
+    if not theirs or (train_size is not None and tuple(train_size) == tuple(theirs)):
+        return None
+    h, w = (int(v) for v in theirs)
+    if train_size is None:  # image files, decoded per item
+        used = "224x224 crops of the image files" if augment != "cifar" else "the image files at 256 px or more a side"
+        cost = f" (about {224 * 224 / (h * w):.0f}x the pixels, and the time, of {h}x{w} per image)"
+    else:
+        used, cost = f"{train_size[0]}x{train_size[1]} images", ""
+    return (
+        f"--init {info['source']} was trained on {h}x{w} images; this run trains on {used}{cost}. To train at "
+        f"{h}x{w}, resize the images to {h}x{w} first (a folder of same-size images up to 64 px is decoded "
+        "once into memory)"
     )
 
 
