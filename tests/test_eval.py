@@ -289,8 +289,28 @@ def test_a_folder_that_is_only_a_test_set_is_scored_whole(folder_run, tmp_path, 
     assert got["split"] == "all" and got["images"] == 36
     assert "has no val split: a test set, every one of its 36 images is evaluated" in caplog.text
     assert main(["eval", str(run), "--data-dir", str(tmp_path / "test-set")]) == 0
-    assert f"imagefolder {tmp_path / 'test-set'} all (36 images, single)" in capsys.readouterr().out
+    assert f"imagefolder {tmp_path / 'test-set'} all (36 images, single, fp32 as trained)" in capsys.readouterr().out
     # A train/ folder beside it would make some of its images training images: still refused.
     _write_pngs(tmp_path / "layout" / "train", CLASSES, per_class=2, seed=3)
     assert main(["eval", str(run), "--data-dir", str(tmp_path / "layout")]) == 2
     assert "has no val split" in capsys.readouterr().err
+
+
+def test_eval_runs_at_the_precision_the_run_trained_with(tmp_path, capsys):
+    """Issue 22 item 4: a bf16-autocast run: `resnet eval` gives training's number (bf16, said in the line);
+    --precision fp32 evaluates in float32 and says so."""
+    from resnet.checkpoints import load_checkpoint
+    from resnet.train import resolve, train
+
+    run = tmp_path / "bf16"
+    opts = {**TINY_TRAIN, "iterations": 6, "eval_every": 6, "log_every": 3, "precision": "bf16"}
+    summary = train(resolve({**opts, "run_dir": str(run)})).summary
+    assert load_checkpoint(run / "best.safetensors").meta["precision"] == "bf16"
+    got = _eval_json(capsys, str(run), "--batch-size", "256")
+    assert got["precision"] == "bf16" and got["images"] == summary["final"]["images"]
+    assert got["top1_error"] == summary["final"]["top1_error"]
+    assert got["loss"] == pytest.approx(summary["final"]["loss"], rel=1e-3)
+    assert main(["eval", str(run)]) == 0
+    assert "(359 images, single, bf16 as trained)" in capsys.readouterr().out
+    assert main(["eval", str(run), "--precision", "fp32"]) == 0
+    assert "(359 images, single, fp32)" in capsys.readouterr().out

@@ -469,7 +469,9 @@ def test_the_experiment_says_its_plan_which_run_is_running_and_an_eta(monkeypatc
     assert lines[2] == "run 1 of 4 done (plain20, finished earlier); 3 runs left"
     assert lines[3] == f"run 2 of 4: resnet20 ({tmp_path / 'resnet20'})"
     # 200 s for a cost of 20: the two 56-layer runs, 112 cost units, take about 1120 s more.
-    assert lines[4].startswith("run 2 of 4 done (resnet20), 3 min 20 s so far; 2 runs left, about 18 min 40 s more (ETA ")
+    assert lines[4].startswith(
+        "run 2 of 4 done (resnet20), 3 min 20 s so far; 2 runs left, about 18 min 40 s more (ETA "
+    )
     assert lines[6].startswith("run 3 of 4 done (plain56), 12 min 40 s so far; 1 run left, about 9 min 20 s more")
     assert lines[-1] == "run 4 of 4 done (resnet56): the experiment's runs are all done, in 22 min 00 s"
     assert trained == ["plain20", "resnet20", "plain56", "resnet56"]  # the stand-in decides what is reused

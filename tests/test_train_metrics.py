@@ -67,3 +67,10 @@ def test_a_val_record_without_top5_leaves_it_out():
     final = {"protocol": "single", "top1_error": 0.25, "top5_error": None, "loss": 0.7, "images": 8}
     assert format_final(final) == "final validation (single): top-1 error 25.00% (accuracy 75.00%), 8 images"
     assert "top-5 error 1.00%" in format_final({**final, "top5_error": 0.01})
+
+
+def test_the_final_line_names_a_reduced_precision():
+    from resnet.train.metrics import format_final
+
+    final = {"protocol": "single", "precision": "bf16", "top1_error": 0.25, "top5_error": None, "images": 8}
+    assert format_final(final).startswith("final validation (single, bf16 autocast): top-1 error 25.00%")

@@ -102,6 +102,8 @@ def _check(meta: Any) -> None:
     for key in ("val_protocol", "eval_protocol"):
         if key in meta and meta[key] not in PROTOCOLS:
             raise MetaProblem(f"meta {key!r} must be one of {', '.join(PROTOCOLS)} (got {short_repr(meta[key])})")
+    if meta.get("precision", "fp32") not in ("fp32", "bf16", "fp16"):
+        raise MetaProblem(f"meta 'precision' must be fp32, bf16 or fp16 (got {short_repr(meta['precision'])})")
     if meta.get("eval_weights", "model") not in ("model", "ema"):
         raise MetaProblem(f"meta 'eval_weights' must be model or ema (got {short_repr(meta['eval_weights'])})")
     data = meta.get("data")

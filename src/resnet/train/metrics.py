@@ -39,8 +39,9 @@ def format_final(f: dict[str, Any]) -> str:
     """The final-protocol result of a run (``summary.json``'s ``final``), as training prints and logs it."""
     from resnet.evaluate import top5_text
 
+    precision = f", {f['precision']} autocast" if f.get("precision", "fp32") != "fp32" else ""
     return (
-        f"final validation ({f['protocol']}): top-1 error {100 * f['top1_error']:.2f}% "
+        f"final validation ({f['protocol']}{precision}): top-1 error {100 * f['top1_error']:.2f}% "
         f"(accuracy {100 * (1 - f['top1_error']):.2f}%){top5_text(f.get('top5_error'))}, {f['images']} images"
     )
 

@@ -28,6 +28,7 @@ from resnet.device import Speed, resolve_speed
 from resnet.errors import ResNetError
 from resnet.evaluate import EvalResult, NonFiniteOutputs, evaluate
 from resnet.files import atomic_write
+from resnet.models import get_spec
 from resnet.progress import bars_enabled
 from resnet.train import config as config_mod
 from resnet.train import distributed
@@ -478,7 +479,7 @@ class Trainer:
             "train_time_s": self.run_time.train_s,
             "images_per_s": self.run_time.images_per_s(self.cfg.batch_size),
             "timed_iterations": self.run_time.steps,
-            "final": {"protocol": self.cfg.final_protocol, **final.to_dict()} if final else None,
+            "final": self._final_dict(final) if final else None,
             "best": self.best,
             "checkpoints": {"last": ck.LAST, "best": ck.BEST if self.best else None},
         }
@@ -486,8 +487,11 @@ class Trainer:
             assert self.run_dir is not None  # fit() names the folder on the main process
             _json_write(self.run_dir / "summary.json", summary)
             if self.log_file is not None and final is not None:  # `resnet train` prints it on stdout
-                self.log_file.line(format_final({"protocol": self.cfg.final_protocol, **final.to_dict()}))
+                self.log_file.line(format_final(self._final_dict(final)))
         return summary
+
+    def _final_dict(self, final: EvalResult) -> dict[str, Any]:
+        return {"protocol": self.cfg.final_protocol, "precision": self.speed.precision, **final.to_dict()}
 
     def _final_evaluation(self) -> EvalResult | None:
         if self.run.val_loader is None:
@@ -521,6 +525,7 @@ class Trainer:
             "image_size": list(self.run.bundle.image_size) if self.run.bundle.image_size else None,
             "val_protocol": cfg.val_protocol,
             "eval_protocol": cfg.final_protocol,
+            "precision": self.speed.precision,  # the autocast it trained and validated under; `resnet eval`'s default
             "data": {
                 "name": cfg.data,
                 "data_dir": cfg.data_dir,
@@ -549,6 +554,10 @@ class Trainer:
             "micro_batch": self.run.batches.micro,
             "accumulation_steps": self.run.batches.accum,
             "warm_rule": self.cfg.uses_warm_rule,
+            # What the model name leaves implicit, for reports: resnet20 is depth 20 with option A shortcuts.
+            "depth": config_mod.model_depth(self.cfg) or None,
+            "shortcut": self.model_options.get("shortcut", get_spec(self.cfg.model).defaults.get("shortcut")),
+            "precision": self.speed.precision,
             "speed": self.speed.describe(),
             "init": self.run.init_report,
             "frozen": self.run.frozen,
