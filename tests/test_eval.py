@@ -263,3 +263,54 @@ def test_training_refuses_at_once_a_final_protocol_its_network_cannot_use(tmp_pa
     with pytest.raises(ResNetError, match="trained on 8x8 images"):
         train(resolve({**TINY_TRAIN, "final_protocol": "multi-scale", "run_dir": str(tmp_path / "run")}))
     assert not list(tmp_path.glob("run/*.safetensors"))  # before the first step, not after the last
+
+
+def test_top5_is_not_reported_for_five_classes_or_fewer(folder_run, capsys):
+    """Issue 22 item 6: every label is in the top 5 of a 3-class network; its top-5 error (0.00%) says nothing."""
+    scores = torch.zeros(2, 1, 1, 5)
+    scores[:, 0, 0, 4] = 1.0
+    assert evaluate(_Fixed(), [(scores, torch.tensor([0, 4]))]).top5_error is None
+    run, _ = folder_run
+    assert main(["eval", str(run)]) == 0
+    line = capsys.readouterr().out
+    assert "top-1 error" in line and "top-5" not in line
+    assert _eval_json(capsys, str(run))["top5_error"] is None
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final"]["top5_error"] is None
+    assert "top-5" not in (run / "train.log").read_text()
+
+
+def test_a_folder_that_is_only_a_test_set_is_scored_whole(folder_run, tmp_path, capsys, caplog):
+    """Issue 22 item 8: no --split, a folder of class folders (no train/, no val/): every image, said in a line."""
+    run, data = folder_run
+    shutil.copytree(data, tmp_path / "test-set")
+    with caplog.at_level("INFO", logger="resnet.eval_data"):
+        got = _eval_json(capsys, str(run), "--data-dir", str(tmp_path / "test-set"))
+    assert got["split"] == "all" and got["images"] == 36
+    assert "has no val split: a test set, every one of its 36 images is evaluated" in caplog.text
+    assert main(["eval", str(run), "--data-dir", str(tmp_path / "test-set")]) == 0
+    assert f"imagefolder {tmp_path / 'test-set'} all (36 images, single, fp32 as trained)" in capsys.readouterr().out
+    # A train/ folder beside it would make some of its images training images: still refused.
+    _write_pngs(tmp_path / "layout" / "train", CLASSES, per_class=2, seed=3)
+    assert main(["eval", str(run), "--data-dir", str(tmp_path / "layout")]) == 2
+    assert "has no val split" in capsys.readouterr().err
+
+
+def test_eval_runs_at_the_precision_the_run_trained_with(tmp_path, capsys):
+    """Issue 22 item 4: a bf16-autocast run: `resnet eval` gives training's number (bf16, said in the line);
+    --precision fp32 evaluates in float32 and says so."""
+    from resnet.checkpoints import load_checkpoint
+    from resnet.train import resolve, train
+
+    run = tmp_path / "bf16"
+    opts = {**TINY_TRAIN, "iterations": 6, "eval_every": 6, "log_every": 3, "precision": "bf16"}
+    summary = train(resolve({**opts, "run_dir": str(run)})).summary
+    assert load_checkpoint(run / "best.safetensors").meta["precision"] == "bf16"
+    got = _eval_json(capsys, str(run), "--batch-size", "256")
+    assert got["precision"] == "bf16" and got["images"] == summary["final"]["images"]
+    assert got["top1_error"] == summary["final"]["top1_error"]
+    assert got["loss"] == pytest.approx(summary["final"]["loss"], rel=1e-3)
+    assert main(["eval", str(run)]) == 0
+    assert "(359 images, single, bf16 as trained)" in capsys.readouterr().out
+    assert main(["eval", str(run), "--precision", "fp32"]) == 0
+    assert "(359 images, single, fp32)" in capsys.readouterr().out

@@ -439,3 +439,39 @@ def test_a_run_stopped_by_a_signal_keeps_its_process_from_starting_the_next(monk
     with pytest.raises(Interrupted, match="not started"):
         E._run_side_by_side({}, tmp_path / "plain8")
     assert started == [tmp_path / "plain20"]
+
+
+def test_the_experiment_says_its_plan_which_run_is_running_and_an_eta(monkeypatch, tmp_path: Path, caplog) -> None:
+    """Issue 22 item 9: how many runs, 'run 2 of 4', and the ETA of the whole from the runs so far."""
+    from resnet import experiments as E
+
+    now = [1000.0]
+    trained: list[str] = []
+
+    def stand_in(options, run_dir):  # 10 s of the clock per unit of cost (the depth); a finished run: none
+        trained.append(run_dir.name)
+        now[0] += 0 if (run_dir / "summary.json").exists() else 10 * options["depth"]
+        return run_dir
+
+    monkeypatch.setattr(E, "_clock", lambda: now[0])
+    monkeypatch.setattr(E, "run_or_resume", stand_in)
+    (tmp_path / "plain20").mkdir()
+    (tmp_path / "plain20" / "summary.json").write_text("{}")  # finished earlier: no time, no cost
+    jobs = [(f"{k}{d}", {"depth": d}, tmp_path / f"{k}{d}", d) for d in (20, 56) for k in ("plain", "resnet")]
+    with caplog.at_level("INFO", logger="resnet.experiments"):
+        E.run_all(jobs)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == (
+        "experiment: 4 runs (plain20, resnet20, plain56, resnet56), 1 finished earlier and kept; "
+        "3 to train, one at a time; ETA after the first run"
+    )
+    assert lines[1] == f"run 1 of 4: plain20 ({tmp_path / 'plain20'})"
+    assert lines[2] == "run 1 of 4 done (plain20, finished earlier); 3 runs left"
+    assert lines[3] == f"run 2 of 4: resnet20 ({tmp_path / 'resnet20'})"
+    # 200 s for a cost of 20: the two 56-layer runs, 112 cost units, take about 1120 s more.
+    assert lines[4].startswith(
+        "run 2 of 4 done (resnet20), 3 min 20 s so far; 2 runs left, about 18 min 40 s more (ETA "
+    )
+    assert lines[6].startswith("run 3 of 4 done (plain56), 12 min 40 s so far; 1 run left, about 9 min 20 s more")
+    assert lines[-1] == "run 4 of 4 done (resnet56): the experiment's runs are all done, in 22 min 00 s"
+    assert trained == ["plain20", "resnet20", "plain56", "resnet56"]  # the stand-in decides what is reused

@@ -151,3 +151,22 @@ def test_markdown_escape_and_code(text: str, escaped: str, code: str) -> None:
 
     assert markdown_escape(text) == escaped
     assert markdown_code(text) == code
+
+
+def test_the_report_shows_the_final_result_and_resolved_settings(tmp_path: Path, trained_run: Path) -> None:
+    """Issue 22 item 4: the final result training printed (not the last periodic validation), and the
+    settings the run resolved (iterations, depth, shortcut), not `none`."""
+    run = make_run(tmp_path, "r20", "resnet20", [0.5, 0.4306])
+    config = {"model": "resnet20", "depth": None, "shortcut": None, "iterations": None, "epochs": 1.0}
+    config["resolved"] = {"iterations": 351, "depth": 20, "shortcut": "A", "epochs": 1.0}
+    (run / "config.json").write_text(json.dumps(config))
+    final = {"protocol": "ten-crop", "top1_error": 0.4282, "top5_error": 0.1, "loss": 1.2, "images": 5000}
+    (run / "summary.json").write_text(json.dumps({"params": 269722, "iterations": 351, "final": final}))
+    rows = results_table([load_run(run)])
+    assert rows[0][5:7] == ["final val error (%)", "final protocol"] and rows[1][5:7] == ["42.82", "ten-crop"]
+    md = write_report([run], tmp_path / "report")[1].read_text()
+    for row in ("| iterations | 351 |", "| depth | 20 |", "| shortcut | A |"):
+        assert row in md
+    # A real run resolves them too (cifar_resnet with --depth 8: option A shortcuts).
+    settings = dict(load_run(trained_run).settings()[1:])
+    assert (settings["depth"], settings["shortcut"], settings["iterations"]) == ("8", "A", "40")

@@ -97,6 +97,10 @@ def test_init_from_a_run_folder_loads_everything_but_the_head_when_classes_diffe
     assert saved["init"] == str(source_run) and saved["resolved"]["init"]["kind"] == "run"
     assert saved["resolved"]["init"]["path"] == str((source_run / BEST).resolve())
     assert load_checkpoint(tmp_path / "target" / LAST).meta["init"]["source"] == str(source_run)
+    # Issue 22 item 7: the --init summary is in the run's log, not only on stderr.
+    log = (tmp_path / "target" / "train.log").read_text()
+    assert f"--init {source_run} (run, cifar_resnet weights): loaded" in log
+    assert "re-initialised 2 (fc.weight, fc.bias)" in log
 
 
 def test_same_class_count_but_other_classes_resets_the_head(source_run, tmp_path):
@@ -425,3 +429,125 @@ def test_weights_of_another_network_on_the_command_line(trained_run, tmp_path, c
         "missing keys: layer1.1.conv1.weight"
         in err
     )
+
+
+def test_init_with_nan_weights_names_the_weights(source_run, tmp_path):
+    """Issue 22 item 17: not 'the loss became NaN ... Try a lower --lr' at step 1, but the file at fault."""
+    ckpt = load_checkpoint(source_run / BEST)
+    bad = {k: torch.full_like(v, float("nan")) if k == "conv1.weight" else v for k, v in ckpt.model.items()}
+    from resnet.checkpoints import save_checkpoint
+
+    save_checkpoint(tmp_path / "nan.safetensors", ckpt.meta, bad)
+    cfg = resolve(_folder_run(tmp_path, "target", ("x", "y"), init=str(tmp_path / "nan.safetensors")))
+    with pytest.raises(ResNetError, match=r"nan.safetensors \(checkpoint, cifar_resnet weights\): 1 of its tensors "):
+        Trainer(cfg, cfg.run_dir)
+    assert not (tmp_path / "target").exists()
+
+
+# -- --init with a published name (issue 22 item 3): the cached file laid out as a download leaves it ---
+
+
+@pytest.fixture
+def published_resnet32(tmp_path, monkeypatch):
+    """A stand-in table: 'resnet32.torchvision' whose file already lies in the weights cache (no network)."""
+    import hashlib
+    import io
+
+    from resnet.weights import published
+    from resnet.weights.published import PublishedWeights
+
+    torch.manual_seed(0)
+    state = create_model("resnet32", num_classes=1000).state_dict()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    entry = PublishedWeights(
+        "resnet32",
+        "torchvision",
+        f"http://127.0.0.1:9/resnet32-{hashlib.sha256(data).hexdigest()[:8]}.pth",
+        50.0,
+        75.0,
+        sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k),
+        len(data) / 1e6,
+        256,
+        "https://example.invalid/recipe",
+    )
+    monkeypatch.setattr(published, "PUBLISHED", (entry,))
+    monkeypatch.setenv("RESNET_CACHE", str(tmp_path / "resnet-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    (tmp_path / "resnet-cache" / "weights").mkdir(parents=True)
+    (tmp_path / "resnet-cache" / "weights" / entry.file).write_bytes(data)
+    return state
+
+
+def _finetune(tmp: Path, name: str, **changes: object) -> dict:
+    """The finetune recipe on a two-class folder of 8x8 images, --model left out unless in ``changes``."""
+    return {
+        "recipe": "finetune",
+        "data_dir": str(_folder(tmp / f"{name}-data", ("x", "y"))),
+        "cache_dir": str(tmp / "cache"),
+        "val_split": 0.25,
+        "batch_size": 6,
+        "iterations": 2,
+        "eval_every": 2,
+        "log_every": 1,
+        "quiet": True,
+        "run_dir": str(tmp / name),
+        **changes,
+    }
+
+
+@pytest.mark.parametrize("spec", ["resnet32", "resnet32.torchvision"])
+def test_init_with_a_published_name_builds_its_network(published_resnet32, tmp_path, spec, caplog):
+    """--model left at the recipe's resnet20: the weights' own network is built (was 'no published weights
+    for resnet20' and 'are for resnet32, not resnet20')."""
+    caplog.set_level("INFO", logger="resnet.train.warm_start")
+    result = train(resolve(_finetune(tmp_path, "run", init=spec)))
+    assert result.summary["model"] == "resnet32"
+    assert f"--init {spec}: building resnet32, the network of resnet32.torchvision" in caplog.text
+    report = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert report["model"] == "resnet32" and report["resolved"]["init"]["kind"] == "published"
+    assert report["resolved"]["init"]["loaded"] == len(published_resnet32) - 2  # all but the 1000-class head
+    assert load_checkpoint(tmp_path / "run" / BEST).meta["model"] == "resnet32"
+
+
+def test_init_with_a_published_name_and_its_model(published_resnet32, tmp_path, capsys):
+    """--model resnet32 --init resnet32 (was 'unknown weights resnet32'); another --model is one line."""
+    cfg = resolve(_finetune(tmp_path, "run", model="resnet32", init="resnet32"))
+    assert Trainer(cfg, cfg.run_dir).init_report["source"] == "resnet32"
+    argv = ["train", "--recipe", "finetune", "--model", "resnet44", "--init", "resnet32.torchvision"]
+    assert main([*argv, "--data-dir", str(tmp_path / "run-data"), "--run-dir", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "resnet32.torchvision are weights for resnet32, not resnet44; give --model resnet32" in err
+
+
+def test_a_bare_network_name_is_its_torchvision_v1_weights():
+    from resnet.weights import find_by_name
+
+    assert find_by_name("resnet18").name == "resnet18.torchvision"
+    assert find_by_name("resnet50.torchvision-v2").tag == "torchvision-v2"
+    with pytest.raises(ResNetError, match="did you mean resnet18.torchvision"):
+        find_by_name("resnet18.torchvison")
+
+
+def test_init_network_of_small_images_on_photos_says_the_input_size_and_its_cost(source_run, tmp_path, caplog):
+    """Issue 22 item 5: an 8x8 network fine-tuned on 80x80 files trains on 224x224 crops: a line says so."""
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for name in ("x", "y"):
+        (photos / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(photos / name / f"{i}.png")
+    caplog.set_level("WARNING", logger="resnet.train.build")
+    cfg = resolve(_folder_run(tmp_path, "target", ("x", "y"), init=str(source_run), data_dir=str(photos)))
+    trainer = Trainer(cfg, cfg.run_dir)
+    note = (
+        f"--init {source_run} was trained on 8x8 images; this run trains on 224x224 crops of the image files "
+        "(about 784x the pixels, and the time, of 8x8 per image). To train at 8x8, resize the images to 8x8 first"
+    )
+    assert note in caplog.text and trainer.init_report["input_size"].startswith(note)
+    # The same size: no line.
+    caplog.clear()
+    Trainer(resolve(_folder_run(tmp_path, "same", ("x", "y"), init=str(source_run))))
+    assert "was trained on" not in caplog.text

@@ -43,7 +43,18 @@ def test_run_folder_holds_everything(trained_run):
     last = load_checkpoint(trained_run / "last.safetensors")
     assert last.meta["step"] == 40 and last.state["step"] == 40
     assert load_checkpoint(trained_run / "best.safetensors").state is None  # weights only
-    assert (trained_run / "train.log").read_text().count("val err") == 2
+    log = (trained_run / "train.log").read_text()
+    assert log.count("val err") == 2
+    # Issue 22 item 7: the plan and the final result are written in the log, not only on stderr.
+    lines = log.splitlines()
+    assert lines[0] == f"new run folder: {trained_run}"
+    assert lines[1].startswith("cifar_resnet on digits: 1438 train / 359 val images, 10 classes; 40 iterations")
+    assert lines[2].startswith("global batch 32 = 1 process(es) x 32") and lines[3].startswith("speed: ")
+    final = summary["final"]
+    assert lines[-1] == (
+        f"final validation (single): top-1 error {100 * final['top1_error']:.2f}% "
+        f"(accuracy {100 * (1 - final['top1_error']):.2f}%), top-5 error {100 * final['top5_error']:.2f}%, 359 images"
+    )
 
 
 def test_tensorboard_events_carry_the_metrics_stream(trained_run):

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from resnet.errors import ResNetError
-from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, read_metrics, truncate_after
+from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, format_record, read_metrics, truncate_after
 
 TRAIN = {"kind": "train", "step": 20, "epoch": 0.5, "loss": 1.25, "train_error": 0.4, "lr": 0.1, "images_per_s": 900.0}
 VAL = {"kind": "val", "step": 40, "epoch": 1.0, "val_error": 0.125, "val_top5_error": 0.01, "val_loss": 0.5}
@@ -98,3 +98,21 @@ def test_an_unwritable_run_folder_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(ResNetError, match=r"^cannot write .*metrics\.jsonl: Permission denied$"):
         MetricsStream(tmp_path / "metrics.jsonl", [])
+
+
+def test_a_val_record_without_top5_leaves_it_out():
+    """Issue 22 item 6: networks of 5 classes or fewer have no top-5 error (null in metrics.jsonl)."""
+    from resnet.train.metrics import format_final
+
+    line = format_record({**VAL, "val_top5_error": None}, 100)
+    assert line == "step 40/100  epoch 1.00  val err 12.50%  val loss 0.5000"
+    final = {"protocol": "single", "top1_error": 0.25, "top5_error": None, "loss": 0.7, "images": 8}
+    assert format_final(final) == "final validation (single): top-1 error 25.00% (accuracy 75.00%), 8 images"
+    assert "top-5 error 1.00%" in format_final({**final, "top5_error": 0.01})
+
+
+def test_the_final_line_names_a_reduced_precision():
+    from resnet.train.metrics import format_final
+
+    final = {"protocol": "single", "precision": "bf16", "top1_error": 0.25, "top5_error": None, "images": 8}
+    assert format_final(final).startswith("final validation (single, bf16 autocast): top-1 error 25.00%")

@@ -200,3 +200,59 @@ def test_times_add_up_over_sessions_and_old_checkpoints_still_resume(tmp_path, m
     summary = train(resume=old).summary
     assert summary["timed_iterations"] == 4  # the steps of this session only
     assert summary["images_per_s"] == pytest.approx(4 * 32 / summary["train_time_s"])
+
+
+# -- damaged state is refused before the run folder changes (issue 22 item 17) ---------------------
+
+
+@pytest.fixture(scope="module")
+def finished_short(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("short") / "run"
+    train(resolve({**TINY_TRAIN, **SHORT, "run_dir": str(run)}))
+    return run
+
+
+def _damaged(run: Path, target: Path, change) -> Path:
+    """A copy of ``run`` whose last checkpoint's training state went through ``change``."""
+    shutil.copytree(run, target)
+    last = load_checkpoint(target / "last.safetensors")
+    change(last.state)
+    save_checkpoint(target / "last.safetensors", last.meta, last.model, last.ema, last.state)
+    return target
+
+
+def _wrong_momentum(state):
+    buffers = state["optimizer"]["state"]
+    first = next(iter(buffers))
+    buffers[first]["momentum_buffer"] = torch.zeros(3, 3)
+
+
+def _bogus_schedule(state):
+    state["schedule"] = {"bogus": 1}
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (_wrong_momentum, ["momentum buffer of parameter", "must be a float tensor of shape", "got shape [3, 3]"]),
+        (_bogus_schedule, ["'schedule' must have the fields plateau, warm_rule (got bogus)"]),
+    ],
+)
+def test_a_damaged_state_is_refused_before_any_file_changes(finished_short, tmp_path, capsys, change, words):
+    run = _damaged(finished_short, tmp_path / "run", change)
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--iterations", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(run / "last.safetensors") in err and "damaged training state" in err
+    assert all(w in err for w in words), err
+    assert _files(run) == before  # config.json, summary.json and metrics.jsonl as they were
+
+
+def test_resume_takes_quiet(finished_short, tmp_path, capsys):
+    """--quiet is a display option: a resumed run takes it (it was refused as a changed option)."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_short, run)
+    assert main(["train", "--resume", str(run), "--iterations", "6", "--quiet"]) == 0
+    assert "final validation" in capsys.readouterr().out
+    assert load_checkpoint(run / "last.safetensors").state["step"] == 6

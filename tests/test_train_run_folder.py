@@ -47,7 +47,10 @@ def test_overwrite_deletes_the_old_run_first(tmp_path):
     assert main(tiny_train_args(run, **SHORT, overwrite=True)) == 0
     records = read_metrics(run / "metrics.jsonl")
     assert [(r["kind"], r["step"]) for r in records] == [("train", 2), ("train", 4), ("val", 4)]
-    assert len((run / "train.log").read_text().splitlines()) == 3
+    # The old run's log is gone: one plan (train.log holds it since issue 22 item 7) and the new run's 3 steps.
+    log = (run / "train.log").read_text().splitlines()
+    assert len([line for line in log if line.startswith("step ")]) == 3
+    assert [line for line in log if line.startswith("new run folder")] == [log[0]]
     assert not (run / "best.onnx").exists() and (run / "notes.txt").read_text() == "not the run's"
     assert load_checkpoint(run / "last.safetensors").state["step"] == 4
 

@@ -5,7 +5,8 @@
   images the run validated on and never ones it trained on.
 - Any other folder or dataset: its own structure. ``val`` is a folder's ``val/``, ``test`` CIFAR's
   official test set, ``train`` a folder's ``train/`` (or the folder itself); ``all`` is every image
-  it holds, the way to score a separate test folder.
+  it holds, the way to score a separate test folder. Without a split asked for (:func:`eval_split`),
+  a folder of class folders alone (no ``train/`` or ``val/`` in it: a test set) is scored whole.
 - Class names are matched to the checkpoint's by name before any image is read: a folder may hold a
   subset of the classes (its labels are mapped to the network's indices); a class the network was not
   trained on is an error.
@@ -90,6 +91,21 @@ def checkpoint_split(
 ) -> Any:
     """The ``split`` (one of ``SPLITS``) of the data a checkpoint was trained on, or of ``data``/``data_dir``,
     with labels that are the checkpoint's class indices (see the module docstring)."""
+    return eval_split(meta, split, data=data, data_dir=data_dir, source=source, quiet=quiet)[1]
+
+
+def eval_split(
+    meta: dict[str, Any],
+    split: str | None,
+    *,
+    data: str | None = None,
+    data_dir: str | None = None,
+    source: str | Path = "the checkpoint",
+    quiet: bool = False,
+) -> tuple[str, Any]:
+    """(the split taken, its images) as :func:`checkpoint_split`; ``split`` None: ``val``, or every image
+    of a ``data_dir`` that is a test set only (class folders, no ``train/`` or ``val/``), said in a log line."""
+    asked, split = split, split or "val"
     from resnet.data import load_dataset
     from resnet.data.bundle import concat_splits, relabel
     from resnet.data.sources import dataset_classes
@@ -116,6 +132,10 @@ def checkpoint_split(
         train_subset=trained.get("train_subset") if own and split == "train" else None,
     )
     chosen: Split | None
+    if asked is None and not own and bundle.val is None and bundle.test is None and _only_class_folders(folder):
+        count = len(bundle.train)
+        logger.info("%s has no val split: a test set, every one of its %d images is evaluated", where, count)
+        split = "all"
     if split == "all":
         if own:
             logger.warning("--split all: %s includes the images %s was trained on", where, source)
@@ -127,4 +147,9 @@ def checkpoint_split(
         raise ResNetError(
             f"--split {split}: {where} has no {split} split{why}; --split all evaluates every image in it"
         )
-    return relabel(chosen, mapping) if mapping is not None else chosen
+    return split, relabel(chosen, mapping) if mapping is not None else chosen
+
+
+def _only_class_folders(folder: str | None) -> bool:
+    """A folder of class folders, without the ``train/`` that would make some of its images training images."""
+    return folder is not None and Path(folder).is_dir() and not (Path(folder) / "train").is_dir()

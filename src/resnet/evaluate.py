@@ -21,6 +21,13 @@ from resnet.errors import ResNetError
 
 logger = logging.getLogger(__name__)
 
+TOP_K = 5  # top-5 error is reported only for networks of more classes than this
+
+
+def top5_text(top5_error: float | None, label: str = "top-5 error ") -> str:
+    """``, top-5 error 1.23%``, or nothing where the network has 5 classes or fewer (every label is in its top 5)."""
+    return "" if top5_error is None else f", {label}{100 * top5_error:.2f}%"
+
 
 class NonFiniteOutputs(ResNetError):
     """The network gave NaN or infinite scores: its weights have diverged; no error rate is meaningful."""
@@ -28,8 +35,10 @@ class NonFiniteOutputs(ResNetError):
 
 @dataclass(frozen=True)
 class EvalResult:
+    """``top5_error`` is None for networks of 5 classes or fewer: every label is in their top 5."""
+
     top1_error: float
-    top5_error: float
+    top5_error: float | None
     loss: float
     images: int
 
@@ -67,7 +76,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     errors1 = errors5 = 0
-    loss_sum, n, bad = 0.0, 0, 0
+    loss_sum, n, bad, classes = 0.0, 0, 0, 0
     try:
         for batch in progress(loader, desc=desc, quiet=quiet, unit="batch"):
             x, y = batch[0], batch[1]
@@ -75,7 +84,8 @@ def evaluate(
             # argmax of NaN scores is some class, so a diverged network would get a plausible error rate.
             bad += int((~torch.isfinite(probs).all(dim=1)).sum())
             y = y.to(probs.device)
-            k = min(5, probs.shape[1])
+            classes = probs.shape[1]
+            k = min(TOP_K, classes)
             top = probs.topk(k, dim=1).indices
             errors1 += int((top[:, 0] != y).sum())
             errors5 += int((top != y[:, None]).all(dim=1).sum())
@@ -89,7 +99,7 @@ def evaluate(
         raise NonFiniteOutputs(
             f"the network's outputs are NaN or infinite for {bad} of {n} images (its weights have diverged)"
         )
-    return EvalResult(errors1 / n, errors5 / n, loss_sum / n, n)
+    return EvalResult(errors1 / n, errors5 / n if classes > TOP_K else None, loss_sum / n, n)
 
 
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:

@@ -15,9 +15,11 @@ import multiprocessing
 import os
 import shutil
 import sys
+import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,86 @@ def run_or_resume(options: dict[str, Any], run_dir: Path) -> Path:
     return run_dir
 
 
+def _duration(seconds: float) -> str:
+    """45 s, 3 min 20 s, 2 h 05 min."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+_clock = time.monotonic  # the experiment's clock (tests stand in for it)
+
+
+@dataclass
+class Plan:
+    """The experiment's plan in the log: how many runs, which one is running ("run 2 of 4"), and after
+    each run the ETA of the whole, from the time the trained runs took per unit of their cost."""
+
+    jobs: Sequence[tuple[str, dict[str, Any], Path, float]]
+    parallel: int = 1
+    reused: set[str] = field(default_factory=set)  # finished earlier: read back, no time
+    done: set[str] = field(default_factory=set)
+    started_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.reused = {key for key, _, run_dir, _ in self.jobs if _finished(run_dir)}
+        self.started_at = _clock()
+
+    def number(self, key: str) -> str:
+        index = next(i for i, job in enumerate(self.jobs, 1) if job[0] == key)
+        return f"run {index} of {len(self.jobs)}"
+
+    def announce(self) -> None:
+        names = ", ".join(key for key, _, _, _ in self.jobs)
+        todo = len(self.jobs) - len(self.reused)
+        earlier = f", {len(self.reused)} finished earlier and kept" if self.reused else ""
+        at_a_time = f", {self.parallel} at a time" if self.parallel > 1 else ", one at a time"
+        logger.info(
+            "experiment: %d runs (%s)%s; %d to train%s; ETA after the first run",
+            len(self.jobs),
+            names,
+            earlier,
+            todo,
+            at_a_time,
+        )
+
+    def start(self, key: str, run_dir: Path) -> None:
+        logger.info("%s: %s (%s)", self.number(key), key, run_dir)
+
+    def end(self, key: str) -> None:
+        """``key`` has finished: the line with the time so far and the ETA of the rest."""
+        self.done.add(key)
+        elapsed = _clock() - self.started_at
+        cost = {k: c for k, _, _, c in self.jobs if k not in self.reused}
+        trained, left = sum(c for k, c in cost.items() if k in self.done), [k for k in cost if k not in self.done]
+        if not left:
+            logger.info(
+                "%s done (%s): the experiment's runs are all done, in %s", self.number(key), key, _duration(elapsed)
+            )
+            return
+        if key in self.reused or trained <= 0:
+            logger.info("%s done (%s, finished earlier); %s left", self.number(key), key, _runs(len(left)))
+            return
+        remaining = elapsed / trained * sum(cost[k] for k in left)
+        eta = (datetime.now(timezone.utc) + timedelta(seconds=remaining)).strftime("%H:%M UTC")
+        logger.info(
+            "%s done (%s), %s so far; %s left, about %s more (ETA %s)",
+            self.number(key),
+            key,
+            _duration(elapsed),
+            _runs(len(left)),
+            _duration(remaining),
+            eta,
+        )
+
+
 _COMMAND_PID: int | None = None  # in a side-by-side run's process: the experiment command's
 _STOP: Any = None  # in a side-by-side run's process: set by the command when no further run may start
 
@@ -146,11 +228,13 @@ def _start_worker(parent_pid: int, stop: Any, threads: int, log_level: int) -> N
     logging.basicConfig(level=log_level, format="%(message)s", stream=sys.stderr)
 
 
-def _run_side_by_side(options: dict[str, Any], run_dir: Path) -> Path:
+def _run_side_by_side(options: dict[str, Any], run_dir: Path, number: str | None = None) -> Path:
     from resnet.train.trainer import Interrupted
 
     if _STOP is not None and _STOP.is_set():  # handed over before the command was stopped
         raise Interrupted(f"{run_dir} not started")
+    if number is not None:
+        logger.info("%s: %s (%s)", number, run_dir.name, run_dir)
     try:
         return run_or_resume(options, run_dir)
     except Interrupted:
@@ -175,8 +259,15 @@ def run_all(jobs: Sequence[tuple[str, dict[str, Any], Path, float]], parallel: i
     """
     if parallel < 1:
         raise ResNetError(f"--jobs {parallel}: must be at least 1")
+    plan = Plan(jobs, parallel if len(jobs) > 1 else 1)
+    plan.announce()
     if parallel == 1 or len(jobs) == 1:
-        return {key: run_or_resume(options, run_dir) for key, options, run_dir, _ in jobs}
+        runs = {}
+        for key, options, run_dir, _ in jobs:
+            plan.start(key, run_dir)
+            runs[key] = run_or_resume(options, run_dir)
+            plan.end(key)
+        return runs
     import torch
 
     if torch.cuda.is_available() and any(options.get("device") != "cpu" for _, options, _, _ in jobs):
@@ -199,9 +290,13 @@ def run_all(jobs: Sequence[tuple[str, dict[str, Any], Path, float]], parallel: i
     try:
         # Progress bars of several processes would overwrite each other; each run keeps its train.log.
         futures = {
-            key: pool.submit(_run_side_by_side, {**options, "quiet": True}, run_dir)
+            key: pool.submit(_run_side_by_side, {**options, "quiet": True}, run_dir, plan.number(key))
             for key, options, run_dir, _ in order
         }
+        keys = {future: key for key, future in futures.items()}
+        for future in as_completed(futures.values()):
+            if future.exception() is None:
+                plan.end(keys[future])
         errors = [f.exception() for f in futures.values()]
     except BaseException:
         stop.set()

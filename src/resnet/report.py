@@ -70,9 +70,34 @@ class Run:
         return min(errors) if errors else None
 
     @property
+    def final(self) -> dict[str, Any] | None:
+        """The run's final result under its final protocol (summary.json), the number training printed."""
+        final = self.summary.get("final")
+        return final if isinstance(final, dict) and "top1_error" in final else None
+
+    @property
     def final_val_error(self) -> float | None:
+        """The final result, else (a run without one, e.g. unfinished) the last periodic validation."""
+        if self.final is not None:
+            return float(self.final["top1_error"])
         _, errors = self.curve("val", "val_error")
         return errors[-1] if errors else None
+
+    def setting(self, key: str) -> Any:
+        """A setting as the run resolved it (config.json's ``resolved`` part: iterations, depth, shortcut),
+        else as configured."""
+        resolved = self.config.get("resolved")
+        if isinstance(resolved, dict) and resolved.get(key) is not None:
+            return resolved[key]
+        return self.config[key]
+
+    def settings(self) -> list[list[str]]:
+        """The key settings' rows: those the config names or the run resolved."""
+        resolved = self.config.get("resolved")
+        if not isinstance(resolved, dict):
+            resolved = {}
+        keys = [k for k in KEY_SETTINGS if k in self.config or resolved.get(k) is not None]
+        return [["setting", "value"]] + [[k, plain_value(self.setting(k))] for k in keys]
 
 
 def load_run(path: str | Path) -> Run:
@@ -115,7 +140,8 @@ def plain_value(value: Any) -> str:
 
 
 def results_table(runs: list[Run]) -> list[list[str]]:
-    """One row per run: the numbers a reader compares."""
+    """One row per run: the numbers a reader compares. The final val error is the run's final result under its
+    final protocol (summary.json: what training printed), else the last periodic validation."""
     rows = [
         [
             "run",
@@ -124,7 +150,7 @@ def results_table(runs: list[Run]) -> list[list[str]]:
             "iterations",
             "best val error (%)",
             "final val error (%)",
-            "test error (%)",
+            "final protocol",
             "wall time (s)",
             "images/s",
         ]
@@ -140,7 +166,7 @@ def results_table(runs: list[Run]) -> list[list[str]]:
                 str(steps),
                 _pct(run.best_val_error),
                 _pct(run.final_val_error),
-                _pct(s.get("test_error")),
+                str(run.final["protocol"]) if run.final is not None else "-",
                 f"{s['wall_time_s']:.0f}" if "wall_time_s" in s else "-",
                 f"{s['images_per_s']:.0f}" if "images_per_s" in s else "-",
             ]
@@ -243,7 +269,7 @@ def write_report(
             f"<img alt='error curves' src='{_data_uri(curves)}'>",
         ]
     for run in runs:
-        settings = [["setting", "value"]] + [[k, plain_value(run.config[k])] for k in KEY_SETTINGS if k in run.config]
+        settings = run.settings()
         md += [
             "",
             f"## Run {markdown_code(run.name)}",

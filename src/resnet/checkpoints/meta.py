@@ -107,6 +107,8 @@ def _check(meta: Any) -> None:
             ImageNetView.from_dict(meta["eval_view"])
         except (ResNetError, TypeError) as e:
             raise MetaProblem(f"meta 'eval_view': {e}") from None
+    if meta.get("precision", "fp32") not in ("fp32", "bf16", "fp16"):
+        raise MetaProblem(f"meta 'precision' must be fp32, bf16 or fp16 (got {short_repr(meta['precision'])})")
     if meta.get("eval_weights", "model") not in ("model", "ema"):
         raise MetaProblem(f"meta 'eval_weights' must be model or ema (got {short_repr(meta['eval_weights'])})")
     data = meta.get("data")

@@ -10,10 +10,10 @@ from typing import Any
 from resnet.commands._arguments import checkpoint_argument, device_argument, quiet_argument
 from resnet.data import Normalization, make_eval_loader
 from resnet.data.transforms import ImageNetView, check_protocol
-from resnet.device import resolve_device
+from resnet.device import resolve_device, resolve_speed
 from resnet.errors import ResNetError
-from resnet.eval_data import checkpoint_split, data_name
-from resnet.evaluate import NonFiniteOutputs, evaluate, model_from_checkpoint
+from resnet.eval_data import data_name, eval_split
+from resnet.evaluate import NonFiniteOutputs, evaluate, model_from_checkpoint, top5_text
 from resnet.inference import prepare_for_inference
 from resnet.option_types import positive_int
 
@@ -38,8 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--split",
         choices=["val", "test", "train", "all"],
-        default="val",
-        help="which split to evaluate (default: val; test where the source has one, e.g. CIFAR; "
+        default=None,
+        help="which split to evaluate (default: val; every image of a --data-dir of class folders "
+        "without train/ or val/, a test set, as a line says; test where the source has one, e.g. CIFAR; "
         "all: every image of the data, e.g. a separate test folder)",
     )
     views = p.add_mutually_exclusive_group()
@@ -65,6 +66,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--flip", action="store_true", help="average the single view and its mirror image (beyond the paper)"
     )
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per forward pass (default: 100)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="autocast precision of the forward passes (default: the one the run trained and validated "
+        "with, recorded in the checkpoint; fp32 for checkpoints that do not record it), so that eval "
+        "gives the number training printed",
+    )
     device_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     quiet_argument(p)
@@ -78,11 +87,18 @@ def run(args: argparse.Namespace) -> int:
     protocol = _protocol(args, meta)
     check_protocol(protocol, image_size)
     name = data_name(meta, args.data, args.data_dir)
-    split = checkpoint_split(
+    split_name, split = eval_split(
         meta, args.split, data=name, data_dir=args.data_dir, source=args.checkpoint, quiet=args.quiet
     )
-    # BN folded into the convolutions, channels-last, float32: the same function as the trained net, faster.
-    net = prepare_for_inference(model, device, precision="fp32")
+    precision, why = _precision(args.precision, meta)
+    if precision == "fp32":
+        # BN folded into the convolutions, channels-last, float32: the same function as the trained net, faster.
+        net: Any = prepare_for_inference(model, device, precision="fp32")
+        speed = None
+    else:
+        # Under autocast as in training's validation (the network as trained, not folded: folding first
+        # would round differently in bf16/fp16).
+        net, speed = model, resolve_speed(str(device), precision)
     loader = make_eval_loader(
         split,
         args.batch_size,
@@ -94,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         view=ImageNetView.from_dict(meta.get("eval_view")),  # published weights: their publisher's crop
     )
     try:
-        result = evaluate(net, loader, quiet=args.quiet)
+        result = evaluate(net, loader, speed, quiet=args.quiet)
     except NonFiniteOutputs as e:
         raise ResNetError(f"{args.checkpoint}: {e}") from None
     where = f"{name} {args.data_dir}" if args.data_dir else name
@@ -106,18 +122,31 @@ def run(args: argparse.Namespace) -> int:
                     "model": meta["model"],
                     "data": name,
                     "data_dir": args.data_dir,
-                    "split": args.split,
+                    "split": split_name,
                     "protocol": protocol,
+                    "precision": precision,
                     **result.to_dict(),
                 }
             )
         )
     else:
         print(
-            f"{meta['model']} on {where} {args.split} ({result.images} images, {protocol}): "
-            f"top-1 error {100 * result.top1_error:.2f}%, top-5 error {100 * result.top5_error:.2f}%"
+            f"{meta['model']} on {where} {split_name} ({result.images} images, {protocol}, {precision}{why}): "
+            f"top-1 error {100 * result.top1_error:.2f}%{top5_text(result.top5_error)}"
         )
     return 0
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def _precision(asked: str | None, meta: dict[str, Any]) -> tuple[str, str]:
+    """The precision to evaluate at, and why, for the output line: asked, else the training's."""
+    if asked is not None:
+        return asked, ""
+    if "precision" in meta:
+        return str(meta["precision"]), " as trained"
+    return "fp32", ""
 
 
 def _protocol(args: argparse.Namespace, meta: dict[str, Any]) -> str:

@@ -69,7 +69,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.resume:
-            result = train(resume=args.resume, iterations=given.get("iterations"), epochs=given.get("epochs"))
+            result = train(
+                resume=args.resume,
+                iterations=given.get("iterations"),
+                epochs=given.get("epochs"),
+                quiet=given.get("quiet"),
+            )
         else:
             result = train(C.resolve(given, args.config), overwrite=args.overwrite)
     except Interrupted as e:
@@ -102,18 +107,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# What --resume takes beside the run folder: a new length, and the display (no part of the run itself).
+RESUME_OPTIONS = ("iterations", "epochs", "quiet")
+
+
 def _check(args: argparse.Namespace, given: dict[str, Any]) -> None:
     """What --resume, --overwrite and --nproc allow together."""
     if args.nproc < 1:
         raise ResNetError("option 'nproc': must be at least 1")
     if not args.resume:
         return
-    extra = [k for k in given if k not in ("iterations", "epochs")]
+    extra = [k for k in given if k not in RESUME_OPTIONS]
     if extra or args.config:
         raise ResNetError(
             f"--resume continues the run with its saved config; drop "
             f"{', '.join('--' + k.replace('_', '-') for k in extra) or '--config'} "
-            f"(only --iterations or --epochs may change its length)"
+            f"(only --iterations or --epochs may change its length, and --quiet its display)"
         )
     if "iterations" in given and "epochs" in given:
         raise ResNetError("--resume: give the new length as --iterations or as --epochs, not both")
@@ -143,13 +152,10 @@ def _dist_timeout(args: argparse.Namespace, given: dict[str, Any]) -> float:
 
 
 def _print_summary(s: dict[str, Any], run_dir: Path | None) -> None:
+    from resnet.train.metrics import format_final
+
     if s["final"]:
-        f = s["final"]
-        print(
-            f"final validation ({f['protocol']}): top-1 error {100 * f['top1_error']:.2f}% "
-            f"(accuracy {100 * (1 - f['top1_error']):.2f}%), top-5 error {100 * f['top5_error']:.2f}%, "
-            f"{f['images']} images"
-        )
+        print(format_final(s["final"]))
     print(_times(s))
     print(f"run folder: {run_dir}")
 

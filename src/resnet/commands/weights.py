@@ -24,7 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.add_parser("list", help="what is published and what is cached (the default)")
     d = actions.add_parser("download", help="download one file into the cache")
-    d.add_argument("name", metavar="NAME", help="MODEL.WEIGHTS as listed, e.g. resnet50.torchvision-v2")
+    d.add_argument(
+        "name",
+        metavar="NAME",
+        help="MODEL.WEIGHTS as listed, e.g. resnet50.torchvision-v2 (MODEL alone: its torchvision V1 weights)",
+    )
     # SUPPRESS: given before or after ACTION, without the subcommand's default hiding the other.
     d.add_argument("--cache-dir", default=argparse.SUPPRESS, help=cache_help)
     p.set_defaults(action="list")

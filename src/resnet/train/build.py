@@ -40,6 +40,7 @@ from resnet.train.warm_start import (
     apply_init,
     init_model_options,
     init_normalization,
+    input_size_note,
     resolve_init,
 )
 
@@ -202,8 +203,13 @@ def build_run(
     init = resolve_init(cfg.init, cfg.model) if cfg.init and resume_from is None else None
     torch.manual_seed(cfg.seed)
     bundle = _load_data(cfg, quiet)
+    size_note = input_size_note(init[1], bundle.image_size, cfg.augment) if init is not None else None
+    if size_note:
+        logger.warning(size_note)
     normalization = _normalization(cfg, bundle, init, resume_from, quiet)
     model, options, init_report = _model(cfg, bundle, init, resume_from)
+    if size_note and init_report is not None:
+        init_report["input_size"] = size_note  # for train.log and config.json
 
     device = speed.device
     model = model.to(device)

@@ -2,7 +2,8 @@
 
 Each record is a flat dict with ``kind`` ("train" or "val"), ``step`` and ``epoch``; train records add
 ``loss``, ``train_error``, ``lr`` and ``images_per_s`` (averages since the previous record), val
-records add ``val_error``, ``val_top5_error``, ``val_loss`` and ``wall_s`` (the run's wall time so far).
+records add ``val_error``, ``val_top5_error`` (null for 5 classes or fewer), ``val_loss`` and ``wall_s``
+(the run's wall time so far).
 The progress bar, the log file and TensorBoard are sinks fed from the same records, so they can never disagree.
 """
 
@@ -29,12 +30,22 @@ def format_record(r: dict[str, Any], total: int | None = None) -> str:
             f"{r['images_per_s']:.0f} img/s",
         ]
     else:
-        parts += [
-            f"val err {100 * r['val_error']:.2f}%",
-            f"top-5 {100 * r['val_top5_error']:.2f}%",
-            f"val loss {r['val_loss']:.4f}",
-        ]
+        parts.append(f"val err {100 * r['val_error']:.2f}%")
+        if r.get("val_top5_error") is not None:  # null for 5 classes or fewer
+            parts.append(f"top-5 {100 * r['val_top5_error']:.2f}%")
+        parts.append(f"val loss {r['val_loss']:.4f}")
     return "  ".join(parts)
+
+
+def format_final(f: dict[str, Any]) -> str:
+    """The final-protocol result of a run (``summary.json``'s ``final``), as training prints and logs it."""
+    from resnet.evaluate import top5_text
+
+    precision = f", {f['precision']} autocast" if f.get("precision", "fp32") != "fp32" else ""
+    return (
+        f"final validation ({f['protocol']}{precision}): top-1 error {100 * f['top1_error']:.2f}% "
+        f"(accuracy {100 * (1 - f['top1_error']):.2f}%){top5_text(f.get('top5_error'))}, {f['images']} images"
+    )
 
 
 class Sink(Protocol):
@@ -83,13 +94,18 @@ class ProgressBar:
 
 
 class LogFile:
-    """Human-readable lines in the run folder's ``train.log`` (whole lines only: :class:`AppendFile`)."""
+    """Human-readable lines in the run folder's ``train.log`` (whole lines only: :class:`AppendFile`): the
+    records, and the lines the trainer says beside them (the plan, the --init summary, LR changes, the
+    final result)."""
 
     def __init__(self, path: Path, total: int) -> None:
         self.file, self.total = AppendFile(path), total
 
     def write(self, r: dict[str, Any]) -> None:
-        self.file.append(format_record(r, self.total) + "\n")
+        self.line(format_record(r, self.total))
+
+    def line(self, text: str) -> None:
+        self.file.append(text + "\n")
 
     def close(self) -> None:
         self.file.close()

@@ -130,6 +130,11 @@ class TrainState:
         """Check the whole of ``state``, then load it: a damaged one is one line naming ``where``."""
         validate_train_state(state, total, where)
         try:
+            check_optimizer_state(state["optimizer"], optimizer)
+            check_schedule_state(state["schedule"], schedule)
+        except MetaProblem as e:
+            raise ResNetError(f"{where}: damaged training state, {e}") from None
+        try:
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["schedule"])
             if scaler is not None and state.get("scaler"):
@@ -159,9 +164,14 @@ class ResumePoint:
 
 
 def read_resume_point(
-    run_dir: Path, world_size: int, iterations: int | None = None, epochs: float | None = None
+    run_dir: Path,
+    world_size: int,
+    iterations: int | None = None,
+    epochs: float | None = None,
+    quiet: bool | None = None,
 ) -> ResumePoint:
-    """Everything checked before the data and the model are built; ``iterations``/``epochs``: a new length."""
+    """Everything checked before the data and the model are built; ``iterations``/``epochs``: a new length;
+    ``quiet``: the progress bars of this session (a display option, not part of the run)."""
     if not (run_dir / "config.json").is_file():
         raise ResNetError(f"--resume {run_dir}: not a run folder (no config.json)")
     if not (run_dir / ck.LAST).is_file():
@@ -181,6 +191,8 @@ def read_resume_point(
         validate_train_state(last.state, planned, run_dir / ck.LAST)
     if iterations is not None or epochs is not None:
         cfg = cfg.replace(iterations=iterations, epochs=cfg.epochs if epochs is None else epochs)
+    if quiet is not None:
+        cfg = cfg.replace(quiet=quiet)
     return ResumePoint(cfg, planned if isinstance(planned, int) else None, last)
 
 
@@ -221,6 +233,84 @@ def _check_rng(rng: Any) -> None:
         or not all(isinstance(v, int) and 0 <= v < 2**32 for v in npy[1])
     ):
         raise MetaProblem("training state 'rng' numpy must be (kind, 624 words, pos, has_gauss, gauss)")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> None:
+    """The optimizer's groups and per-parameter buffers match the network's parameters, shape for shape
+    (``load_state_dict`` takes a buffer of another shape silently; the first step would then fail)."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
+        raise MetaProblem("training state 'optimizer' must be an optimizer state_dict (state, param_groups)")
+    groups = saved.get("param_groups")
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise MetaProblem(
+            f"training state 'optimizer' has {len(groups) if isinstance(groups, list) else 'no'} parameter "
+            f"groups, the network's optimizer {len(optimizer.param_groups)}"
+        )
+    params: dict[int, torch.Tensor] = {}
+    for i, (group, ours) in enumerate(zip(groups, optimizer.param_groups)):
+        ids = group.get("params") if isinstance(group, dict) else None
+        if not isinstance(ids, list) or len(ids) != len(ours["params"]):
+            raise MetaProblem(
+                f"training state 'optimizer' group {i} must list {len(ours['params'])} parameters "
+                f"(got {short_repr(ids)})"
+            )
+        for key in ("lr", "momentum", "weight_decay"):
+            if key in ours and not _number(group.get(key)):
+                raise MetaProblem(f"training state 'optimizer' group {i} {key} must be a number")
+        for pid, param in zip(ids, ours["params"]):
+            if isinstance(pid, bool) or not isinstance(pid, int) or pid in params:
+                raise MetaProblem(f"training state 'optimizer' group {i}: parameter ids must be distinct integers")
+            params[pid] = param
+    for pid, buffers in saved["state"].items():
+        if pid not in params:
+            raise MetaProblem(
+                f"training state 'optimizer' has buffers for parameter {short_repr(pid)}, which no group lists"
+            )
+        if not isinstance(buffers, dict):
+            raise MetaProblem(f"training state 'optimizer' buffers of parameter {pid} must be an object")
+        for name, value in buffers.items():
+            if name != "momentum_buffer":
+                raise MetaProblem(f"training state 'optimizer' parameter {pid}: unknown buffer {short_repr(name)}")
+            if value is None:
+                continue
+            shape = tuple(params[pid].shape)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape or not value.is_floating_point():
+                got = f"shape {list(value.shape)}" if isinstance(value, torch.Tensor) else short_repr(value)
+                raise MetaProblem(
+                    f"training state 'optimizer' momentum buffer of parameter {pid} must be a float "
+                    f"tensor of shape {list(shape)} (got {got})"
+                )
+
+
+def check_schedule_state(saved: Any, schedule: Any) -> None:
+    """Exactly the fields the run's LR schedule keeps (see :meth:`Schedule.state_dict`), each of its type."""
+    expected = schedule.state_dict()
+    if not isinstance(saved, dict) or set(saved) != set(expected):
+        keys = ", ".join(sorted(expected))
+        got = ", ".join(sorted(map(str, saved))) if isinstance(saved, dict) else short_repr(saved)
+        raise MetaProblem(f"training state 'schedule' must have the fields {keys} (got {got or 'none'})")
+    for part, fields in expected.items():
+        value = saved[part]
+        if fields is None:
+            if value is not None:
+                raise MetaProblem(f"training state 'schedule' {part} must be null: this run's schedule has none")
+            continue
+        if not isinstance(value, dict) or set(value) != set(fields):
+            raise MetaProblem(f"training state 'schedule' {part} must have the fields {', '.join(sorted(fields))}")
+        for name, v in value.items():
+            ok = {
+                "current": _number(v) and v >= 0,
+                "best": v is None or (_number(v) and v >= 0),
+                "bad": isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                "active": isinstance(v, bool),
+                "ended_at": v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+            }.get(name, False)
+            if not ok:
+                raise MetaProblem(f"training state 'schedule' {part} {name}: {short_repr(v)} is not valid")
 
 
 def validate_train_state(state: Any, total: int, source: object) -> None:

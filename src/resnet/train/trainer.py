@@ -28,17 +28,19 @@ from resnet.device import Speed, resolve_speed
 from resnet.errors import ResNetError
 from resnet.evaluate import EvalResult, NonFiniteOutputs, evaluate
 from resnet.files import atomic_write
+from resnet.models import get_spec
 from resnet.progress import bars_enabled
 from resnet.train import config as config_mod
 from resnet.train import distributed
 from resnet.train.build import Run, build_run
 from resnet.train.config import TrainConfig
-from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, truncate_after
+from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, format_final, truncate_after
 from resnet.train.resume_state import MetricWindow, TrainState, check_new_length, read_resume_point, rng_state
 from resnet.train.run_folder import RunFolder, finished_summary, holds_run
 from resnet.train.run_time import RunTime
 from resnet.train.schedule import milestone_steps
 from resnet.train.step import train_step
+from resnet.train.warm_start import init_network, init_summary
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ class Trainer:
     """One training run. ``Trainer(cfg).fit()``; ``Trainer.resume(run_dir).fit()`` continues one."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, resume_from: ck.Checkpoint | None = None):
-        self.cfg = cfg
+        self.cfg = cfg = with_init_network(cfg) if resume_from is None else cfg
         self.dist = distributed.from_env()
         self.speed: Speed = resolve_speed(
             cfg.device, cfg.precision, cfg.channels_last, cfg.compile, self.dist.local_rank
@@ -140,13 +142,20 @@ class Trainer:
         self.progress: ProgressBar | None = None
         self.stop_cause = ""  # which process a stop signal reached, when not all of them (DDP)
         self.resumed_step: int | None = None  # the step of the checkpoint resume() continues from
+        self.log_file: LogFile | None = None  # train.log, opened by _start on the main process
 
     @classmethod
-    def resume(cls, run_dir: str | Path, iterations: int | None = None, epochs: float | None = None) -> Trainer:
+    def resume(
+        cls,
+        run_dir: str | Path,
+        iterations: int | None = None,
+        epochs: float | None = None,
+        quiet: bool | None = None,
+    ) -> Trainer:
         """Continue the run in ``run_dir``; ``iterations`` or ``epochs`` give it a new length (longer than the
-        steps it has taken), for which the LR schedule is recomputed."""
+        steps it has taken), for which the LR schedule is recomputed; ``quiet``: no progress bars this time."""
         run_dir = Path(run_dir)
-        point = read_resume_point(run_dir, distributed.from_env().world_size, iterations, epochs)
+        point = read_resume_point(run_dir, distributed.from_env().world_size, iterations, epochs, quiet)
         trainer = cls(point.cfg, run_dir, resume_from=point.last)
         trainer.resumed_step = point.step
         trainer.planned_before = point.planned if point.planned is not None else trainer.run.total
@@ -249,26 +258,16 @@ class Trainer:
                 self._worker_died(str(e), None)
         finally:
             if stream is not None:
-                stream.close()
+                stream.close()  # and with it train.log
         return RunResult(self.run_dir, summary)
 
     def _start(self, resuming: bool) -> None:
-        """The run folder's files (new run) or its state (resumed run), the clock, the plan in the log."""
-        if self.dist.is_main:
-            if resuming:
-                assert self.run_dir is not None  # fit() names the folder on the main process
-                assert self._resume_state is not None  # what ``resuming`` says (see _fit)
-                truncate_after(self.run_dir / "metrics.jsonl", int(self._resume_state["step"]))
-                if self.total != self.planned_before:
-                    # First the summary, so that a crash in between leaves an unfinished run, never a finished one.
-                    (self.run_dir / "summary.json").unlink(missing_ok=True)
-                    config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
-            else:
-                self._write_run_files()
-        # The clock starts here (data loading and model building are not the run's time), continuing the
-        # totals of the checkpoint when resuming.
+        """The resumed state, checked whole and loaded (before any file of the run folder changes), or
+        the new run's files; the clock; the plan in the log."""
         if resuming:
             assert self._resume_state is not None  # what ``resuming`` says (see _fit)
+            # The clock starts here (data loading and model building are not the run's time), continuing
+            # the totals of the checkpoint.
             self.run_time = RunTime.from_state(self._resume_state.get("time"))
             where = self.run_dir / ck.LAST if self.run_dir is not None else "the resumed checkpoint"
             self.state.restore(
@@ -283,9 +282,21 @@ class Trainer:
             )
             self.last_saved_step = self.step
             self._resume_state = None
-        else:
+        if self.dist.is_main:
+            assert self.run_dir is not None  # fit() names the folder on the main process
+            if resuming:
+                truncate_after(self.run_dir / "metrics.jsonl", self.step)
+                if self.total != self.planned_before:
+                    # First the summary, so that a crash in between leaves an unfinished run, never a finished one.
+                    (self.run_dir / "summary.json").unlink(missing_ok=True)
+                    config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
+            else:
+                self._write_run_files()
+        if not resuming:
             self.run_time = RunTime.from_state(None)
         if self.dist.is_main:
+            assert self.run_dir is not None
+            self.log_file = LogFile(self.run_dir / "train.log", self.total)
             self._log_plan(resuming)
 
     def _train_step(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -390,7 +401,7 @@ class Trainer:
             train_error = errors / count
             schedule = self.run.schedule
             if schedule.observe_train_error(self.step, train_error):
-                logger.info(
+                self._say(
                     "warm rule: training error %.1f%% < %.0f%% at step %d; LR back to %g",
                     100 * train_error,
                     100 * self.cfg.warm_until_error,
@@ -426,7 +437,7 @@ class Trainer:
                 f"validation at step {self.step}: {e}; stopped, {self.saved_note()}. Try a lower --lr"
             ) from None
         if self.run.schedule.observe_val_error(result.top1_error):
-            logger.info("validation error plateaued: LR now %g", self.run.schedule.lr(self.step))
+            self._say("validation error plateaued: LR now %g", self.run.schedule.lr(self.step))
         if stream is not None:
             stream.emit(
                 {
@@ -556,14 +567,19 @@ class Trainer:
             "train_time_s": self.run_time.train_s,
             "images_per_s": self.run_time.images_per_s(self.cfg.batch_size),
             "timed_iterations": self.run_time.steps,
-            "final": {"protocol": self.cfg.final_protocol, **final.to_dict()} if final else None,
+            "final": self._final_dict(final) if final else None,
             "best": self.best,
             "checkpoints": {"last": ck.LAST, "best": ck.BEST if self.best else None},
         }
         if self.dist.is_main:
             assert self.run_dir is not None  # fit() names the folder on the main process
             _json_write(self.run_dir / "summary.json", summary)
+            if self.log_file is not None and final is not None:  # `resnet train` prints it on stdout
+                self.log_file.line(format_final(self._final_dict(final)))
         return summary
+
+    def _final_dict(self, final: EvalResult) -> dict[str, Any]:
+        return {"protocol": self.cfg.final_protocol, "precision": self.speed.precision, **final.to_dict()}
 
     def _final_evaluation(self) -> EvalResult | None:
         if self.run.val_loader is None:
@@ -597,6 +613,7 @@ class Trainer:
             "image_size": list(self.run.bundle.image_size) if self.run.bundle.image_size else None,
             "val_protocol": cfg.val_protocol,
             "eval_protocol": cfg.final_protocol,
+            "precision": self.speed.precision,  # the autocast it trained and validated under; `resnet eval`'s default
             "data": {
                 "name": cfg.data,
                 "data_dir": cfg.data_dir,
@@ -625,6 +642,10 @@ class Trainer:
             "micro_batch": self.run.batches.micro,
             "accumulation_steps": self.run.batches.accum,
             "warm_rule": self.cfg.uses_warm_rule,
+            # What the model name leaves implicit, for reports: resnet20 is depth 20 with option A shortcuts.
+            "depth": config_mod.model_depth(self.cfg) or None,
+            "shortcut": self.model_options.get("shortcut", get_spec(self.cfg.model).defaults.get("shortcut")),
+            "precision": self.speed.precision,
             "speed": self.speed.describe(),
             "init": self.run.init_report,
             "frozen": self.run.frozen,
@@ -647,16 +668,27 @@ class Trainer:
         assert self.run_dir is not None
         # No bar when quiet or when stderr is not a terminal (logs, CI): one log line per validation instead.
         self.progress = ProgressBar(self.total, self.step, quiet=not bars_enabled(self.cfg.quiet))
-        sinks: list[Any] = [LogFile(self.run_dir / "train.log", self.total), self.progress]
+        assert self.log_file is not None  # opened by _start
+        sinks: list[Any] = [self.log_file, self.progress]
         if self.cfg.tensorboard and TensorBoard.available():
             sinks.append(TensorBoard(self.run_dir / "tensorboard"))
         return MetricsStream(self.run_dir / "metrics.jsonl", sinks)
 
+    def _say(self, message: str, *args: Any) -> None:
+        """A line for stderr and, on the main process, for train.log (the plan, LR changes, the final result)."""
+        logger.info(message, *args)
+        if self.log_file is not None:
+            self.log_file.line(message % args if args else message)
+
     def _log_plan(self, resuming: bool) -> None:
         cfg = self.cfg
-        logger.info("%s run folder: %s", "resuming" if resuming else "new", self.run_dir)
+        self._say("%s run folder: %s", "resuming" if resuming else "new", self.run_dir)
+        if not resuming and self.run.init_report is not None and self.log_file is not None:
+            self.log_file.line(init_summary(self.run.init_report))  # stderr had it when the weights were loaded
+            if self.run.init_report.get("input_size"):
+                self.log_file.line(self.run.init_report["input_size"])
         if resuming and self.total != self.planned_before:
-            logger.info(
+            self._say(
                 "new length: %d iterations instead of %d; the LR schedule is recomputed for it (%s); the %d "
                 "steps taken are kept, step %d runs at LR %g",
                 self.total,
@@ -667,9 +699,9 @@ class Trainer:
                 self.run.schedule.lr(self.step),
             )
         if resuming and self.run_time.steps < self.step:
-            logger.info("%s predates time keeping: wall and training time count from step %d", ck.LAST, self.step)
+            self._say("%s predates time keeping: wall and training time count from step %d", ck.LAST, self.step)
         bundle, batches = self.run.bundle, self.run.batches
-        logger.info(
+        self._say(
             "%s on %s: %s train / %s val images, %d classes; %d iterations (%.1f epochs of %d steps)",
             cfg.model,
             cfg.data,
@@ -685,7 +717,7 @@ class Trainer:
             if batches.accum > 1
             else ""
         )
-        logger.info(
+        self._say(
             "global batch %d = %d process(es) x %d%s; LR %g for that batch",
             cfg.batch_size,
             self.dist.world_size,
@@ -693,7 +725,7 @@ class Trainer:
             accum,
             cfg.lr,
         )
-        logger.info("speed: %s", self.speed.describe())
+        self._say("speed: %s", self.speed.describe())
 
     def _schedule_text(self) -> str:
         cfg = self.cfg
@@ -705,6 +737,15 @@ class Trainer:
         if cfg.schedule in ("cosine", "linear"):
             return f"{cfg.schedule} decay reaching 0 at step {self.total}"
         return f"{cfg.schedule}: it does not depend on the length"
+
+
+def with_init_network(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` building the network of ``--init``'s published weights (``--init resnet18``) where ``--model``
+    was left at the recipe's default (see :func:`~resnet.train.warm_start.init_network`)."""
+    if not cfg.init:
+        return cfg
+    model = init_network(cfg.model, config_mod.recipe_defaults(cfg.recipe)["model"], cfg.init)
+    return cfg if model == cfg.model else cfg.replace(model=model)
 
 
 def _size(split: Any) -> str:
@@ -751,6 +792,7 @@ def train(
     overwrite: bool = False,
     iterations: int | None = None,
     epochs: float | None = None,
+    quiet: bool | None = None,
 ) -> RunResult:
     """Train with ``cfg`` (default: the embedded digits job), or continue the run in ``resume``.
 
@@ -758,7 +800,7 @@ def train(
     deleted first); a folder another training is using is always refused. A resumed run that has
     finished is left untouched (``finished_earlier``) unless ``iterations`` or ``epochs`` give it a
     new length: the LR schedule is then recomputed for that length and training continues from the
-    steps already taken.
+    steps already taken. ``quiet`` (with ``resume``): no progress bars, whatever the run was started with.
 
     A worker group that torchrun restarted (``--max-restarts``) continues the run in ``cfg.run_dir``
     from its last checkpoint, as ``resume`` does, when that folder holds this run (config.json equal
@@ -770,17 +812,17 @@ def train(
     is_main = distributed.from_env().is_main
     restart = distributed.restart_count()
     try:
-        if resume is None and restart:
-            cfg = cfg or TrainConfig()
-            how = _after_restart(cfg, restart)
+        new = None if resume is not None else with_init_network(cfg or TrainConfig())  # --init's network first
+        if new is not None and restart:
+            how = _after_restart(new, restart)
             if how == "resume":
-                resume = cfg.run_dir
+                resume = new.run_dir
             elif how == "again":
                 if is_main:
                     logger.info(
                         "torchrun restart %d: %s holds no checkpoint of this run yet; starting it again",
                         restart,
-                        cfg.run_dir,
+                        new.run_dir,
                     )
                 overwrite = True
         if resume is not None:
@@ -788,7 +830,7 @@ def train(
             if iterations is None and epochs is None and (summary := finished_summary(run_dir)) is not None:
                 return RunResult(run_dir, summary, finished_earlier=True)
             with RunFolder.claim(run_dir, resume=True) if is_main else nullcontext() as folder:
-                trainer = Trainer.resume(run_dir, iterations, epochs)
+                trainer = Trainer.resume(run_dir, iterations, epochs, quiet)
                 if restart and is_main:
                     logger.info(
                         "torchrun restart %d: resuming the run in %s from its last checkpoint (step %s)",
@@ -797,11 +839,11 @@ def train(
                         trainer.resumed_step,
                     )
                 return _fit(trainer, folder)
-        cfg = cfg or TrainConfig()
-        new_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg) if is_main else None
+        assert new is not None  # every run that is not a resume
+        new_dir = Path(new.run_dir) if new.run_dir else default_run_dir(new) if is_main else None
         # new_dir is None only on the other processes of a run without --run-dir.
         claim = RunFolder.claim(new_dir, overwrite=overwrite) if is_main and new_dir is not None else nullcontext()
         with claim as folder:
-            return _fit(Trainer(cfg, new_dir), folder)
+            return _fit(Trainer(new, new_dir), folder)
     finally:
         distributed.shutdown()

@@ -77,21 +77,72 @@ def _from_checkpoint(spec: str, path: Path, kind: str) -> tuple[dict[str, torch.
         "normalization": meta.get("normalization"),
         "step": meta.get("step"),
         "model_options": meta.get("model_options") or {},
+        "image_size": meta.get("image_size"),  # (H, W) it was trained at, for networks of in-memory images
     }
     return checkpoint.inference_weights(), info
 
 
-def _published(name: str, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _published_module() -> Any:
+    """:mod:`resnet.weights`, or None where this version ships without it."""
     try:
-        from resnet.weights import load_published
+        import resnet.weights as weights
     except ModuleNotFoundError as e:
         if e.name != "resnet.weights":
             raise
+        return None
+    return weights
+
+
+def _is_file_spec(spec: str) -> bool:
+    path = Path(spec).expanduser()
+    return path.exists() or "/" in spec or "\\" in spec or path.suffix in _WEIGHT_SUFFIXES
+
+
+def published_entry(spec: str) -> Any:
+    """The published weights a ``--init`` names with their network (``resnet18``, ``resnet18.torchvision``,
+    ``resnet50.torchvision-v2``: timm's ``model.tag``), else None (a file, a run folder, or a tag alone such as
+    ``torchvision``, which is for the ``--model`` given, or a name the table does not know: loading it says why)."""
+    weights = _published_module()
+    if weights is None or _is_file_spec(spec) or spec in weights.TAGS:
+        return None
+    try:
+        return weights.find_by_name(spec)
+    except ResNetError:
+        return None
+
+
+def init_network(model: str, default_model: str, spec: str | None) -> str:
+    """The network to build for ``--init spec``: the published weights' own network when ``model`` is
+    ``default_model`` (``--model`` left at the recipe's), said in a log line; ``model`` otherwise."""
+    entry = published_entry(spec) if spec else None
+    if entry is None or entry.model == model or model != default_model:
+        return model
+    logger.info(
+        "--init %s: building %s, the network of %s (--model was left at the recipe's %s)",
+        spec,
+        entry.model,
+        entry.name,
+        model,
+    )
+    return str(entry.model)
+
+
+def _published(name: str, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    weights_module = _published_module()
+    if weights_module is None:
         raise ResNetError(
             f"unknown weights {name!r}: not a file or run folder, and this version knows no "
             "published weights; give a run folder, a checkpoint or a .pth state dict"
-        ) from None
-    state, weights = load_published(name, model_name or "")
+        )
+    entry = published_entry(name)
+    if entry is not None:  # the name says which network: resnet18, resnet18.torchvision
+        if model_name and model_name != entry.model:
+            raise ResNetError(
+                f"--init {name}: {entry.name} are weights for {entry.model}, not {model_name}; "
+                f"give --model {entry.model} or leave --model out"
+            )
+        model_name = entry.model
+    state, weights = weights_module.load_published(entry.name if entry else name, model_name or "")
     return state, {
         "source": name,
         "kind": "published",
@@ -186,6 +237,12 @@ def apply_init(
         for k in expected
         if k in state and state[k].shape == expected[k].shape and (load_head or not is_head(k))
     }
+    broken = ck.nonfinite_keys(loaded)
+    if broken:  # training from them would stop at step 1 with a NaN loss and a hint about the LR
+        raise ResNetError(
+            f"{_what(info)}: {len(broken)} of its tensors hold NaN or infinite values (e.g. {broken[0]}); "
+            "these weights are unusable"
+        )
     model.load_state_dict(loaded, strict=False)
     reinitialised = [
         k for k in expected if k not in loaded and not (k.endswith("num_batches_tracked") and k not in state)
@@ -199,19 +256,39 @@ def apply_init(
         ignored=ignored,
         head=("loaded" if load_head else "re-initialised") + f" ({why})",
     )
-    logger.info(
-        "%s: loaded %d of %d tensors; re-initialised %d%s; ignored %d from the file%s; classifier %s",
-        _what(info),
-        len(loaded),
-        len(expected),
-        len(reinitialised),
-        f" ({', '.join(reinitialised)})" if reinitialised else "",
-        len(ignored),
-        f" ({', '.join(ignored)})" if ignored else "",
-        report["head"],
-    )
+    logger.info(init_summary(report))
     logger.debug("loaded from --init: %s", ", ".join(loaded))
     return report
+
+
+def init_summary(report: dict[str, Any]) -> str:
+    """One line: what ``--init`` loaded, re-initialised and ignored (from :func:`apply_init`'s report)."""
+    reinitialised, ignored = report["reinitialised"], report["ignored"]
+    again = f" ({', '.join(reinitialised)})" if reinitialised else ""
+    dropped = f" ({', '.join(ignored)})" if ignored else ""
+    return (
+        f"{_what(report)}: loaded {report['loaded']} of {report['of']} tensors; re-initialised "
+        f"{len(reinitialised)}{again}; ignored {len(ignored)} from the file{dropped}; classifier {report['head']}"
+    )
+
+
+def input_size_note(info: dict[str, Any], train_size: tuple[int, int] | None, augment: str) -> str | None:
+    """One line when the data's training input size is not the one the ``--init`` network was trained at:
+    the size used, what it costs against the network's own, and how to change it (None where they agree)."""
+    theirs = info.get("image_size")
+    if not theirs or (train_size is not None and tuple(train_size) == tuple(theirs)):
+        return None
+    h, w = (int(v) for v in theirs)
+    if train_size is None:  # image files, decoded per item
+        used = "224x224 crops of the image files" if augment != "cifar" else "the image files at 256 px or more a side"
+        cost = f" (about {224 * 224 / (h * w):.0f}x the pixels, and the time, of {h}x{w} per image)"
+    else:
+        used, cost = f"{train_size[0]}x{train_size[1]} images", ""
+    return (
+        f"--init {info['source']} was trained on {h}x{w} images; this run trains on {used}{cost}. To train at "
+        f"{h}x{w}, resize the images to {h}x{w} first (a folder of same-size images up to 64 px is decoded "
+        "once into memory)"
+    )
 
 
 def init_normalization(info: dict[str, Any]) -> dict[str, Any] | None:

@@ -179,9 +179,13 @@ def find_published(model: str, tag: str) -> PublishedWeights:
 
 
 def find_by_name(name: str) -> PublishedWeights:
-    """The entry called ``name`` (``"resnet50.torchvision-v2"``), with a did-you-mean error."""
+    """The entry called ``name``: ``"resnet50.torchvision-v2"`` (timm's ``model.tag``), or a network's
+    name alone (``"resnet50"``): its first entry, torchvision's V1 weights. A did-you-mean error else."""
     for w in PUBLISHED:
         if w.name == name:
+            return w
+    for w in PUBLISHED:
+        if w.model == name:
             return w
     names = [w.name for w in PUBLISHED]
     close = difflib.get_close_matches(name, names, n=3)
