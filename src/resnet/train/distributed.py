@@ -71,14 +71,34 @@ def from_env() -> DistInfo:
 
 
 def init_process_group(info: DistInfo, device: torch.device, timeout_s: float | None = None) -> None:
-    """Join the job; ``timeout_s`` bounds every collective (None: PyTorch's default, 30 minutes for gloo)."""
-    if info.enabled and not dist.is_initialized():
+    """Join the job; ``timeout_s`` bounds every collective (None: PyTorch's default, 30 minutes for gloo).
+
+    A worker group that torchrun restarted meets in the store of the first one (its agent keeps it):
+    the processes' addresses of the attempt before are still there, and a process that read its peer's
+    old address would wait on a dead port ("Connection refused"). Each attempt gets keys of its own.
+    """
+    if not info.enabled or dist.is_initialized():
+        return
+    timeout = timedelta(seconds=timeout_s) if timeout_s is not None else None
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    restart = restart_count()
+    if restart and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        store = dist.TCPStore(
+            os.environ["MASTER_ADDR"],
+            int(os.environ["MASTER_PORT"]),
+            info.world_size,
+            is_master=False,
+            timeout=timeout or timedelta(minutes=30),
+        )
         dist.init_process_group(
-            "nccl" if device.type == "cuda" else "gloo",
+            backend,
+            store=dist.PrefixStore(f"resnet/attempt_{restart}", store),
             rank=info.rank,
             world_size=info.world_size,
-            timeout=timedelta(seconds=timeout_s) if timeout_s is not None else None,
+            timeout=timeout,
         )
+        return
+    dist.init_process_group(backend, rank=info.rank, world_size=info.world_size, timeout=timeout)
 
 
 _TIMEOUT = re.compile(r"timed? ?out|timeout", re.IGNORECASE)

@@ -755,7 +755,11 @@ def _size(split: Any) -> str:
 def _fit(trainer: Trainer, folder: RunFolder | None) -> RunResult:
     """Fit, with a stuck or dead peer process reported as one line after ``--dist-timeout``."""
     with distributed.timeout_as_error(trainer.dist, trainer.cfg.dist_timeout, trainer.saved_note):
-        return trainer.fit(folder)
+        result = trainer.fit(folder)
+        # Every process has finished before any takes its process group down: a rank whose peers closed
+        # their connections first can abort in gloo's teardown ("terminate called without an active exception").
+        distributed.barrier()
+        return result
 
 
 def _after_restart(cfg: TrainConfig, restart: int) -> str:
