@@ -161,3 +161,40 @@ torch.save({{"logits": logits, "x": x, "meta": meta}}, {str(out)!r})
     got = saved["meta"]
     assert got["classes"] == meta["classes"] and got["normalization"] == meta["normalization"]
     assert got["model_options"] == meta["model_options"] and got["image_size"] == meta["image_size"]
+
+
+def test_init_from_a_hub_name_fine_tunes_its_network(trained_run, tmp_path):
+    """`resnet train --init hf-hub:OWNER/REPO`: the Hub weights as the start of a run, offline."""
+    from resnet.cli import main
+
+    folder = tmp_path / "export-hf"
+    assert main(["export", str(trained_run), "--format", "hf", "--output", str(folder)]) == 0
+    cache = tmp_path / "hub"
+    _lay_out(cache, "me/tiny", json.loads((folder / "config.json").read_text()), None)
+    snapshot = cache / "models--me--tiny" / "snapshots" / COMMIT
+    (snapshot / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    run = tmp_path / "tuned"
+    done = _run(
+        cache,
+        f"""
+import sys
+from resnet.cli import main
+sys.exit(main(["train", "--recipe", "finetune", "--init", "hf-hub:me/tiny", "--model", "cifar_resnet", "--depth", "8",
+               "--data", "digits", "--iterations", "2", "--batch-size", "16", "--quiet", "--run-dir", {str(run)!r}]))
+""",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    resolved = json.loads((run / "config.json").read_text())["resolved"]["init"]
+    assert resolved["source"] == "hf-hub:me/tiny" and resolved["loaded"] > 0
+    wrong = _run(
+        cache,
+        """
+from resnet.train.warm_start import resolve_init
+from resnet.errors import ResNetError
+try:
+    resolve_init("hf-hub:me/tiny", "resnet50")
+except ResNetError as e:
+    print(e)
+""",
+    )
+    assert "its weights are for cifar_resnet, not resnet50" in wrong.stdout, wrong.stderr[-2000:]

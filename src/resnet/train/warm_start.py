@@ -23,6 +23,7 @@ from torch import nn
 from resnet import checkpoints as ck
 from resnet.errors import ResNetError
 from resnet.train.freeze import HEAD, is_head
+from resnet.weights.hf_hub import fetch_hub, is_hf_hub
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ def resolve_init(spec: str, model_name: str | None = None) -> tuple[dict[str, to
     """The weights ``spec`` names, and ``info``: ``source``, ``kind`` (run, checkpoint, state_dict or
     published), ``path``, and where known ``model``, ``classes`` and ``normalization`` (a
     :meth:`Normalization.to_dict`)."""
+    if is_hf_hub(spec):
+        return _hub(spec, model_name)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not any((path / name).is_file() for name in (ck.BEST, ck.LAST)):
@@ -114,6 +117,17 @@ def published_entry(spec: str) -> Any:
 def init_network(model: str, default_model: str, spec: str | None) -> str:
     """The network to build for ``--init spec``: the published weights' own network when ``model`` is
     ``default_model`` (``--model`` left at the recipe's), said in a log line; ``model`` otherwise."""
+    if spec and is_hf_hub(spec):
+        architecture = fetch_hub(spec).architecture
+        if architecture != model and model == default_model:
+            logger.info(
+                "--init %s: building %s, the network its config names (--model was left at the recipe's %s)",
+                spec,
+                architecture,
+                model,
+            )
+            return architecture
+        return model
     entry = published_entry(spec) if spec else None
     if entry is None or entry.model == model or model != default_model:
         return model
@@ -125,6 +139,29 @@ def init_network(model: str, default_model: str, spec: str | None) -> str:
         model,
     )
     return str(entry.model)
+
+
+def _hub(spec: str, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A Hugging Face Hub name: its config's network, classes, normalisation and build options."""
+    from resnet.weights.load import load_published
+
+    architecture = fetch_hub(spec).architecture
+    if model_name and model_name != architecture:
+        raise ResNetError(
+            f"--init {spec}: its weights are for {architecture}, not {model_name}; "
+            f"give --model {architecture} or leave --model out"
+        )
+    state, weights = load_published(spec, architecture)
+    return state, {
+        "source": spec,
+        "kind": "hub",
+        "path": str(weights.source),
+        "model": architecture,
+        "classes": weights.classes,
+        "normalization": weights.normalization.to_dict(),
+        "model_options": dict(weights.model_options),
+        "image_size": list(weights.image_size) if weights.image_size else None,
+    }
 
 
 def _published(name: str, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
