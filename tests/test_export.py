@@ -132,13 +132,13 @@ def _disk_full(monkeypatch, folder):
     import errno
     import os
 
-    import resnet.files
+    import resnet.atomic_files
 
     def half_then_full(fd, data):
         os.write(fd, bytes(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(resnet.files, "_write_all", half_then_full)
+    monkeypatch.setattr(resnet.atomic_files, "_write_all", half_then_full)
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=needs_onnx)])

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from resnet import atomic_files
 from resnet import checkpoints as ck
-from resnet import files
 from resnet.errors import ResNetError
 
 # The smallest meta the loader accepts (see resnet.checkpoints.meta): a network, its classes, normalisation.
@@ -74,7 +74,7 @@ def test_full_disk_keeps_previous_checkpoint(tmp_path, monkeypatch):
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "write", full)
+    monkeypatch.setattr(atomic_files.os, "write", full)
     with pytest.raises(ResNetError, match="last.safetensors: disk full; the previous file is kept"):
         ck.save_checkpoint(path, {**META, "step": 2}, net.state_dict())
     monkeypatch.undo()

@@ -65,9 +65,9 @@ def test_unwritable_run_folder_is_a_clear_error(tmp_path, capsys):
 def test_a_full_disk_while_training_is_one_line_and_no_half_line(tmp_path, capsys, monkeypatch, target):
     import errno
 
-    import resnet.files
+    import resnet.atomic_files
 
-    real = resnet.files._write_all
+    real = resnet.atomic_files._write_all
 
     def full_after_the_first_line(fd, data):
         path = os.readlink(f"/proc/self/fd/{fd}")
@@ -76,7 +76,7 @@ def test_a_full_disk_while_training_is_one_line_and_no_half_line(tmp_path, capsy
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(resnet.files, "_write_all", full_after_the_first_line)
+    monkeypatch.setattr(resnet.atomic_files, "_write_all", full_after_the_first_line)
     run_dir = tmp_path / "run"
     assert main(tiny_train_args(run_dir, iterations=8, log_every=2, quiet=True)) == 2
     err = capsys.readouterr().err

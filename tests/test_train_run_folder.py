@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_TRAIN, tiny_train_args
+from resnet.atomic_files import temp_path
 from resnet.checkpoints import load_checkpoint
 from resnet.cli import main
-from resnet.files import temp_path
 from resnet.train import resolve, train
 from resnet.train.metrics import read_metrics
 from resnet.train.trainer import Trainer

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnet.atomic_files import atomic_write
 from resnet.data.transforms import PAPER_VIEW
 from resnet.errors import ResNetError
-from resnet.files import atomic_write
 from resnet.inference import fold_batchnorm
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from resnet.atomic_files import atomic_write
 from resnet.errors import ResNetError
-from resnet.files import atomic_write
 from resnet.markdown import markdown_code, markdown_escape, markdown_table
 from resnet.train.metrics import read_metrics
 

@@ -20,9 +20,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from resnet.atomic_files import atomic_write
 from resnet.checkpoints.meta import validate_meta
 from resnet.errors import ResNetError
-from resnet.files import atomic_write
 
 FORMAT = "resnet-checkpoint/1"
 LAST, BEST = "last.safetensors", "best.safetensors"

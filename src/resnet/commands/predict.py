@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from resnet.atomic_files import atomic_write
 from resnet.commands._arguments import checkpoint_argument, device_argument, weights_argument
 from resnet.device import resolve_device
 from resnet.evaluate import model_from_checkpoint
-from resnet.files import atomic_write
 from resnet.inference import prepare_for_inference
 from resnet.option_types import positive_int
 from resnet.predict import csv_text, image_paths, iter_predictions

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from resnet.atomic_files import atomic_write
 from resnet.data.images import decode_rgb
 from resnet.errors import ResNetError
-from resnet.files import atomic_write
 from resnet.progress import progress
 
 logger = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from resnet.atomic_files import fsync_dir
 from resnet.errors import ResNetError
-from resnet.files import fsync_dir
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from resnet.atomic_files import atomic_write
 from resnet.data import cache as cache_mod
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.images import decode_tensor
 from resnet.data.normalization import MODES, Normalization
 from resnet.data.transforms import center_view
 from resnet.errors import ResNetError
-from resnet.files import atomic_write
 from resnet.progress import progress
 
 logger = logging.getLogger(__name__)

@@ -24,11 +24,11 @@ from typing import Any
 
 import tomllib
 
+from resnet.atomic_files import atomic_write
 from resnet.data.loaders import AUGMENTS
 from resnet.data.sources import DATASETS
 from resnet.data.transforms import PROTOCOLS
 from resnet.errors import ResNetError
-from resnet.files import atomic_write
 from resnet.inference import PRECISIONS
 from resnet.option_types import MAX_DEPTH, MAX_SEED, val_split_value
 from resnet.train.recipes import RECIPES

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from resnet.files import AppendFile, atomic_write
+from resnet.atomic_files import AppendFile, atomic_write
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 runs. The operating system drops the lock when the process exits, however it exits (``kill -9``
 included), so a killed run never leaves a stale lock behind. A new run refuses a folder that already
 holds a run unless it is told to overwrite it, and every claim removes the temporary files of writes
-that died half-way (see :func:`resnet.files.remove_stale_temp_files`). Under DDP only the main
+that died half-way (see :func:`resnet.atomic_files.remove_stale_temp_files`). Under DDP only the main
 process claims the folder: it alone writes there.
 """
 
@@ -17,9 +17,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from resnet.atomic_files import remove_stale_temp_files
 from resnet.checkpoints import BEST, LAST
 from resnet.errors import ResNetError
-from resnet.files import remove_stale_temp_files
 
 try:
     import fcntl

@@ -23,11 +23,11 @@ import torch
 from torch import nn
 
 from resnet import checkpoints as ck
+from resnet.atomic_files import atomic_write
 from resnet.data import Normalization, make_eval_loader
 from resnet.device import Speed, resolve_speed
 from resnet.errors import ResNetError
 from resnet.evaluate import EvalResult, NonFiniteOutputs, evaluate
-from resnet.files import atomic_write
 from resnet.models import get_spec
 from resnet.progress import bars_enabled
 from resnet.train import config as config_mod

@@ -20,10 +20,10 @@ import json
 import logging
 from pathlib import Path
 
+from resnet.atomic_files import atomic_write
 from resnet.data.cache import default_cache_dir
 from resnet.data.download import checksum_mismatch, download
 from resnet.errors import ResNetError
-from resnet.files import atomic_write
 from resnet.weights.published import PublishedWeights
 
 logger = logging.getLogger(__name__)
