@@ -11,13 +11,12 @@ held-out images (all-points interpolated AP, as PASCAL VOC from 2010 on), and on
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
 
 import torch
-from shapes import CLASSES, make_set
+from shapes import CLASSES, example_arguments, make_set, train
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
@@ -76,44 +75,18 @@ def average_precision(predictions: list[dict], targets: list[dict], label: int, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet18")
-    parser.add_argument("--init", default=None, help="weights for the body, e.g. torchvision (default: none)")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=0.02)
-    parser.add_argument("--train-images", type=int, default=800)
-    parser.add_argument("--test-images", type=int, default=100)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-
+    args = example_arguments(__doc__.splitlines()[0])
     torch.manual_seed(args.seed)
-    train, test = make_set(args.train_images, args.size, args.seed), make_set(args.test_images, args.size, 10**6)
-    detector = build_detector(args.model, args.init, args.size)
-    params = [p for p in detector.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=1e-4)
-    warmup = min(50, args.steps // 5)
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))
-    start, first, window = time.perf_counter(), None, []
-    detector.train()
-    for step in range(args.steps):
-        for group in optimizer.param_groups:  # linear warm-up, then cosine to zero
-            t = step / max(args.steps - 1, 1)
-            group["lr"] = args.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * t))
-        picks = [order[(step * args.batch_size + i) % len(train)] for i in range(args.batch_size)]
-        images = [train[i][0] for i in picks]
-        targets = [{"boxes": train[i][1], "labels": train[i][2]} for i in picks]
-        loss = sum(detector(images, targets).values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        window.append(float(loss.detach()))
-        if (step + 1) % 25 == 0 or step + 1 == args.steps:
-            mean = sum(window) / len(window)
-            first = mean if first is None else first
-            print(f"step {step + 1}/{args.steps}: loss {mean:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
-            window = []
+    train_set, test = make_set(args.train_images, args.size, args.seed), make_set(args.test_images, args.size, 10**6)
+    detector = build_detector(args.model, args.init, args.size).train()
+    start = time.perf_counter()
+
+    def loss_of(picks: list[int]) -> torch.Tensor:
+        images = [train_set[i][0] for i in picks]
+        targets = [{"boxes": train_set[i][1], "labels": train_set[i][2]} for i in picks]
+        return sum(detector(images, targets).values())  # type: ignore[return-value]
+
+    first, mean = train([p for p in detector.parameters() if p.requires_grad], loss_of, args)
     detector.eval()
     with torch.no_grad():
         predictions = [detector([image])[0] for image, *_ in test]

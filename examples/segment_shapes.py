@@ -10,13 +10,11 @@ end, the mean intersection over union of the three classes on held-out images, a
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import time
 
 import torch
-from shapes import CLASSES, make_set
+from shapes import CLASSES, example_arguments, make_set, train
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 
@@ -40,43 +38,18 @@ def confusion(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> tor
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet18")
-    parser.add_argument("--init", default=None, help="weights for the body, e.g. torchvision (default: none)")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=0.02)
-    parser.add_argument("--train-images", type=int, default=800)
-    parser.add_argument("--test-images", type=int, default=100)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-
+    args = example_arguments(__doc__.splitlines()[0])
     torch.manual_seed(args.seed)
-    train, test = make_set(args.train_images, args.size, args.seed), make_set(args.test_images, args.size, 10**6)
-    segmenter = build_segmenter(args.model, args.init)
-    optimizer = torch.optim.SGD(segmenter.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
-    warmup = min(50, args.steps // 5)
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))
-    start, first, window = time.perf_counter(), None, []
-    segmenter.train()
-    for step in range(args.steps):
-        for group in optimizer.param_groups:  # linear warm-up, then cosine to zero
-            t = step / max(args.steps - 1, 1)
-            group["lr"] = args.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * t))
-        picks = [order[(step * args.batch_size + i) % len(train)] for i in range(args.batch_size)]
-        images = torch.stack([(train[i][0] - MEAN) / STD for i in picks])
-        masks = torch.stack([train[i][3] for i in picks])
-        loss = torch.nn.functional.cross_entropy(segmenter(images)["out"], masks)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        window.append(float(loss.detach()))
-        if (step + 1) % 25 == 0 or step + 1 == args.steps:
-            mean = sum(window) / len(window)
-            first = mean if first is None else first
-            print(f"step {step + 1}/{args.steps}: loss {mean:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
-            window = []
+    train_set, test = make_set(args.train_images, args.size, args.seed), make_set(args.test_images, args.size, 10**6)
+    segmenter = build_segmenter(args.model, args.init).train()
+    start = time.perf_counter()
+
+    def loss_of(picks: list[int]) -> torch.Tensor:
+        images = torch.stack([(train_set[i][0] - MEAN) / STD for i in picks])
+        masks = torch.stack([train_set[i][3] for i in picks])
+        return torch.nn.functional.cross_entropy(segmenter(images)["out"], masks)
+
+    first, mean = train(segmenter.parameters(), loss_of, args)
     segmenter.eval()
     total = torch.zeros(len(CLASSES), len(CLASSES), dtype=torch.long)
     with torch.no_grad():
