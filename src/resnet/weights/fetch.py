@@ -66,14 +66,19 @@ def _pins(cache_dir: str | Path | None) -> tuple[Path, dict[str, str]]:
     return path, pins
 
 
-def verified_bytes(path: Path, entry: PublishedWeights, cache_dir: str | Path | None = None) -> bytes:
-    """The bytes of ``path``, read once and checked: the SHA-256 prefix of the file name, and the whole
-    digest recorded the first time this file was verified (recorded now if it is the first time)."""
+def read_hashed(path: Path) -> tuple[bytes, str]:
+    """The bytes of ``path``, read once, and their SHA-256 (hex): what is checked is what is loaded."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ResNetError(f"cannot read {path}: {e.strerror or e}") from None
-    digest = hashlib.sha256(data).hexdigest()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def verified_bytes(path: Path, entry: PublishedWeights, cache_dir: str | Path | None = None) -> bytes:
+    """The bytes of ``path``, read once and checked: the SHA-256 prefix of the file name, and the whole
+    digest recorded the first time this file was verified (recorded now if it is the first time)."""
+    data, digest = read_hashed(path)
     if not digest.startswith(entry.sha256_prefix):
         raise ResNetError(
             f"{path} is not {entry.name}'s file: SHA-256 {digest[:8]}..., expected {entry.sha256_prefix}... "

@@ -16,7 +16,6 @@ load is strict: a file for another network is one line naming the keys and shape
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from resnet.data.transforms import ImageNetView
 from resnet.errors import ResNetError
 from resnet.models.backbone import BackboneOptions
 from resnet.models.registry import build_model, get_spec
-from resnet.weights.fetch import fetch, verified_bytes
+from resnet.weights.fetch import fetch, read_hashed, verified_bytes
 from resnet.weights.hf_hub import fetch_hub, is_hf_hub
 from resnet.weights.imagenet_classes import IMAGENET_CLASSES
 from resnet.weights.published import TAGS, PublishedWeights, find_by_file, find_published
@@ -152,15 +151,11 @@ _NAMED_HASH = re.compile(r"-([0-9a-f]{8,64})\.(?:pth|pt|bin|safetensors)$")
 def _named_hash_checked(path: Path) -> bytes:
     """The file's bytes, checked against the SHA-256 digits its name carries; without any, a note that
     nothing vouches for it (the load itself still accepts tensors only)."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ResNetError(f"cannot read {path}: {e.strerror or e}") from None
+    data, digest = read_hashed(path)
     match = _NAMED_HASH.search(path.name)
     if match is None:
         logger.info("%s: not a published file and its name carries no SHA-256 digits: unverified", path)
         return data
-    digest = hashlib.sha256(data).hexdigest()
     if not digest.startswith(match.group(1)):
         raise ResNetError(
             f"{path}: its name says SHA-256 {match.group(1)}..., its contents have {digest[:8]}... "
