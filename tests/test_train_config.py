@@ -92,9 +92,15 @@ def test_json_round_trip(tmp_path):
 # What each recipe needs besides itself to resolve at all.
 NEEDS = {"digits": {}, "finetune": {"data_dir": "/x", "init": "w.pth"}}
 # Each twin's value when given, and what it reads back as when switched off.
-GIVEN = {"iterations": 7, "epochs": 2.0, "warmup_iterations": 50, "warm_rule": "on"}
-OFF = {"iterations": None, "epochs": None, "warmup_iterations": 0, "warm_rule": "off"}
-TWIN_PAIRS = [("iterations", "epochs"), ("warmup_iterations", "warm_rule")]
+GIVEN = {"iterations": 7, "epochs": 2.0, "time_limit": 600.0, "warmup_iterations": 50, "warm_rule": "on"}
+OFF = {"iterations": None, "epochs": None, "time_limit": None, "warmup_iterations": 0, "warm_rule": "off"}
+TWIN_PAIRS = [
+    ("iterations", "epochs"),
+    ("time_limit", "iterations"),
+    ("time_limit", "epochs"),
+    ("warmup_iterations", "warm_rule"),
+]
+LENGTH = {"iterations", "epochs", "time_limit"}  # one of them sets the run's length
 
 
 def _in_effect(cfg, name):
@@ -112,8 +118,8 @@ def _resolve(recipe, cli, file_options, tmp_path):
 
 def test_twin_options_cover_every_recipe_field_with_a_twin():
     assert [(a, b) for a, b, _ in C.TWINS] == TWIN_PAIRS
-    # Each of them is set by some recipe, so a given twin has a recipe's value to beat.
-    assert all(any(name in r for r in C.RECIPES.values()) for pair in TWIN_PAIRS for name in pair)
+    # Each pair has one set by some recipe, so a given twin has a recipe's value to beat.
+    assert all(any(name in r for r in C.RECIPES.values() for name in pair) for pair in TWIN_PAIRS)
 
 
 @pytest.mark.parametrize("recipe", list(C.RECIPES))
@@ -150,10 +156,11 @@ def test_a_given_twin_beats_the_recipe_and_the_later_stage_wins(recipe, a, b, wh
     winner, loser = (a, b) if wins == "a" else (b, a)
     assert getattr(cfg, winner) == GIVEN[winner] and _in_effect(cfg, winner)
     assert not _in_effect(cfg, loser)  # switched off, or off already (the warm rule of shallow nets)
-    # The other options stay the recipe's: only the twins may change.
+    # The other options stay the recipe's: only the twins may change (a time limit replaces any length).
+    twins = LENGTH if {a, b} & LENGTH else {a, b}
     expected = {**C.recipe_defaults(recipe), **NEEDS.get(recipe, {"data_dir": "/x"})}
-    assert {k: v for k, v in cfg.to_dict().items() if k not in (a, b)} == {
-        k: v for k, v in C._build(expected, {}, "test").to_dict().items() if k not in (a, b)
+    assert {k: v for k, v in cfg.to_dict().items() if k not in twins} == {
+        k: v for k, v in C._build(expected, {}, "test").to_dict().items() if k not in twins
     }
 
 

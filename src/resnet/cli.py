@@ -7,6 +7,7 @@ import difflib
 import importlib
 import logging
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple, TypeVar, overload
@@ -161,8 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()  # a --time-limit counts from here (importing torch is in it)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started = started
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.command is None:
         parser.print_help()

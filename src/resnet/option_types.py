@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
 # Seeds feed torch, numpy and Python's random; numpy's legacy seeding takes 32 bits at most.
@@ -89,3 +90,21 @@ def val_split_value(text: str | float | int) -> float | int:
             raise argparse.ArgumentTypeError(f"{written} is neither a whole count nor a fraction below 1")
         return int(value)
     return value
+
+
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def duration_seconds(text: str | float | int) -> float:
+    """A length of time: ``90s``, ``30m``, ``1.5h``, ``1h30m`` or a bare number of seconds; positive."""
+    written = str(text).strip().lower()
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = re.fullmatch(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s?)?", written)
+        if not written or match is None:
+            raise argparse.ArgumentTypeError(f"must be a duration such as 90s, 30m, 1.5h or 1h30m, got {text!r}")
+        seconds = sum(float(v) * unit for v, unit in zip(match.groups(), _DURATION_UNITS.values()) if v)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive duration, got {text!r}")
+    return seconds

@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 quiet=given.get("quiet"),
             )
         else:
-            result = train(C.resolve(given, args.config), overwrite=args.overwrite)
+            result = train(
+                C.resolve(given, args.config), overwrite=args.overwrite, started=getattr(args, "started", None)
+            )
     except Interrupted as e:
         if isinstance(e, WorkerDied):  # each process's own workers: the process that lost one says so
             print(f"resnet: {e}", file=sys.stderr)
@@ -166,4 +168,6 @@ def _times(s: dict[str, Any]) -> str:
     line = f"{s['iterations']} iterations in {s['wall_time_s']:.1f} s ({s['train_time_s']:.1f} s training, {speed})"
     if s["timed_iterations"] < s["iterations"]:
         line += f"; times cover the last {s['timed_iterations']} iterations (resumed from an older checkpoint)"
+    if s.get("time_limit_s") and s.get("session_s"):
+        line += f"; {s['session_s']:.0f} s in all, of the {s['time_limit_s']:.0f} s time limit"
     return line

@@ -35,6 +35,7 @@ from resnet.train.config import TrainConfig
 from resnet.train.ema import EMA
 from resnet.train.freeze import apply_freezing, head_lr_scale, is_head
 from resnet.train.schedule import build_schedule
+from resnet.train.time_limit import PROVISIONAL_EPOCHS
 from resnet.train.warm_start import (
     ARCHITECTURE_OPTIONS,
     apply_init,
@@ -195,9 +196,15 @@ def _model(
 
 
 def build_run(
-    cfg: TrainConfig, dist: distributed.DistInfo, speed: Speed, resume_from: ck.Checkpoint | None, quiet: bool
+    cfg: TrainConfig,
+    dist: distributed.DistInfo,
+    speed: Speed,
+    resume_from: ck.Checkpoint | None,
+    quiet: bool,
+    planned: int | None = None,
 ) -> Run:
-    """``quiet``: no progress bars while data is prepared (--quiet, or a DDP rank other than 0)."""
+    """``quiet``: no progress bars while data is prepared (--quiet, or a DDP rank other than 0);
+    ``planned``: the length a time-limited run planned (a resume keeps it)."""
     batches = split_batch(cfg, dist.world_size)
     # Read --init before the data, so a wrong file fails at once; a resumed run never reads it again.
     init = resolve_init(cfg.init, cfg.model) if cfg.init and resume_from is None else None
@@ -249,9 +256,13 @@ def build_run(
         )
     if cfg.iterations:
         total = cfg.iterations
-    else:
-        assert cfg.epochs is not None  # the config is checked: --iterations or a positive --epochs
+    elif cfg.epochs is not None:
         total = math.ceil(cfg.epochs * steps_per_epoch)
+    elif planned is not None:
+        total = planned
+    else:  # --time-limit: the trainer fixes the length after the first steps (resnet.train.time_limit)
+        assert cfg.time_limit is not None  # the config is checked: --iterations, --epochs or --time-limit
+        total = PROVISIONAL_EPOCHS * steps_per_epoch
     eval_batch = max(batches.micro, 256) if bundle.kind == "tensor" else batches.micro
     val_loader = (
         make_eval_loader(

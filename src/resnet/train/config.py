@@ -30,8 +30,9 @@ from resnet.data.sources import DATASETS
 from resnet.data.transforms import PROTOCOLS
 from resnet.errors import ResNetError
 from resnet.inference import PRECISIONS
-from resnet.option_types import MAX_DEPTH, MAX_SEED, val_split_value
+from resnet.option_types import MAX_DEPTH, MAX_SEED, duration_seconds, val_split_value
 from resnet.train.recipes import RECIPES
+from resnet.train.time_limit import describe_duration
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,13 @@ class TrainConfig:
     )
     epochs: float | None = _opt(
         15.0, "training length in epochs, used when --iterations is not set", group="optimisation"
+    )
+    time_limit: float | None = _opt(
+        None,
+        "end the whole run (data, training, validations, final test) within this time on this machine: "
+        "its length is planned from the speed of its first steps, in place of --epochs/--iterations "
+        "(e.g. 30m, 1.5h, 1h30m, 90s; a bare number is seconds)",
+        group="optimisation",
     )
     batch_size: int = _opt(
         64,
@@ -306,6 +314,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise TypeError
             return int(value)
+        if name == "time_limit":
+            return duration_seconds(value if not isinstance(value, bool) else str(value))
         if name == "val_split":
             return val_split_value(
                 value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else str(value)
@@ -350,8 +360,8 @@ def _validate(cfg: TrainConfig, source: str, final: bool) -> None:
     for name in ("micro_batch", "iterations", "train_subset"):
         if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise bad(name, "must be at least 1")
-    if cfg.iterations is None and (cfg.epochs is None or cfg.epochs <= 0):
-        raise bad("iterations", "set --iterations or a positive --epochs")
+    if cfg.iterations is None and (cfg.epochs is None or cfg.epochs <= 0) and cfg.time_limit is None:
+        raise bad("iterations", "set --iterations, a positive --epochs or --time-limit")
     for name in ("eval_every", "checkpoint_every", "warmup_iterations", "workers", "plateau_patience"):
         if getattr(cfg, name) < 0:
             raise bad(name, "must not be negative")
@@ -493,6 +503,8 @@ class Stage:
 # with the value that switches it off.
 TWINS: tuple[tuple[str, str, str], ...] = (
     ("iterations", "epochs", "the training length"),
+    ("time_limit", "iterations", "the training length"),
+    ("time_limit", "epochs", "the training length"),
     ("warmup_iterations", "warm_rule", "the warm-up"),
 )
 # Twins that, given at one stage, are both taken (the schedule chains them), with what that means.
@@ -500,7 +512,13 @@ TOGETHER = {
     "warm_rule": "the LR is --warm-lr while the warm rule holds; the linear warm-up counts from step 0 "
     "(its steps under the rule are at --warm-lr)"
 }
-_OFF: dict[str, Any] = {"iterations": None, "epochs": None, "warmup_iterations": 0, "warm_rule": "off"}
+_OFF: dict[str, Any] = {
+    "iterations": None,
+    "epochs": None,
+    "time_limit": None,
+    "warmup_iterations": 0,
+    "warm_rule": "off",
+}
 
 
 def _in_effect(cfg: TrainConfig, name: str) -> bool:
@@ -513,6 +531,8 @@ def _shown(cfg: TrainConfig, name: str) -> str:
     value = getattr(cfg, name)
     if name == "warm_rule" and value == "auto":
         return "auto (on for depth >= 110)"
+    if name == "time_limit":
+        return describe_duration(value)
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -2,8 +2,8 @@
 
 Each record is a flat dict with ``kind`` ("train" or "val"), ``step`` and ``epoch``; train records add
 ``loss``, ``train_error``, ``lr`` and ``images_per_s`` (averages since the previous record), val
-records add ``val_error``, ``val_top5_error`` (null for 5 classes or fewer), ``val_loss`` and ``wall_s``
-(the run's wall time so far).
+records add ``val_error``, ``val_top5_error`` (null for 5 classes or fewer), ``val_loss``, ``wall_s``
+(the run's wall time so far) and ``eta_s`` (the time left to the end of the final evaluation, estimated).
 The progress bar, the log file and TensorBoard are sinks fed from the same records, so they can never disagree.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from resnet.atomic_files import AppendFile, atomic_write
+from resnet.train.time_limit import describe_duration
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ def format_record(r: dict[str, Any], total: int | None = None) -> str:
         if r.get("val_top5_error") is not None:  # null for 5 classes or fewer
             parts.append(f"top-5 {100 * r['val_top5_error']:.2f}%")
         parts.append(f"val loss {r['val_loss']:.4f}")
+        if r.get("eta_s"):  # records of older runs have none
+            parts.append(f"~{describe_duration(r['eta_s'])} left")
     return "  ".join(parts)
 
 
@@ -66,6 +69,13 @@ class ProgressBar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, leave=True, file=file)
+
+    def set_total(self, total: int) -> None:
+        """The run's length changed (a time limit planned it)."""
+        self.total = total
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
 
     def advance(self, step: int) -> None:
         """The training loop has finished ``step`` steps (tqdm redraws at most ten times a second)."""

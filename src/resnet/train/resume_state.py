@@ -157,6 +157,7 @@ class ResumePoint:
     cfg: TrainConfig
     planned: int | None  # the iterations in config.json
     last: ck.Checkpoint
+    time_plan: dict[str, Any] | None = None  # how --time-limit fixed ``planned`` (config.json)
 
     @property
     def step(self) -> int:
@@ -189,11 +190,16 @@ def read_resume_point(
     planned = resolved.get("iterations")
     if isinstance(planned, int):
         validate_train_state(last.state, planned, run_dir / ck.LAST)
+    time_plan = resolved.get("time_plan") if cfg.time_limit is not None else None
     if iterations is not None or epochs is not None:
-        cfg = cfg.replace(iterations=iterations, epochs=cfg.epochs if epochs is None else epochs)
+        # A new length given: it replaces the time limit's plan as it would replace --epochs.
+        cfg = cfg.replace(iterations=iterations, epochs=cfg.epochs if epochs is None else epochs, time_limit=None)
+        time_plan = None
+    elif cfg.time_limit is not None and not isinstance(planned, int):
+        raise ResNetError(f"--resume {run_dir}: config.json holds no planned length of its --time-limit run")
     if quiet is not None:
         cfg = cfg.replace(quiet=quiet)
-    return ResumePoint(cfg, planned if isinstance(planned, int) else None, last)
+    return ResumePoint(cfg, planned if isinstance(planned, int) else None, last, time_plan)
 
 
 def check_new_length(

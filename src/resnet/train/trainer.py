@@ -27,7 +27,7 @@ from resnet.atomic_files import atomic_write
 from resnet.data import Normalization, make_eval_loader
 from resnet.device import Speed, resolve_speed
 from resnet.errors import ResNetError
-from resnet.evaluate import EvalResult, NonFiniteOutputs, evaluate
+from resnet.evaluate import EvalResult, NonFiniteOutputs, class_scores, evaluate
 from resnet.models import get_spec
 from resnet.progress import bars_enabled
 from resnet.train import config as config_mod
@@ -38,8 +38,17 @@ from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoar
 from resnet.train.resume_state import MetricWindow, TrainState, check_new_length, read_resume_point, rng_state
 from resnet.train.run_folder import RunFolder, finished_summary, holds_run
 from resnet.train.run_time import RunTime
-from resnet.train.schedule import milestone_steps
+from resnet.train.schedule import build_schedule, milestone_steps
 from resnet.train.step import train_step
+from resnet.train.time_limit import (
+    Costs,
+    StepClock,
+    TimePlan,
+    check_limit,
+    describe_duration,
+    make_plan,
+    validations,
+)
 from resnet.train.warm_start import init_network, init_summary
 
 logger = logging.getLogger(__name__)
@@ -123,14 +132,30 @@ def _json_write(path: Path, obj: Any) -> None:
 class Trainer:
     """One training run. ``Trainer(cfg).fit()``; ``Trainer.resume(run_dir).fit()`` continues one."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, resume_from: ck.Checkpoint | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path | None = None,
+        resume_from: ck.Checkpoint | None = None,
+        *,
+        planned: int | None = None,
+        time_plan: dict[str, Any] | None = None,
+        started: float | None = None,
+    ):
+        """``planned``/``time_plan``: a resumed time-limited run's length and how it was planned;
+        ``started``: ``time.perf_counter()`` when the command started (the time limit counts from it)."""
+        self.started = time.perf_counter() if started is None else started
         self.cfg = cfg = with_init_network(cfg) if resume_from is None else cfg
         self.dist = distributed.from_env()
         self.speed: Speed = resolve_speed(
             cfg.device, cfg.precision, cfg.channels_last, cfg.compile, self.dist.local_rank
         )
         distributed.init_process_group(self.dist, self.speed.device, cfg.dist_timeout)
-        self.run: Run = build_run(cfg, self.dist, self.speed, resume_from, quiet=self.quiet_bars)
+        self.run: Run = build_run(cfg, self.dist, self.speed, resume_from, quiet=self.quiet_bars, planned=planned)
+        self.time_plan = TimePlan.from_dict(time_plan)
+        # A new time-limited run times its first steps, then plans its length (_plan_length).
+        self.clock = StepClock(0) if cfg.time_limit is not None and planned is None else None
+        self.last_val_s = 0.0  # how long the latest validation took, for the ETA
         self.state = TrainState(MetricWindow.empty(self.speed.device))
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._resume_state = resume_from.state if resume_from is not None else None
@@ -156,7 +181,13 @@ class Trainer:
         steps it has taken), for which the LR schedule is recomputed; ``quiet``: no progress bars this time."""
         run_dir = Path(run_dir)
         point = read_resume_point(run_dir, distributed.from_env().world_size, iterations, epochs, quiet)
-        trainer = cls(point.cfg, run_dir, resume_from=point.last)
+        trainer = cls(
+            point.cfg,
+            run_dir,
+            resume_from=point.last,
+            planned=point.planned if point.cfg.time_limit is not None else None,
+            time_plan=point.time_plan,
+        )
         trainer.resumed_step = point.step
         trainer.planned_before = point.planned if point.planned is not None else trainer.run.total
         check_new_length(point, run_dir, trainer.run.total, iterations, epochs)
@@ -294,6 +325,9 @@ class Trainer:
                 self._write_run_files()
         if not resuming:
             self.run_time = RunTime.from_state(None)
+        if self.clock is not None:
+            assert self.cfg.time_limit is not None  # what a clock is for
+            check_limit(self.cfg.time_limit, self._elapsed())
         if self.dist.is_main:
             assert self.run_dir is not None
             self.log_file = LogFile(self.run_dir / "train.log", self.total)
@@ -331,6 +365,11 @@ class Trainer:
         self.run_time.add_step(seconds)
         if self.progress is not None:
             self.progress.advance(self.step)
+        if self.clock is not None:  # a time-limited run's first steps
+            self.clock.add(self.step, seconds)
+            # Planned before anything depends on the length: a validation, a checkpoint.
+            if self.clock.ready or self._due(self.run.eval_every) or self._due(self.run.checkpoint_every):
+                self._plan_length()
 
     def _due(self, every: int) -> bool:
         return self.step % every == 0 or self.step == self.total
@@ -380,6 +419,79 @@ class Trainer:
             for _ in range(per_epoch - index):
                 yield [next(it) for _ in range(accum)]
 
+    # -- the time limit's plan -------------------------------------------------------------------
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def _plan_length(self) -> None:
+        """Fix the run's length from the steps timed so far and a few timed validation batches
+        (the same plan on every process: the slowest one's costs)."""
+        assert self.clock is not None and self.cfg.time_limit is not None  # a new time-limited run
+        clock, self.clock = self.clock, None
+        step_s = clock.step_s if clock.times else self.run_time.train_s / max(self.run_time.steps, 1)
+        val_s = final_s = 0.0
+        if self.run.val_loader is not None:
+            val_s = self._eval_seconds(self.run.val_loader)
+            if self.cfg.final_protocol != self.cfg.val_protocol:
+                final_s = self._eval_seconds(self._final_loader())
+        costs = torch.tensor([step_s, val_s, final_s, self._elapsed()], dtype=torch.float64, device=self.speed.device)
+        step_s, val_s, final_s, elapsed = (
+            float(v) for v in distributed.all_reduce(costs, distributed.dist.ReduceOp.MAX).cpu()
+        )
+        plan = make_plan(
+            self.cfg.time_limit,
+            elapsed,
+            self.step,
+            Costs(step_s, val_s if self.run.val_loader is not None else 0.0, final_s),
+            self.run.eval_every,
+            self.run.steps_per_epoch,
+            self.cfg.batch_size,
+        )
+        self.time_plan = plan
+        self._set_total(plan.iterations)
+        if self.dist.is_main:
+            assert self.run_dir is not None
+            config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
+        self._say("%s", plan.describe(self.run.steps_per_epoch))
+        self._say("LR schedule for %d iterations: %s", self.total, self._schedule_text())
+
+    def _set_total(self, total: int) -> None:
+        """The run's new length, and the schedule recomputed for it (its state, e.g. a plateau's, kept)."""
+        state = self.run.schedule.state_dict()
+        self.run.total = total
+        self.run.schedule = build_schedule(self.cfg, total)
+        self.run.schedule.load_state_dict(state)
+        if self.progress is not None:
+            self.progress.set_total(total)
+        if self.log_file is not None:
+            self.log_file.total = total
+
+    def _eval_seconds(self, loader: Any, batches: int = 3) -> float:
+        """The time of one pass over ``loader``, from its first batches (the first one, which starts
+        workers and picks kernels, counts once; the others stand for the rest)."""
+        net = self._eval_net()
+        was_training = net.training
+        net.eval()
+        times: list[float] = []
+        tick = time.perf_counter()
+        try:
+            with torch.no_grad():
+                for batch in loader:
+                    class_scores(net, batch[0], self.speed)
+                    if self.speed.device.type == "cuda":
+                        torch.cuda.synchronize(self.speed.device)
+                    times.append(time.perf_counter() - tick)
+                    tick = time.perf_counter()
+                    if len(times) > batches:
+                        break
+        finally:
+            net.train(was_training)
+        if not times:
+            return 0.0
+        rest = times[1:] or times
+        return times[0] + (len(loader) - 1) * sum(rest) / len(rest)
+
     # -- log, validate, checkpoint, finish -------------------------------------------------------
 
     def _flush_window(self, stream: MetricsStream | None) -> None:
@@ -428,6 +540,7 @@ class Trainer:
     def _validate(self, stream: MetricsStream | None) -> EvalResult | None:
         if self.run.val_loader is None:
             return None
+        tick = time.perf_counter()
         try:
             result = evaluate(
                 self._eval_net(), self.run.val_loader, self.speed, quiet=self.quiet_bars, desc="validating"
@@ -436,6 +549,7 @@ class Trainer:
             raise ResNetError(
                 f"validation at step {self.step}: {e}; stopped, {self.saved_note()}. Try a lower --lr"
             ) from None
+        self.last_val_s = time.perf_counter() - tick
         if self.run.schedule.observe_val_error(result.top1_error):
             self._say("validation error plateaued: LR now %g", self.run.schedule.lr(self.step))
         if stream is not None:
@@ -449,6 +563,7 @@ class Trainer:
                     "val_loss": result.loss,
                     # the run's wall time so far (all sessions), for error-against-time curves
                     "wall_s": round(self.run_time.wall_s, 3),
+                    "eta_s": round(self._eta_s(), 1),
                 }
             )
         self.last_val = (self.step, result)
@@ -464,6 +579,17 @@ class Trainer:
                 )
         return result
 
+    def _eta_s(self) -> float:
+        """The time left to the end of the final evaluation: the steps at this run's mean step time, the
+        validations at the latest one's, the final test as planned (or as long as a validation)."""
+        steps = self.total - self.step
+        step_s = self.run_time.train_s / max(self.run_time.steps, 1)
+        if self.time_plan is not None:
+            final_s = self.time_plan.final_s
+        else:
+            final_s = self.last_val_s if self.cfg.final_protocol != self.cfg.val_protocol else 0.0
+        return steps * step_s + validations(self.step, self.total, self.run.eval_every) * self.last_val_s + final_s
+
     def _eval_net(self) -> nn.Module:
         if self.run.ema is None:
             return self.model
@@ -472,6 +598,8 @@ class Trainer:
         return self.run.eval_model
 
     def save_last(self) -> None:
+        if self.clock is not None:  # stopped before the plan: the checkpoint must hold the planned length
+            self._plan_length()
         self._check_finite(weights=True)
         state = self.state.to_checkpoint(  # collective under DDP: every rank takes part
             optimizer=self.run.optimizer,
@@ -567,6 +695,9 @@ class Trainer:
             "train_time_s": self.run_time.train_s,
             "images_per_s": self.run_time.images_per_s(self.cfg.batch_size),
             "timed_iterations": self.run_time.steps,
+            # This session's whole time, final evaluation included (what --time-limit bounds)
+            "session_s": round(self._elapsed(), 3),
+            "time_limit_s": self.cfg.time_limit,
             "final": self._final_dict(final) if final else None,
             "best": self.best,
             "checkpoints": {"last": ck.LAST, "best": ck.BEST if self.best else None},
@@ -585,20 +716,24 @@ class Trainer:
         if self.run.val_loader is None:
             return None
         if self.cfg.final_protocol != self.cfg.val_protocol:
-            assert self.run.bundle.val is not None  # build_run makes a val_loader only for a val split
-            loader = make_eval_loader(
-                self.run.bundle.val,
-                self.run.batches.micro,
-                protocol=self.cfg.final_protocol,
-                normalization=self.normalization,
-                device=self.speed.device,
-                workers=self.cfg.workers,
-            )
+            loader = self._final_loader()
             return evaluate(self._eval_net(), loader, self.speed, quiet=self.quiet_bars, desc="final evaluation")
         if self.last_val is not None and self.last_val[0] == self.step:
             return self.last_val[1]  # the same weights, images and protocol were just validated
         return evaluate(
             self._eval_net(), self.run.val_loader, self.speed, quiet=self.quiet_bars, desc="final evaluation"
+        )
+
+    def _final_loader(self) -> Any:
+        """The validation images under the final protocol, where it differs from the validations'."""
+        assert self.run.bundle.val is not None  # build_run makes a val_loader only for a val split
+        return make_eval_loader(
+            self.run.bundle.val,
+            self.run.batches.micro,
+            protocol=self.cfg.final_protocol,
+            normalization=self.normalization,
+            device=self.speed.device,
+            workers=self.cfg.workers,
         )
 
     # -- the run folder's files and the log's plan -----------------------------------------------
@@ -649,6 +784,7 @@ class Trainer:
             "speed": self.speed.describe(),
             "init": self.run.init_report,
             "frozen": self.run.frozen,
+            "time_plan": self.time_plan.to_dict() if self.time_plan is not None else None,
         }
 
     def _write_run_files(self) -> None:
@@ -701,16 +837,21 @@ class Trainer:
         if resuming and self.run_time.steps < self.step:
             self._say("%s predates time keeping: wall and training time count from step %d", ck.LAST, self.step)
         bundle, batches = self.run.bundle, self.run.batches
+        length = (
+            f"epochs of {self.run.steps_per_epoch} steps; the length is planned after the first steps to end "
+            f"within --time-limit {describe_duration(self.cfg.time_limit or 0)}"
+            if self.clock is not None
+            else f"{self.total} iterations ({self.total / self.run.steps_per_epoch:.1f} epochs of "
+            f"{self.run.steps_per_epoch} steps)"
+        )
         self._say(
-            "%s on %s: %s train / %s val images, %d classes; %d iterations (%.1f epochs of %d steps)",
+            "%s on %s: %s train / %s val images, %d classes; %s",
             cfg.model,
             cfg.data,
             _size(bundle.train),
             _size(bundle.val),
             bundle.num_classes,
-            self.total,
-            self.total / self.run.steps_per_epoch,
-            self.run.steps_per_epoch,
+            length,
         )
         accum = (
             f", gradient accumulation over {batches.accum} micro-batches of {batches.micro} (BN sees {batches.micro})"
@@ -797,6 +938,7 @@ def train(
     iterations: int | None = None,
     epochs: float | None = None,
     quiet: bool | None = None,
+    started: float | None = None,
 ) -> RunResult:
     """Train with ``cfg`` (default: the embedded digits job), or continue the run in ``resume``.
 
@@ -805,12 +947,16 @@ def train(
     finished is left untouched (``finished_earlier``) unless ``iterations`` or ``epochs`` give it a
     new length: the LR schedule is then recomputed for that length and training continues from the
     steps already taken. ``quiet`` (with ``resume``): no progress bars, whatever the run was started with.
+    ``started``: ``time.perf_counter()`` when the command began, from which ``cfg.time_limit`` counts
+    (default: now).
 
     A worker group that torchrun restarted (``--max-restarts``) continues the run in ``cfg.run_dir``
     from its last checkpoint, as ``resume`` does, when that folder holds this run (config.json equal
     to ``cfg``); a run that saved no checkpoint yet starts again over what it left (see
     :func:`_after_restart`).
     """
+    # A time limit counts from here (or from ``started``, the command's start): data and model are in it.
+    started = time.perf_counter() if started is None else started
     if resume is None and (iterations is not None or epochs is not None):
         raise TypeError("iterations and epochs change the length of a resumed run; a new run takes them in cfg")
     is_main = distributed.from_env().is_main
@@ -848,6 +994,6 @@ def train(
         # new_dir is None only on the other processes of a run without --run-dir.
         claim = RunFolder.claim(new_dir, overwrite=overwrite) if is_main and new_dir is not None else nullcontext()
         with claim as folder:
-            return _fit(Trainer(new, new_dir), folder)
+            return _fit(Trainer(new, new_dir, started=started), folder)
     finally:
         distributed.shutdown()

@@ -1,0 +1,154 @@
+"""--time-limit: the length planned from the measured speed (a stand-in speed here), kept by a resume.
+
+The real timing is a benchmark (benchmarks/time_to_accuracy.py); these tests fix the machine's speed
+so that the plan is exact arithmetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from conftest import TINY_TRAIN, tiny_train_args
+from resnet.checkpoints import load_checkpoint
+from resnet.cli import main
+from resnet.errors import ResNetError
+from resnet.option_types import duration_seconds
+from resnet.train import resolve, train
+from resnet.train import time_limit as TL
+from resnet.train.trainer import Trainer
+
+TIMED = {k: v for k, v in TINY_TRAIN.items() if k != "iterations"}  # 44 steps per epoch, validation every 20
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90s", 90), ("30m", 1800), ("1.5h", 5400), ("1h30m", 5400), ("2m30s", 150), ("45", 45), (12, 12)],
+)
+def test_durations(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "m", "0", "-5", "abc", "1x", "30 min", float("inf")])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        duration_seconds(text)
+
+
+def test_a_limit_from_a_file_or_the_command_line(tmp_path):
+    f = tmp_path / "run.toml"
+    f.write_text('time_limit = "30m"\n')
+    cfg = resolve({"recipe": "cifar-fast", "data_dir": "/x"}, f)
+    assert (cfg.time_limit, cfg.epochs, cfg.iterations) == (1800.0, None, None)  # the recipe's 24 epochs off
+    assert resolve({"time_limit": "1h"}).time_limit == 3600.0
+    with pytest.raises(ResNetError, match=r"^option 'time-limit': must be a duration"):
+        resolve({"time_limit": "soon"})
+    with pytest.raises(ResNetError, match="--time-limit 30.0 min and --epochs 3 both set the training length"):
+        resolve({"time_limit": "30m", "epochs": 3})
+
+
+def test_the_plan_is_the_most_steps_that_fit():
+    costs = TL.Costs(step_s=0.1, val_s=1.0, final_s=2.0)
+    # 890 steps: 89 s, validations at 100, ..., 800 and at 890 (9 s), the final test 2 s: exactly 100 s.
+    assert TL.plan_length(100.0, 0, costs, eval_every=100) == 890
+    assert TL.validations(0, 890, 100) == 9 and TL.validations(0, 900, 100) == 9 and TL.validations(5, 5, 100) == 0
+    for total in (890, 891):
+        spent = total * 0.1 + TL.validations(0, total, 100) * 1.0 + 2.0
+        assert (spent <= 100.0) == (total == 890)
+    # Steps already taken stay; nothing left gives no more steps.
+    assert TL.plan_length(100.0, 40, costs, eval_every=100) == 40 + 880  # and 10 validations: 100 s
+    assert TL.plan_length(1.0, 40, costs, eval_every=100) == 40
+
+
+def test_too_short_for_one_epoch_is_one_line():
+    with pytest.raises(ResNetError) as e:
+        TL.make_plan(60.0, 10.0, 20, TL.Costs(0.5, 1.0, 0.0), eval_every=200, steps_per_epoch=200, batch_size=128)
+    text = str(e.value)
+    assert text.startswith("option 'time-limit': 60 s is too short for one epoch on this machine: 256 img/s")
+    assert "give at least" in text and "\n" not in text
+
+
+@pytest.fixture
+def stand_in_speed(monkeypatch):
+    """This machine, as the plan sees it: steps of 10 ms, validations of 0.1 s, 2 s spent before the plan."""
+    speed = {"step_s": 0.01, "val_s": 0.1, "elapsed_s": 2.0}
+    monkeypatch.setattr(TL.StepClock, "step_s", property(lambda self: speed["step_s"]))
+    monkeypatch.setattr(Trainer, "_eval_seconds", lambda self, loader: speed["val_s"])
+    monkeypatch.setattr(Trainer, "_elapsed", lambda self: speed["elapsed_s"])
+    return speed
+
+
+def test_a_time_limited_run_plans_its_length_and_keeps_it_in_the_run(tmp_path, stand_in_speed):
+    run = tmp_path / "run"
+    result = train(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}))
+    resolved = json.loads((run / "config.json").read_text())["resolved"]
+    plan = resolved["time_plan"]
+    # Planned at the first validation (step 20: the tiny steps are not yet enough to average over),
+    # with 10 - 2 s elapsed - 5 s kept back = 3 s for the rest of the run.
+    assert plan["planned_at_step"] == 20
+    expected = TL.plan_length(3.0, 20, TL.Costs(0.01, 0.1, 0.0), eval_every=20)
+    assert plan["iterations"] == resolved["iterations"] == result.summary["iterations"] == expected
+    assert expected == 20 + 200  # 2 s of steps and 10 validations (at 40, 60, ..., 220): 3 s
+    assert resolved["milestone_steps"] == [round(0.5 * expected), round(0.75 * expected)]  # the schedule fits it
+    assert load_checkpoint(run / "last.safetensors").state["step"] == expected
+    assert result.summary["time_limit_s"] == 10.0
+    log = (run / "train.log").read_text()
+    assert "time limit 10 s: 5.0 epochs fit (220 iterations): 3,200 img/s measured, 10 validations" in log
+
+
+def test_a_resume_keeps_the_plan_and_is_bit_identical(tmp_path, stand_in_speed, monkeypatch):
+    opts = {**TIMED, "time_limit": 10, "checkpoint_every": 5, "augment": "cifar"}
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(resolve({**opts, "run_dir": str(straight)}))
+
+    trainer = Trainer(resolve({**opts, "run_dir": str(split)}), split)
+    step = trainer._train_step
+
+    def crash_after_37(batches):
+        step(batches)
+        if trainer.step == 37:
+            raise RuntimeError("crash")
+
+    monkeypatch.setattr(trainer, "_train_step", crash_after_37)
+    with pytest.raises(RuntimeError):
+        trainer.fit()
+    stand_in_speed["step_s"] = 1.0  # a resume never measures again: this speed would plan 0 steps
+    result = train(resume=split)
+    a, b = load_checkpoint(straight / "last.safetensors"), load_checkpoint(split / "last.safetensors")
+    # Planned at step 5, the first checkpoint: 195 steps and 10 validations (at 20, 40, ..., 200) in 3 s.
+    assert a.state["step"] == b.state["step"] == result.summary["iterations"] == 200
+    assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
+    plan = json.loads((split / "config.json").read_text())["resolved"]["time_plan"]
+    assert plan == json.loads((straight / "config.json").read_text())["resolved"]["time_plan"]
+
+
+def test_a_new_length_on_resume_replaces_the_plan(tmp_path, stand_in_speed):
+    run = tmp_path / "run"
+    train(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}))
+    result = train(resume=run, iterations=300)
+    resolved = json.loads((run / "config.json").read_text())
+    assert result.summary["iterations"] == 300
+    assert (resolved["time_limit"], resolved["resolved"]["time_plan"]) == (None, None)
+
+
+def test_a_stop_before_the_plan_saves_a_planned_checkpoint(tmp_path, stand_in_speed, monkeypatch):
+    run = tmp_path / "run"
+    trainer = Trainer(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}), run)
+    monkeypatch.setattr(trainer, "_stop_requested", lambda flag: trainer.step == 6)
+    with pytest.raises(Exception, match="stopped at step 6/200"):
+        trainer.fit()
+    assert load_checkpoint(run / "last.safetensors").state["step"] == 6
+    assert json.loads((run / "config.json").read_text())["resolved"]["iterations"] == 200
+
+
+def test_a_limit_too_short_is_one_line_from_the_command(tmp_path, stand_in_speed, capsys):
+    stand_in_speed["step_s"] = 1.0  # 44 s an epoch
+    assert main(tiny_train_args(tmp_path / "run", iterations="none", time_limit="30s")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("resnet: error: option 'time-limit': 30 s is too short for one epoch on this machine")
+    stand_in_speed["elapsed_s"] = 40.0
+    assert main(tiny_train_args(tmp_path / "run2", iterations="none", time_limit="30s")) == 2
+    assert "30 s was spent before the first step" in capsys.readouterr().err
