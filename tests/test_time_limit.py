@@ -152,3 +152,35 @@ def test_a_limit_too_short_is_one_line_from_the_command(tmp_path, stand_in_speed
     stand_in_speed["elapsed_s"] = 40.0
     assert main(tiny_train_args(tmp_path / "run2", iterations="none", time_limit="30s")) == 2
     assert "30 s was spent before the first step" in capsys.readouterr().err
+
+
+def test_a_run_that_falls_behind_its_plan_is_shortened_to_end_in_time(tmp_path, stand_in_speed, monkeypatch):
+    from resnet.train.run_time import RunTime
+
+    def add_step(self, seconds):  # the stand-in machine's step, in the run's clock too
+        self.train_s += stand_in_speed["step_s"]
+        self.steps += 1
+
+    monkeypatch.setattr(RunTime, "add_step", add_step)
+    monkeypatch.setattr(Trainer, "_elapsed", lambda self: 2.0 + self.run_time.train_s)
+    run = tmp_path / "run"
+    trainer = Trainer(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}), run)
+    step = trainer._train_step
+
+    def slower_from_60(batches):
+        step(batches)
+        if trainer.step == 60:
+            stand_in_speed["step_s"] = 0.05  # another job started: five times slower
+
+    monkeypatch.setattr(trainer, "_train_step", slower_from_60)
+    result = trainer.fit()
+    plan = json.loads((run / "config.json").read_text())["resolved"]["time_plan"]
+    # Planned at step 20 (2.2 s in: 2.8 s left), on pace until 60; checked at the validation at 80:
+    # 3.6 s in, 1.4 s left at 0.05 s a step.
+    assert plan["planned_at_step"] == 20 and plan["shortened_at"] == [80]
+    assert plan["iterations"] == result.summary["iterations"]
+    slowest, fastest = (TL.plan_length(1.4, 80, TL.Costs(0.05, val_s, 0.0), 20) for val_s in (0.05, 0.0))
+    assert slowest <= result.summary["iterations"] <= fastest < TL.plan_length(2.8, 20, TL.Costs(0.01, 0.1, 0), 20)
+    assert "behind the time limit's plan (640 img/s since the last check, 3,200 planned)" in (
+        (run / "train.log").read_text()
+    )

@@ -16,7 +16,7 @@ the first milestone); a decay without warm-up ran those few steps at an LR a fra
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from resnet.errors import ResNetError
@@ -28,6 +28,11 @@ MAX_MEASURED_STEPS = 200  # a fast step: enough to average over, soon enough to 
 PROVISIONAL_EPOCHS = 1000  # the schedule's length until the plan is made (see the module's docstring)
 SAFETY = 0.02  # of the limit, kept back for what the plan cannot see (the process start, the last save)
 SAFETY_S = 5.0
+
+
+def margin_s(limit_s: float) -> float:
+    """What a plan keeps back of the limit, for what it cannot see (the process start, the last save)."""
+    return max(SAFETY * limit_s, SAFETY_S)
 
 
 def describe_duration(seconds: float) -> str:
@@ -88,6 +93,7 @@ class TimePlan:
     val_s: float
     validations: int
     final_s: float
+    shortened_at: list[int] = field(default_factory=list)  # steps at which the run fell behind and was shortened
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,11 +137,11 @@ def make_plan(
     batch_size: int,
 ) -> TimePlan:
     """The plan for a run ``elapsed_s`` seconds in, or one line saying why no epoch fits."""
-    left = limit_s - elapsed_s - max(SAFETY * limit_s, SAFETY_S)
+    left = limit_s - elapsed_s - margin_s(limit_s)
     total = plan_length(left, step, costs, eval_every)
     if total < steps_per_epoch:
         epoch_s = steps_per_epoch * costs.step_s + costs.val_s + costs.final_s
-        need = elapsed_s + max(epoch_s - step * costs.step_s, 0) + max(SAFETY * limit_s, SAFETY_S)
+        need = elapsed_s + max(epoch_s - step * costs.step_s, 0) + margin_s(limit_s)
         raise ResNetError(
             f"option 'time-limit': {describe_duration(limit_s)} is too short for one epoch on this machine: "
             f"{batch_size / costs.step_s:,.0f} img/s measured, {steps_per_epoch} steps per epoch "

@@ -8,6 +8,7 @@ them together and writes the run folder (config, metrics, checkpoints, summary).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -47,6 +48,8 @@ from resnet.train.time_limit import (
     check_limit,
     describe_duration,
     make_plan,
+    margin_s,
+    plan_length,
     validations,
 )
 from resnet.train.warm_start import init_network, init_summary
@@ -156,6 +159,7 @@ class Trainer:
         # A new time-limited run times its first steps, then plans its length (_plan_length).
         self.clock = StepClock(0) if cfg.time_limit is not None and planned is None else None
         self.last_val_s = 0.0  # how long the latest validation took, for the ETA
+        self.pace: tuple[int, float] | None = None  # (steps, training time) at the plan or last check of it
         self.state = TrainState(MetricWindow.empty(self.speed.device))
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._resume_state = resume_from.state if resume_from is not None else None
@@ -269,6 +273,7 @@ class Trainer:
                             self._flush_window(stream)
                         if self._due(self.run.eval_every):
                             self._validate(stream)
+                            self._keep_to_the_limit()
                         if self._due(self.run.checkpoint_every):
                             self.save_last()
                         if flag["worker"]:
@@ -449,12 +454,50 @@ class Trainer:
             self.cfg.batch_size,
         )
         self.time_plan = plan
+        self.pace = (self.run_time.steps, self.run_time.train_s)  # where _keep_to_the_limit measures from
         self._set_total(plan.iterations)
         if self.dist.is_main:
             assert self.run_dir is not None
             config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
         self._say("%s", plan.describe(self.run.steps_per_epoch))
         self._say("LR schedule for %d iterations: %s", self.total, self._schedule_text())
+
+    def _keep_to_the_limit(self) -> None:
+        """After a validation of a run planned in this session: where the steps since the last check
+        were slower than the plan (other work on the machine, a CPU that throttles), shorten the run
+        so that it still ends within the limit (the schedule is recomputed; one log line)."""
+        if self.pace is None or self.time_plan is None or self.step >= self.total:
+            return
+        assert self.cfg.time_limit is not None  # a plan is made for a time limit
+        steps, train_s = self.run_time.steps - self.pace[0], self.run_time.train_s - self.pace[1]
+        if steps <= 0:
+            return
+        self.pace = (self.run_time.steps, self.run_time.train_s)
+        now = torch.tensor([train_s / steps, self.last_val_s, self._elapsed()], dtype=torch.float64)
+        step_s, val_s, elapsed = (
+            float(v) for v in distributed.all_reduce(now.to(self.speed.device), distributed.dist.ReduceOp.MAX).cpu()
+        )
+        costs = Costs(step_s, val_s, self.time_plan.final_s)
+        left = self.cfg.time_limit - elapsed - margin_s(self.cfg.time_limit)
+        total = plan_length(left, self.step, costs, self.run.eval_every)
+        if total >= self.total:
+            return
+        before = self.total
+        self.time_plan = dataclasses.replace(
+            self.time_plan,
+            iterations=total,
+            validations=validations(self.time_plan.planned_at_step, total, self.run.eval_every),
+            shortened_at=[*self.time_plan.shortened_at, self.step],
+        )
+        self._set_total(total)
+        if self.dist.is_main:
+            assert self.run_dir is not None
+            config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
+        self._say(
+            f"behind the time limit's plan ({self.cfg.batch_size / step_s:,.0f} img/s since the last check, "
+            f"{self.time_plan.images_per_s:,.0f} planned): {total} iterations instead of {before}, to end "
+            f"within {describe_duration(self.cfg.time_limit)}; {self._schedule_text()}"
+        )
 
     def _set_total(self, total: int) -> None:
         """The run's new length, and the schedule recomputed for it (its state, e.g. a plateau's, kept)."""
