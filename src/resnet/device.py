@@ -2,8 +2,8 @@
 
 On CPU everything is off (float32, contiguous NCHW, eager); on CUDA ``auto`` means bf16 autocast
 (fp16 where bf16 is unsupported) and channels-last. ``--precision native`` adds bf16 on CPUs with
-bf16 kernels. ``torch.compile`` stays off unless asked for,
-since compiling a deep network takes minutes.
+bf16 kernels. ``torch.compile`` is ``on``, ``off`` or, for training, ``auto``: decided during the run
+by what it pays for the run's length (:mod:`resnet.train.compile_choice`); here ``auto`` is off.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def resolve_speed(
     local_rank: int = 0,
 ) -> Speed:
     """How to run: the device (``auto``: this process's GPU, else the CPU), autocast precision, channels-last
-    (``auto``: on for CUDA) and ``torch.compile`` (``on``/``off``), from the options as the user gave them."""
+    (``auto``: on for CUDA) and ``torch.compile`` (``on``; ``off`` and ``auto`` start eager), from the
+    options as the user gave them."""
     resolved = resolve_device(device, local_rank)
     channels_last_on = resolved.type == "cuda" if channels_last == "auto" else channels_last == "on"
     name = precision_name(precision, resolved)

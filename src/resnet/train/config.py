@@ -242,7 +242,11 @@ class TrainConfig:
         "auto", "channels-last memory format (auto: on for CUDA)", ("auto", "on", "off"), group="speed"
     )
     compile: str = _opt(
-        "auto", "torch.compile the model (auto: off; compiling takes minutes)", ("auto", "on", "off"), group="speed"
+        "auto",
+        "torch.compile the training step (auto: decided after the first steps: compiled where the run is long "
+        "enough for it to pay on this device and precision, and kept only if it is faster)",
+        ("auto", "on", "off"),
+        group="speed",
     )
     sync_bn: bool = _opt(False, "synchronise BN statistics across processes (DDP)", group="speed")
     dist_timeout: float = _opt(

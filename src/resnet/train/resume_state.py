@@ -158,6 +158,7 @@ class ResumePoint:
     planned: int | None  # the iterations in config.json
     last: ck.Checkpoint
     time_plan: dict[str, Any] | None = None  # how --time-limit fixed ``planned`` (config.json)
+    compiled: str | None = None  # what --compile auto decided: "on", "off", None (undecided)
 
     @property
     def step(self) -> int:
@@ -199,7 +200,8 @@ def read_resume_point(
         raise ResNetError(f"--resume {run_dir}: config.json holds no planned length of its --time-limit run")
     if quiet is not None:
         cfg = cfg.replace(quiet=quiet)
-    return ResumePoint(cfg, planned if isinstance(planned, int) else None, last, time_plan)
+    compiled = resolved.get("compile_auto") if resolved.get("compile_auto") in ("on", "off") else None
+    return ResumePoint(cfg, planned if isinstance(planned, int) else None, last, time_plan, compiled)
 
 
 def check_new_length(

@@ -34,6 +34,7 @@ from resnet.progress import bars_enabled
 from resnet.train import config as config_mod
 from resnet.train import distributed
 from resnet.train.build import Run, build_run
+from resnet.train.compile_choice import AutoCompile
 from resnet.train.config import TrainConfig
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, format_final, truncate_after
 from resnet.train.resume_state import MetricWindow, TrainState, check_new_length, read_resume_point, rng_state
@@ -143,23 +144,30 @@ class Trainer:
         *,
         planned: int | None = None,
         time_plan: dict[str, Any] | None = None,
+        compiled: str | None = None,
         started: float | None = None,
     ):
         """``planned``/``time_plan``: a resumed time-limited run's length and how it was planned;
-        ``started``: ``time.perf_counter()`` when the command started (the time limit counts from it)."""
+        ``compiled``: what ``--compile auto`` decided for a resumed run ("on"/"off"); ``started``:
+        ``time.perf_counter()`` when the command started (the time limit counts from it)."""
         self.started = time.perf_counter() if started is None else started
         self.cfg = cfg = with_init_network(cfg) if resume_from is None else cfg
         self.dist = distributed.from_env()
+        compile_now = compiled if cfg.compile == "auto" and compiled is not None else cfg.compile
         self.speed: Speed = resolve_speed(
-            cfg.device, cfg.precision, cfg.channels_last, cfg.compile, self.dist.local_rank
+            cfg.device, cfg.precision, cfg.channels_last, compile_now, self.dist.local_rank
         )
+        # --compile auto, undecided: eager first steps, then compile where it pays (compile_choice).
+        self.auto_compile = AutoCompile(0) if compile_now == "auto" else None
+        self.compiled = compiled
         distributed.init_process_group(self.dist, self.speed.device, cfg.dist_timeout)
         self.run: Run = build_run(cfg, self.dist, self.speed, resume_from, quiet=self.quiet_bars, planned=planned)
         self.time_plan = TimePlan.from_dict(time_plan)
         # A new time-limited run times its first steps, then plans its length (_plan_length).
         self.clock = StepClock(0) if cfg.time_limit is not None and planned is None else None
         self.last_val_s = 0.0  # how long the latest validation took, for the ETA
-        self.pace: tuple[int, float] | None = None  # (steps, training time) at the plan or last check of it
+        self.pace: tuple[int, float] | None = None  # (steps, training time) at the plan or its last check
+        self.eta_mark = (0, 0.0)  # (steps, training time) at the previous validation, for the ETA
         self.state = TrainState(MetricWindow.empty(self.speed.device))
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._resume_state = resume_from.state if resume_from is not None else None
@@ -191,6 +199,7 @@ class Trainer:
             resume_from=point.last,
             planned=point.planned if point.cfg.time_limit is not None else None,
             time_plan=point.time_plan,
+            compiled=point.compiled,
         )
         trainer.resumed_step = point.step
         trainer.planned_before = point.planned if point.planned is not None else trainer.run.total
@@ -370,11 +379,47 @@ class Trainer:
         self.run_time.add_step(seconds)
         if self.progress is not None:
             self.progress.advance(self.step)
+        if self.auto_compile is not None:
+            self._choose_compile(seconds)
         if self.clock is not None:  # a time-limited run's first steps
             self.clock.add(self.step, seconds)
             # Planned before anything depends on the length: a validation, a checkpoint.
-            if self.clock.ready or self._due(self.run.eval_every) or self._due(self.run.checkpoint_every):
+            if self._agreed(self.clock.ready) or self._due(self.run.eval_every) or self._due(self.run.checkpoint_every):
                 self._plan_length()
+
+    def _agreed(self, ready: bool) -> bool:
+        """``ready`` on every process (each times its own steps; a plan is made by all of them at once)."""
+        if not self.dist.enabled:
+            return ready
+        flag = torch.tensor(int(ready), device=self.speed.device)
+        return bool(distributed.all_reduce(flag, distributed.dist.ReduceOp.MIN))
+
+    def _choose_compile(self, seconds: float) -> None:
+        """--compile auto: time the eager steps, compile where it pays, keep it where it is faster."""
+        auto = self.auto_compile
+        assert auto is not None
+        auto.clock.add(self.step, seconds)
+        if not self._agreed(auto.clock.ready):
+            return
+        measured = torch.tensor(auto.clock.step_s, dtype=torch.float64, device=self.speed.device)
+        step_s = float(distributed.all_reduce(measured, distributed.dist.ReduceOp.MAX))
+        if self.cfg.time_limit is not None:
+            remaining = self.cfg.time_limit - self._elapsed()
+        else:
+            remaining = (self.total - self.step) * step_s
+        verdict = auto.decide(self.step, step_s, self.speed, remaining)
+        if verdict.action:
+            compile_on = verdict.action == "compile"
+            self.speed = dataclasses.replace(self.speed, compile=compile_on)
+            self.run.forward = torch.compile(self.run.wrapped) if compile_on else self.run.wrapped  # type: ignore[assignment]
+            if self.clock is not None:  # the plan times the steps the run will take
+                self.clock = StepClock(self.step)
+        self._say("%s", verdict.line)
+        if auto.outcome is not None:
+            self.compiled, self.auto_compile = auto.outcome, None
+            if self.dist.is_main and self.clock is None:  # (a plan still to come writes it then)
+                assert self.run_dir is not None
+                config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
 
     def _due(self, every: int) -> bool:
         return self.step % every == 0 or self.step == self.total
@@ -463,9 +508,10 @@ class Trainer:
         self._say("LR schedule for %d iterations: %s", self.total, self._schedule_text())
 
     def _keep_to_the_limit(self) -> None:
-        """After a validation of a run planned in this session: where the steps since the last check
-        were slower than the plan (other work on the machine, a CPU that throttles), shorten the run
-        so that it still ends within the limit (the schedule is recomputed; one log line)."""
+        """After a validation of a run planned in this session: where the steps since the last check were
+        slower than planned (other work on the machine, a CPU that throttles), shorten the run so that
+        it still ends within the limit at that pace (the schedule is recomputed; one log line). Never
+        lengthened again: a schedule stretched after a milestone would raise the LR."""
         if self.pace is None or self.time_plan is None or self.step >= self.total:
             return
         assert self.cfg.time_limit is not None  # a plan is made for a time limit
@@ -623,10 +669,13 @@ class Trainer:
         return result
 
     def _eta_s(self) -> float:
-        """The time left to the end of the final evaluation: the steps at this run's mean step time, the
+        """The time left to the end of the final evaluation: the steps at this run's recent step time, the
         validations at the latest one's, the final test as planned (or as long as a validation)."""
         steps = self.total - self.step
-        step_s = self.run_time.train_s / max(self.run_time.steps, 1)
+        # The pace since the previous validation: the first steps (compiling, kernel choice) are slow.
+        done, took = self.run_time.steps - self.eta_mark[0], self.run_time.train_s - self.eta_mark[1]
+        step_s = took / done if done > 0 else self.run_time.train_s / max(self.run_time.steps, 1)
+        self.eta_mark = (self.run_time.steps, self.run_time.train_s)
         if self.time_plan is not None:
             final_s = self.time_plan.final_s
         else:
@@ -828,6 +877,7 @@ class Trainer:
             "init": self.run.init_report,
             "frozen": self.run.frozen,
             "time_plan": self.time_plan.to_dict() if self.time_plan is not None else None,
+            "compile_auto": self.compiled,  # what --compile auto decided (a resume keeps it); None: not decided
         }
 
     def _write_run_files(self) -> None:

@@ -1,0 +1,85 @@
+"""``--compile auto``: ``torch.compile`` where it pays, on this machine, for this run's length.
+
+Compiling costs time once and makes every later step faster by a fraction that depends on the
+device and the precision. The run starts eager; after its first steps are timed, :func:`worth_trying`
+weighs the steps still to come against what compiling gained and cost where it was measured
+(:data:`MEASURED`). If it is worth trying, the step is compiled, and once the compiled steps are
+timed they are kept only if they are faster than the eager ones: the estimate decides whether to
+pay for compiling, the measurement whether to keep it. Every decision is one log line, and the
+run's config.json records the outcome, which a resume takes as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from resnet.device import Speed
+from resnet.train.time_limit import StepClock, describe_duration
+
+# (device type, precision) -> (fraction of the step time compiling saved, seconds it took), for the
+# paper's CIFAR networks. Measured (benchmarks/RESULTS.md): bf16 autocast on 2 AVX-512 BF16 cores,
+# +17% on an AMD EPYC (Zen 5) and +24% on an Intel Sapphire Rapids, about a minute of compiling;
+# float32 on 2 cores, +5% on both an AVX2-only Zen 1 and the Zen 5, minutes of compiling. CUDA was not
+# measured here; the figure is a conservative guess, and the measurement after compiling guards it.
+MEASURED: dict[tuple[str, str], tuple[float, float]] = {
+    ("cpu", "bf16"): (0.15, 60.0),
+    ("cpu", "fp32"): (0.05, 120.0),
+    ("cuda", "bf16"): (0.20, 90.0),
+    ("cuda", "fp16"): (0.20, 90.0),
+    ("cuda", "fp32"): (0.20, 90.0),
+}
+PAYS_TWICE = 2.0  # compile only where the expected saving is at least twice the expected cost
+
+
+def worth_trying(speed: Speed, remaining_s: float) -> tuple[bool, str]:
+    """Whether compiling is expected to pay back over ``remaining_s`` seconds of steps, and why."""
+    known = MEASURED.get((speed.device.type, speed.precision))
+    if known is None:
+        return False, f"no measurement of compiling on {speed.device.type} with {speed.precision}"
+    gain, cost = known
+    saving = gain * remaining_s
+    why = (
+        f"~{describe_duration(remaining_s)} of steps left; compiling saves ~{100 * gain:.0f}% of a step "
+        f"and costs ~{describe_duration(cost)} on {speed.device.type} with {speed.precision}"
+    )
+    return saving >= PAYS_TWICE * cost, why
+
+
+@dataclass
+class Verdict:
+    """What the trainer does after a step: compile the step, go back to eager, or nothing."""
+
+    action: str  # "compile", "eager" or ""
+    line: str = ""
+
+
+class AutoCompile:
+    """The decision's state: timing the eager steps, then the compiled ones, then done (``outcome``).
+
+    The trainer feeds ``clock`` and, once it is ready (on every process), calls :meth:`decide` with the
+    measured step time (the slowest process's)."""
+
+    def __init__(self, start_step: int) -> None:
+        self.phase = "eager"
+        self.clock = StepClock(start_step)
+        self.eager_s = 0.0
+        self.outcome: str | None = None  # "on" or "off" once decided
+
+    def decide(self, step: int, step_s: float, speed: Speed, remaining_s: float) -> Verdict:
+        """``step_s``: the step time the clock measured; ``remaining_s``: the steps' time left (at the eager
+        pace, or what a time limit leaves)."""
+        if self.phase == "eager":
+            self.eager_s = step_s
+            pays, why = worth_trying(speed, remaining_s)
+            if not pays:
+                self.outcome = "off"
+                return Verdict("", f"compile auto: off ({why})")
+            self.phase, self.clock = "compiled", StepClock(step)
+            return Verdict("compile", f"compile auto: compiling the step ({why})")
+        faster = step_s < self.eager_s
+        self.outcome = "on" if faster else "off"
+        line = (
+            f"compile auto: {'kept' if faster else 'off again'}: compiled steps {1000 * step_s:.1f} ms, "
+            f"eager {1000 * self.eager_s:.1f} ms ({self.eager_s / step_s:.2f}x)"
+        )
+        return Verdict("" if faster else "eager", line)

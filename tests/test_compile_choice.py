@@ -1,0 +1,82 @@
+"""--compile auto: compiled where the run is long enough to pay, kept only where measured faster.
+
+Stand-ins: torch.compile returns the module as it is, wrapped (compiling is slow and its speed is the
+machine's), and the step times are fixed, eager 20 ms and compiled 10 ms (or 30 ms).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import TINY_TRAIN
+from resnet.device import resolve_speed
+from resnet.train import compile_choice, resolve, train
+from resnet.train import time_limit as TL
+from resnet.train.trainer import Trainer
+
+CPU_BF16 = resolve_speed("cpu", "bf16", "on", "auto")
+CPU_FP32 = resolve_speed("cpu", "fp32", "on", "auto")
+
+
+@pytest.mark.parametrize(
+    "speed, minutes, pays",
+    [(CPU_BF16, 30, True), (CPU_BF16, 5, False), (CPU_FP32, 30, False), (CPU_FP32, 120, True)],
+)
+def test_compiling_is_tried_where_the_steps_left_repay_it_twice(speed, minutes, pays):
+    decided, why = compile_choice.worth_trying(speed, minutes * 60.0)
+    assert decided is pays
+    assert why.startswith(f"~{TL.describe_duration(minutes * 60.0)} of steps left; compiling saves ~")
+
+
+@pytest.fixture
+def stand_ins(monkeypatch):
+    """torch.compile wraps the network as it is; a step takes 20 ms eager, ``compiled_ms`` compiled; compiling pays."""
+    state = {"trainer": None, "compiled_ms": 10.0, "compiled": 0}
+
+    def fake_compile(module):
+        state["compiled"] += 1
+        return torch.nn.Sequential(module)  # another module, calling the same network
+
+    def step_s(clock):
+        trainer = state["trainer"]
+        return (state["compiled_ms"] if trainer is not None and trainer.speed.compile else 20.0) / 1000
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(TL.StepClock, "step_s", property(step_s))
+    monkeypatch.setitem(compile_choice.MEASURED, ("cpu", "fp32"), (0.5, 0.001))
+    monkeypatch.setattr(TL, "MIN_MEASURED_S", 0.0)  # each phase: 3 warm-up steps, then 10 timed ones
+    return state
+
+
+@pytest.mark.parametrize("compiled_ms, kept", [(10.0, True), (30.0, False)])
+def test_compile_auto_compiles_and_keeps_it_only_if_faster(tmp_path, stand_ins, compiled_ms, kept):
+    stand_ins["compiled_ms"] = compiled_ms
+    run = tmp_path / "run"
+    trainer = Trainer(resolve({**TINY_TRAIN, "iterations": 400, "eval_every": 200, "run_dir": str(run)}), run)
+    stand_ins["trainer"] = trainer
+    trainer.fit()
+    assert stand_ins["compiled"] == 1
+    assert (trainer.speed.compile, trainer.run.forward is trainer.run.wrapped) == (kept, not kept)
+    resolved = json.loads((run / "config.json").read_text())["resolved"]
+    assert resolved["compile_auto"] == ("on" if kept else "off")
+    log = (run / "train.log").read_text()
+    assert "compile auto: compiling the step (~" in log
+    ratio = 20.0 / compiled_ms
+    expected = "kept" if kept else "off again"
+    assert f"compile auto: {expected}: compiled steps {compiled_ms:.1f} ms, eager 20.0 ms ({ratio:.2f}x)" in log
+
+    # A resume takes the decision as it is: compiled from its first step, or never.
+    stand_ins["compiled"] = 0
+    resumed = Trainer.resume(run, iterations=420)
+    assert (resumed.speed.compile, resumed.auto_compile, stand_ins["compiled"]) == (kept, None, int(kept))
+
+
+def test_a_short_run_stays_eager_and_says_why(tmp_path):
+    run = tmp_path / "run"
+    train(resolve({**TINY_TRAIN, "iterations": 250, "eval_every": 250, "run_dir": str(run)}))
+    log = (run / "train.log").read_text()
+    assert "compile auto: off (~" in log and "of steps left; compiling saves ~5% of a step" in log
+    assert json.loads((run / "config.json").read_text())["resolved"]["compile_auto"] == "off"
