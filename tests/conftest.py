@@ -32,6 +32,18 @@ def imagenette(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _extract("imagenette-224.tar.gz", tmp_path_factory) / "imagenette-224"
 
 
+# -- weights (weights helper) ------------------------------------------------------------------------
+
+# A timm ResNet's pretrained_cfg, as its config.json gives it: mean and std 0.5 (not ImageNet's), crop 0.95, bicubic.
+TIMM_CFG = {
+    "input_size": [3, 224, 224],
+    "crop_pct": 0.95,
+    "interpolation": "bicubic",
+    "mean": [0.5] * 3,
+    "std": [0.5] * 3,
+}
+
+
 # -- training (train helper) -------------------------------------------------------------------------
 
 TINY_TRAIN = {

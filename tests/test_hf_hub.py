@@ -13,17 +13,11 @@ import torch
 from safetensors.torch import save_file
 
 import resnet
+from conftest import TIMM_CFG as CFG_05
 
 pytest.importorskip("huggingface_hub")
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-CFG_05 = {
-    "input_size": [3, 224, 224],
-    "crop_pct": 0.95,
-    "interpolation": "bicubic",
-    "mean": [0.5] * 3,
-    "std": [0.5] * 3,
-}
 
 
 def _lay_out(cache: Path, repo: str, config: dict | None, state: dict[str, torch.Tensor] | None) -> None:

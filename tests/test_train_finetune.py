@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_TRAIN, tiny_train_args
+from conftest import TIMM_CFG, TINY_TRAIN, tiny_train_args
 from resnet import create_model
 from resnet.checkpoints import BEST, LAST, load_checkpoint
 from resnet.cli import main
@@ -39,6 +39,16 @@ def _folder(root: Path, classes: tuple[str, ...], per_class: int = 6) -> Path:
             pixels = rng.integers(0, 60, (8, 8, 3), dtype=np.uint8)
             pixels[..., label % 3] += 150
             Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def _photos(root: Path) -> Path:
+    """An image folder of two classes of 80x80 PNGs: image files, decoded per item (ImageNet-style data)."""
+    rng = np.random.default_rng(0)
+    for name in ("x", "y"):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
     return root
 
 
@@ -162,7 +172,7 @@ def test_pth_state_dict_with_a_ddp_prefix(tmp_path):
     source = create_model("cifar_resnet", depth=8, num_classes=10)
     torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "w.pth")
     state, info = resolve_init(str(tmp_path / "w.pth"), "cifar_resnet")
-    assert info["kind"] == "state_dict" and "normalization" not in info
+    assert info["kind"] == "state_dict" and info["normalization"] is None  # a bare file does not say it
     model = create_model("cifar_resnet", depth=8, num_classes=10)
     report = apply_init(model, state, info)
     assert report["head"] == "loaded (same shape)"
@@ -176,7 +186,7 @@ def test_bad_init_sources(tmp_path, monkeypatch):
         resolve_init(str(tmp_path))
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     with pytest.raises(ResNetError, match="cannot load weights from"):
-        resolve_init(str(tmp_path / "junk.pth"))
+        resolve_init(str(tmp_path / "junk.pth"), "cifar_resnet")
     monkeypatch.setitem(sys.modules, "resnet.weights", None)  # as if resnet.weights did not exist
     with pytest.raises(ResNetError, match="unknown weights 'resnet20_cifar10'"):
         resolve_init("resnet20_cifar10", "resnet20")
@@ -447,9 +457,8 @@ def test_init_with_nan_weights_names_the_weights(source_run, tmp_path):
 # -- --init with a published name (issue 22 item 3): the cached file laid out as a download leaves it ---
 
 
-@pytest.fixture
-def published_resnet32(tmp_path, monkeypatch):
-    """A stand-in table: 'resnet32.torchvision' whose file already lies in the weights cache (no network)."""
+def _published_in_cache(tmp_path, monkeypatch, model: str, tag: str = "torchvision", resize: int = 256):
+    """A stand-in table of one entry, ``MODEL.TAG``, whose file already lies in the weights cache (no network)."""
     import hashlib
     import io
 
@@ -457,19 +466,19 @@ def published_resnet32(tmp_path, monkeypatch):
     from resnet.weights.published import PublishedWeights
 
     torch.manual_seed(0)
-    state = create_model("resnet32", num_classes=1000).state_dict()
+    state = create_model(model, num_classes=1000).state_dict()
     buf = io.BytesIO()
     torch.save(state, buf)
     data = buf.getvalue()
     entry = PublishedWeights(
-        "resnet32",
-        "torchvision",
-        f"http://127.0.0.1:9/resnet32-{hashlib.sha256(data).hexdigest()[:8]}.pth",
+        model,
+        tag,
+        f"http://127.0.0.1:9/{model}-{hashlib.sha256(data).hexdigest()[:8]}.pth",
         50.0,
         75.0,
         sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k),
         len(data) / 1e6,
-        256,
+        resize,
         "https://example.invalid/recipe",
     )
     monkeypatch.setattr(published, "PUBLISHED", (entry,))
@@ -478,6 +487,12 @@ def published_resnet32(tmp_path, monkeypatch):
     (tmp_path / "resnet-cache" / "weights").mkdir(parents=True)
     (tmp_path / "resnet-cache" / "weights" / entry.file).write_bytes(data)
     return state
+
+
+@pytest.fixture
+def published_resnet32(tmp_path, monkeypatch):
+    """'resnet32.torchvision', cached."""
+    return _published_in_cache(tmp_path, monkeypatch, "resnet32")
 
 
 def _finetune(tmp: Path, name: str, **changes: object) -> dict:
@@ -533,12 +548,7 @@ def test_a_bare_network_name_is_its_torchvision_v1_weights():
 
 def test_init_network_of_small_images_on_photos_says_the_input_size_and_its_cost(source_run, tmp_path, caplog):
     """Issue 22 item 5: an 8x8 network fine-tuned on 80x80 files trains on 224x224 crops: a line says so."""
-    photos = tmp_path / "photos"
-    rng = np.random.default_rng(0)
-    for name in ("x", "y"):
-        (photos / name).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(photos / name / f"{i}.png")
+    photos = _photos(tmp_path / "photos")
     caplog.set_level("WARNING", logger="resnet.train.build")
     cfg = resolve(_folder_run(tmp_path, "target", ("x", "y"), init=str(source_run), data_dir=str(photos)))
     trainer = Trainer(cfg, cfg.run_dir)
@@ -551,3 +561,90 @@ def test_init_network_of_small_images_on_photos_says_the_input_size_and_its_cost
     caplog.clear()
     Trainer(resolve(_folder_run(tmp_path, "same", ("x", "y"), init=str(source_run))))
     assert "was trained on" not in caplog.text
+
+
+# -- a weights file without its config.json, and with it; the --init weights' test view ---------------------
+
+
+def test_a_bare_file_with_normalization_init_is_one_line_and_a_fitted_normalisation_needs_none(tmp_path, capsys):
+    path = tmp_path / "bare.pth"
+    torch.save(create_model("resnet20", num_classes=10).state_dict(), path)
+    argv = ["train", "--recipe", "finetune", "--init", str(path), "--run-dir", str(tmp_path / "run")]
+    # Refused before the data are read (this folder does not even exist), and nothing is written.
+    assert main([*argv, "--data-dir", str(tmp_path / "no-such-folder")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"--init {path}: a bare weights file does not say how its inputs were normalised; put its config.json" in err
+    assert "or give --normalization channel or pixel-mean (fitted on this run's data)" in err
+    assert not (tmp_path / "run").exists()
+    # Statistics fitted on the run's own data need nothing from the file.
+    cfg = resolve(_finetune(tmp_path, "fitted", init=str(path), normalization="channel"))
+    trainer = Trainer(cfg, cfg.run_dir)
+    assert trainer.normalization.mode == "channel" and trainer.init_report["loaded"] > 0
+
+
+def test_a_file_with_its_config_json_brings_its_network_and_normalisation(tmp_path, caplog):
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "resnet32.test_in1k"
+    folder.mkdir()
+    state = create_model("resnet32", num_classes=10).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
+    config = {"architecture": "resnet32", "num_classes": 10, "pretrained_cfg": TIMM_CFG}
+    (folder / "config.json").write_text(json.dumps(config))
+    spec = str(folder / "model.safetensors")
+    _, info = resolve_init(spec, "resnet32")
+    assert info["normalization"] == {"mode": "channel", "mean": [127.5] * 3, "std": [127.5] * 3}
+    assert info["view"] == {"resize": 235, "crop": 224, "interpolation": "bicubic"} and info["model"] == "resnet32"
+    caplog.set_level("INFO", logger="resnet.train.warm_start")
+    cfg = resolve(_finetune(tmp_path, "run", init=spec))  # --model left at the recipe's resnet20
+    trainer = Trainer(cfg, cfg.run_dir)
+    assert f"--init {spec}: building resnet32, the network its config.json names" in caplog.text
+    assert trainer.cfg.model == "resnet32" and trainer.normalization.to_dict() == info["normalization"]
+    # 8x8 images in memory are tested at their own size, not at the weights' ImageNet view.
+    assert trainer.run.eval_view is None and "eval_view" not in trainer.meta()
+
+
+def test_fine_tuning_validates_and_records_the_init_weights_test_view(tmp_path, monkeypatch):
+    """Published V2-style weights (resize 232, centre 224) on image files: validation, the final evaluation,
+    the checkpoints, train.log and a resumed run all use their view, not the paper's 256/224."""
+    from resnet.data.transforms import ImageNetView
+    from resnet.train import trainer as trainer_module
+    from resnet.weights import published
+
+    _published_in_cache(tmp_path, monkeypatch, "resnet20", tag="torchvision-v2", resize=232)
+    v2 = ImageNetView(resize=232, crop=224)
+    views = []
+    real = trainer_module.make_eval_loader
+
+    def recording(*args, **kw):
+        views.append(kw["view"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trainer_module, "make_eval_loader", recording)
+    changes = {
+        "init": "resnet20.torchvision-v2",
+        "data_dir": str(_photos(tmp_path / "photos")),
+        "final_protocol": "center",
+        "batch_size": 3,
+        "iterations": 1,
+        "eval_every": 1,
+    }
+    cfg = resolve(_finetune(tmp_path, "run", **changes))
+    trainer = Trainer(cfg, cfg.run_dir)
+    assert trainer.run.val_loader.view == v2
+    trainer.fit()
+    assert views == [v2]  # the final evaluation's own loader (another protocol than validation's)
+    run = tmp_path / "run"
+    for name in (BEST, LAST):
+        assert load_checkpoint(run / name).meta["eval_view"] == v2.to_dict()  # for resnet eval RUN and export
+    line = "test view of the --init weights: shorter side 232, centre 224 crop, bilinear"
+    assert (run / "train.log").read_text().count(line) == 1
+    # A resumed run keeps it from its checkpoint: the published table and the cached file are gone.
+    monkeypatch.setattr(published, "PUBLISHED", ())
+    shutil.rmtree(tmp_path / "resnet-cache" / "weights")
+    resumed = Trainer.resume(run, iterations=2)
+    assert resumed.run.val_loader.view == v2
+    resumed.fit()
+    assert load_checkpoint(run / LAST).meta["eval_view"] == v2.to_dict()
+    assert (run / "train.log").read_text().count(line) == 2

@@ -21,6 +21,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import resnet
+from conftest import TIMM_CFG
 from resnet.cli import main
 from resnet.data.images import decode_tensor
 from resnet.data.transforms import center_view
@@ -33,6 +34,7 @@ from resnet.weights import (
     imagenet_normalization,
     list_published,
     load_published,
+    model_from_weights,
     published,
 )
 from resnet.weights.published import PUBLISHED, PublishedWeights
@@ -485,3 +487,97 @@ def test_files_outside_the_table_get_the_check_their_name_allows(tmp_path, caplo
     with caplog.at_level("INFO", logger="resnet.weights.load"):
         _assert_state(load_published(plain, "resnet20")[0])
     assert "its name carries no SHA-256 digits: unverified" in caplog.text
+
+
+# --- a bare file says nothing about its normalisation; its config.json beside it says everything ---------
+
+
+def _photo(tmp_path: Path) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 260, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_a_bare_file_is_never_given_a_guessed_normalisation(tmp_path, capsys) -> None:
+    path = tmp_path / "mine.pth"
+    torch.save(STATE, path)
+    _, info = load_published(path, "resnet20")
+    assert info.normalization is None and info.guessed  # not torchvision's by assumption
+    _assert_state(resnet.create_model("resnet20", weights=path).state_dict())  # the network needs none
+    assert main(["summary", "resnet20", "--weights", str(path), "--json"]) == 0  # nor does its summary
+    capsys.readouterr()
+    with pytest.raises(ResNetError) as e:
+        model_from_weights("resnet20", path)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(f"{path}: a bare weights file does not say how its inputs")
+    assert "put its config.json" in message and "--normalization imagenet" in message
+    photo = _photo(tmp_path)
+    for argv in (
+        ["predict", "resnet20", str(photo), "--weights", str(path)],
+        ["export", "resnet20", "--weights", str(path), "--format", "torchscript", "--output", str(tmp_path / "x.pt")],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a bare weights file does not say how its inputs were normalised" in err
+    assert not (tmp_path / "x.pt").exists()
+    # Said explicitly: torchvision's mean and std, on the paper's view (a bare file carries no view either).
+    assert (
+        main(["predict", "resnet20", str(photo), "--weights", str(path), "--normalization", "imagenet", "--json"]) == 0
+    )
+    top = json.loads(capsys.readouterr().out)["top"]
+    _, meta = model_from_weights("resnet20", path, normalization="imagenet")
+    assert meta["normalization"] == imagenet_normalization().to_dict()
+    model = resnet.create_model("resnet20", weights=path).eval()
+    x = imagenet_normalization().apply(center_view(decode_tensor(photo, min_side=256), 256, 224))
+    with torch.no_grad():
+        assert [t["index"] for t in top] == model(x[None])[0].topk(5).indices.tolist()
+    with pytest.raises(ResNetError, match=r"normalization 'inception': a name is one of imagenet"):
+        model_from_weights("resnet20", path, normalization="inception")
+    assert main(["predict", str(photo), str(photo), "--normalization", "imagenet"]) == 2  # not for a checkpoint
+    assert "option 'normalization' is for --weights" in capsys.readouterr().err
+
+
+def test_a_config_json_beside_the_file_gives_its_network_classes_normalisation_and_view(tmp_path, capsys) -> None:
+    folder = tmp_path / "resnet20.test_in1k"  # as a Hub repository's files, downloaded by hand
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in STATE.items()}, folder / "model.safetensors")
+    labels = [f"c{i}" for i in range(1000)]
+    config = {"architecture": "resnet20", "num_classes": 1000, "label_names": labels, "pretrained_cfg": TIMM_CFG}
+    (folder / "config.json").write_text(json.dumps(config))
+    path = folder / "model.safetensors"
+    model, meta = model_from_weights("resnet20", path)
+    _assert_state(model.state_dict())
+    assert meta["normalization"] == {"mode": "channel", "mean": [127.5] * 3, "std": [127.5] * 3}  # 0.5, its own
+    assert meta["classes"] == labels and meta["pretrained_cfg"] == TIMM_CFG
+    assert meta["eval_view"] == {"resize": 235, "crop": 224, "interpolation": "bicubic"}  # floor(224 / 0.95)
+    # resnet predict cuts and normalises the photo as timm would: 235 bicubic, centre 224, (x/255 - 0.5) / 0.5.
+    photo = _photo(tmp_path)
+    assert main(["predict", "resnet20", str(photo), "--weights", str(path), "--json", "--top", "3"]) == 0
+    top = json.loads(capsys.readouterr().out)["top"]
+    x = center_view(decode_tensor(photo), 235, 224, "bicubic").float() / 127.5 - 1
+    with torch.no_grad():
+        want = model(x[None])[0].softmax(0).topk(3)
+    assert [t["class"] for t in top] == [labels[i] for i in want.indices.tolist()]
+    np.testing.assert_allclose([t["probability"] for t in top], want.values.tolist(), rtol=1e-4)
+    with pytest.raises(
+        ResNetError, match=r"model\.safetensors, by its config\.json, holds resnet20 weights, not resnet32"
+    ):
+        resnet.create_model("resnet32", weights=path)
+    # The config is checked as a Hub repository's is: one line naming the file.
+    (folder / "config.json").write_text(json.dumps({**config, "pretrained_cfg": {"crop_pct": 0.95}}))
+    with pytest.raises(
+        ResNetError, match=rf"^{re.escape(str(path))}: its config.json gives no valid pretrained_cfg mean"
+    ):
+        resnet.create_model("resnet20", weights=path)
+    (folder / "config.json").write_text(json.dumps({"model": "resnet20"}))  # e.g. a training run's config.json
+    with pytest.raises(ResNetError, match=r"its config.json names no architecture"):
+        resnet.create_model("resnet20", weights=path)
+
+
+def test_a_published_file_by_hand_is_still_the_published_one_beside_a_config(cache, tmp_path, monkeypatch) -> None:
+    entry = _entry(_closed_port_url())
+    monkeypatch.setattr(published, "PUBLISHED", (entry,))
+    (tmp_path / entry.file).write_bytes(DATA)
+    (tmp_path / "config.json").write_text("{}")  # the published table decides, not a stray file
+    _, meta = model_from_weights("resnet20", tmp_path / entry.file)
+    assert meta["weights"] == "resnet20.torchvision" and meta["normalization"] == imagenet_normalization().to_dict()

@@ -26,8 +26,10 @@ def create_model(name: str, *, weights: str | Path | None = None, **options: Any
     ``block``. A wrong name or option raises :class:`~resnet.errors.ResNetError` listing valid choices.
 
     ``weights``: ``"torchvision"`` / ``"torchvision-v2"`` (published ImageNet weights, downloaded
-    once into the cache), a ``.pth`` / ``.safetensors`` file or a checkpoint: the network is built
-    as the weights need it (torchvision's bottleneck nets: ``stride_on="3x3"``), see :mod:`resnet.weights`.
+    once into the cache), a ``.pth`` / ``.safetensors`` file (with the ``config.json`` beside it, where
+    there is one, as timm's and the Hub's folders hold it) or a checkpoint: the network is built as the
+    weights need it (torchvision's bottleneck nets: ``stride_on="3x3"``), see :mod:`resnet.weights`. The
+    input normalisation is the caller's: a bare file does not say it, and none is guessed here.
 
     Backbone keywords (``models.backbone``): ``output_stride`` (32, 16, 8: dilated last stages),
     ``norm_layer`` ("bn", "frozen_bn"), ``features_only`` and ``out_indices`` (stage numbers, e.g.
@@ -39,7 +41,7 @@ def create_model(name: str, *, weights: str | Path | None = None, **options: Any
     if is_hf_hub(name):
         if weights is not None:
             raise ResNetError(f"create_model({name!r}) brings its own weights; leave weights= out")
-        return create_pretrained(fetch_hub(name).architecture, name, **options)
+        return create_pretrained(fetch_hub(name).config.architecture, name, **options)
     if weights is not None:
         return create_pretrained(name, weights, **options)
     return build_model(name, **options)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from resnet.errors import ResNetError
+
 
 def checkpoint_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -18,8 +20,25 @@ def weights_argument(p: argparse.ArgumentParser, positional: str = "") -> None:
         default=None,
         metavar="WEIGHTS",
         help="pretrained weights: torchvision, torchvision-v2 (published ImageNet weights, downloaded "
-        f"once; see `resnet weights`) or a .pth/.safetensors file{then}",
+        f"once; see `resnet weights`) or a .pth/.safetensors file (with its config.json beside it, as timm "
+        f"and the Hugging Face Hub publish it: its network, classes, normalisation and test view){then}",
     )
+
+
+def normalization_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--normalization",
+        choices=["imagenet"],
+        default=None,
+        help="the input normalisation of --weights: imagenet is torchvision's mean and std (timm's default "
+        "too); needed for a bare .pth/.safetensors file, which does not say it (no config.json beside it)",
+    )
+
+
+def normalization_needs_weights(args: argparse.Namespace) -> None:
+    """--normalization is for --weights: a checkpoint carries its own."""
+    if args.normalization and not args.weights:
+        raise ResNetError("option 'normalization' is for --weights; a checkpoint carries its own normalisation")
 
 
 def device_argument(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from resnet.commands._arguments import checkpoint_argument, weights_argument
+from resnet.commands._arguments import (
+    checkpoint_argument,
+    normalization_argument,
+    normalization_needs_weights,
+    weights_argument,
+)
 from resnet.errors import ResNetError
 from resnet.evaluate import model_from_checkpoint
 from resnet.export import SUFFIXES, deployment_metadata, export_model, input_shape_from_meta
@@ -41,15 +46,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers separate in the export")
     weights_argument(p, "CHECKPOINT")
+    normalization_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    normalization_needs_weights(args)
     output = args.output
     suffix = "-hf" if args.format == "hf" else SUFFIXES[args.format]
     if args.weights:  # CHECKPOINT is a model name; default output: ./resnet50.torchvision.onnx
         from resnet.weights import model_from_weights
 
-        model, meta = model_from_weights(args.checkpoint, args.weights)
+        model, meta = model_from_weights(args.checkpoint, args.weights, normalization=args.normalization)
         output = output or f"{meta['weights']}{suffix}"
     else:
         model, meta = model_from_checkpoint(args.checkpoint)

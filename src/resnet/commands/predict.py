@@ -7,7 +7,13 @@ import argparse
 import json
 
 from resnet.atomic_files import atomic_write
-from resnet.commands._arguments import checkpoint_argument, device_argument, weights_argument
+from resnet.commands._arguments import (
+    checkpoint_argument,
+    device_argument,
+    normalization_argument,
+    normalization_needs_weights,
+    weights_argument,
+)
 from resnet.device import resolve_device
 from resnet.evaluate import model_from_checkpoint
 from resnet.inference import prepare_for_inference
@@ -25,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images (searched recursively)")
     p.add_argument("--top", type=positive_int, default=5, help="classes to show per image (default: 5)")
     weights_argument(p, "CHECKPOINT")
+    normalization_argument(p)
     p.add_argument(
         "--csv",
         metavar="FILE",
@@ -36,12 +43,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    normalization_needs_weights(args)
     paths = image_paths(args.images)  # before loading the network: a wrong folder fails at once
     device = resolve_device(args.device)
     if args.weights:  # CHECKPOINT is a model name
         from resnet.weights import model_from_weights
 
-        model, meta = model_from_weights(args.checkpoint, args.weights)
+        model, meta = model_from_weights(args.checkpoint, args.weights, normalization=args.normalization)
         model = model.to(device)
     else:
         model, meta = model_from_checkpoint(args.checkpoint, device)

@@ -87,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(features) if args.json else format_feature_table(features))
         return 0
     if args.weights:  # the network the weights need (e.g. stride on the 3x3), built for real and loaded
-        from resnet.weights import model_from_weights
+        from resnet.weights import pretrained_model
 
-        model, meta = model_from_weights(args.model, args.weights, **options)
+        model, info, built = pretrained_model(args.model, args.weights, **options)  # no normalisation needed
         summary = summarize(
             model,
             size or (get_spec(args.model).input_size,) * 2,
-            name=meta["weights"],
-            in_channels=int(meta["model_options"].get("in_channels", 3)),
+            name=info.name,
+            in_channels=int(built.get("in_channels", 3)),
         )
     else:
         summary = model_summary(args.model, size, **options)

@@ -1,8 +1,8 @@
 """Building a run from its config: batch arithmetic, data, normalisation, model, optimizer, loaders, schedule.
 
 Everything here happens before the first step and is the same for a new and a resumed run, except
-where noted: a resumed run takes its normalisation, architecture options and weights from its
-``last`` checkpoint and never reads ``--init`` again.
+where noted: a resumed run takes its normalisation, architecture options, weights and test view from
+its ``last`` checkpoint and never reads ``--init`` again.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from resnet.data import (
     make_eval_loader,
     make_train_loader,
 )
-from resnet.data.transforms import check_protocol
+from resnet.data.transforms import PAPER_VIEW, ImageNetView, check_protocol
 from resnet.device import Speed
 from resnet.errors import ResNetError
 from resnet.models import build_model
@@ -80,6 +80,7 @@ class Run:
     criterion: nn.Module
     loader: TrainLoader
     val_loader: EvalLoader | None
+    eval_view: ImageNetView | None  # the --init weights' test view on image files; None: the paper's
     steps_per_epoch: int
     total: int
     schedule: Any
@@ -155,18 +156,26 @@ def _load_data(cfg: TrainConfig, quiet: bool) -> DataBundle:
 
 
 def _normalization(
-    cfg: TrainConfig, bundle: DataBundle, init: Any, resume_from: ck.Checkpoint | None, quiet: bool
+    cfg: TrainConfig, bundle: DataBundle, stored: dict[str, Any] | None, resume_from: ck.Checkpoint | None, quiet: bool
 ) -> Normalization:
-    """The checkpoint's when resuming; ``init``: the warm-start weights' own; else fitted on the training set."""
+    """The checkpoint's when resuming; ``stored``: the warm-start weights' own; else fitted on the training set."""
     if resume_from is not None:
         return Normalization.from_dict(resume_from.meta["normalization"])
-    stored = init_normalization(init[1]) if init is not None and cfg.normalization == "init" else None
     if stored is not None:
         return Normalization.from_dict(stored)
-    if cfg.normalization == "init":
-        logger.info("--init %s carries no normalisation: channel statistics of the training set", cfg.init)
-        return fit_normalization(bundle, "channel", quiet=quiet)
     return fit_normalization(bundle, cfg.normalization, quiet=quiet)
+
+
+def _eval_view(init: Any, bundle: DataBundle, resume_from: ck.Checkpoint | None) -> ImageNetView | None:
+    """How the run's image files are cut for testing: the checkpoint's view when resuming; else the --init
+    weights' own (their publisher's resize, crop, interpolation), if they carry one. None (the paper's)
+    otherwise, and for in-memory images, which are tested at their own size."""
+    if resume_from is not None:
+        saved = resume_from.meta.get("eval_view")
+        return ImageNetView.from_dict(saved) if saved is not None else None
+    if init is None or bundle.image_size is not None or not init[1].get("view"):
+        return None
+    return ImageNetView.from_dict(init[1]["view"])
 
 
 def _model(
@@ -208,12 +217,15 @@ def build_run(
     batches = split_batch(cfg, dist.world_size)
     # Read --init before the data, so a wrong file fails at once; a resumed run never reads it again.
     init = resolve_init(cfg.init, cfg.model) if cfg.init and resume_from is None else None
+    # --normalization init takes the weights' own: a bare state dict, which has none, fails here, before the data.
+    stored = init_normalization(init[1]) if init is not None and cfg.normalization == "init" else None
     torch.manual_seed(cfg.seed)
     bundle = _load_data(cfg, quiet)
     size_note = input_size_note(init[1], bundle.image_size, cfg.augment) if init is not None else None
     if size_note:
         logger.warning(size_note)
-    normalization = _normalization(cfg, bundle, init, resume_from, quiet)
+    normalization = _normalization(cfg, bundle, stored, resume_from, quiet)
+    eval_view = _eval_view(init, bundle, resume_from)
     model, options, init_report = _model(cfg, bundle, init, resume_from)
     if size_note and init_report is not None:
         init_report["input_size"] = size_note  # for train.log and config.json
@@ -272,6 +284,7 @@ def build_run(
             normalization=normalization,
             device=device,
             workers=cfg.workers,
+            view=eval_view or PAPER_VIEW,
         )
         if bundle.val is not None
         else None
@@ -295,6 +308,7 @@ def build_run(
         criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
         loader=loader,
         val_loader=val_loader,
+        eval_view=eval_view,
         steps_per_epoch=steps_per_epoch,
         total=total,
         schedule=build_schedule(cfg, total),

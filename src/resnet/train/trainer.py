@@ -26,6 +26,7 @@ from torch import nn
 from resnet import checkpoints as ck
 from resnet.atomic_files import atomic_write
 from resnet.data import Normalization, make_eval_loader
+from resnet.data.transforms import PAPER_VIEW
 from resnet.device import Speed, resolve_speed
 from resnet.errors import ResNetError
 from resnet.evaluate import EvalResult, NonFiniteOutputs, class_scores, evaluate
@@ -826,6 +827,7 @@ class Trainer:
             normalization=self.normalization,
             device=self.speed.device,
             workers=self.cfg.workers,
+            view=self.run.eval_view or PAPER_VIEW,
         )
 
     # -- the run folder's files and the log's plan -----------------------------------------------
@@ -851,6 +853,8 @@ class Trainer:
             },
             "eval_weights": "ema" if self.run.ema else "model",
             "init": self.run.init_report,
+            # The --init weights' test view: `resnet eval RUN`, predict and export cut the images as validation did.
+            **({"eval_view": self.run.eval_view.to_dict()} if self.run.eval_view is not None else {}),
             "step": self.step,
             "epoch": self.step / self.run.steps_per_epoch,
         }
@@ -960,6 +964,15 @@ class Trainer:
             cfg.lr,
         )
         self._say("speed: %s", self.speed.describe())
+        view = self.run.eval_view
+        if view is not None:
+            self._say(
+                "test view of the --init weights: shorter side %d, centre %d crop, %s (validation, the final "
+                "evaluation, and resnet eval of this run)",
+                view.resize,
+                view.crop,
+                view.interpolation,
+            )
 
     def _schedule_text(self) -> str:
         cfg = self.cfg

@@ -2,8 +2,10 @@
 
 :func:`resolve_init` reads the weights and what they carry: a run folder (its best checkpoint, else
 its last), one of our checkpoints, a plain ``.safetensors`` file, a ``.pth`` state dict of torchvision
-or timm (``torch.load(weights_only=True)``: tensors only, no pickled code) or a published name (from
-:mod:`resnet.weights`). Our checkpoints also carry their class names and input normalisation.
+or timm (``torch.load(weights_only=True)``: tensors only, no pickled code), a published name or a Hub
+name (from :mod:`resnet.weights`). Our checkpoints, published and Hub weights, and a file with its
+``config.json`` beside it also carry their class names, input normalisation and test view; a bare
+state dict only its layout, so ``--normalization init`` refuses it in one line.
 
 :func:`apply_init` loads every tensor that fits, keeps the fresh classifier when the classes differ,
 and reports exactly which tensors were loaded, re-initialised and ignored. A mismatch anywhere else is
@@ -23,7 +25,7 @@ from torch import nn
 from resnet import checkpoints as ck
 from resnet.errors import ResNetError
 from resnet.train.freeze import HEAD, is_head
-from resnet.weights.hf_hub import fetch_hub, is_hf_hub
+from resnet.weights.hf_hub import CONFIG, WeightsConfig, fetch_hub, is_hf_hub, read_config
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +34,10 @@ HEAD_MODES = ("auto", "load", "reset")
 
 
 def resolve_init(spec: str, model_name: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The weights ``spec`` names, and ``info``: ``source``, ``kind`` (run, checkpoint, state_dict or
-    published), ``path``, and where known ``model``, ``classes`` and ``normalization`` (a
-    :meth:`Normalization.to_dict`)."""
+    """The weights ``spec`` names, and ``info``: ``source``, ``kind`` (run, checkpoint, state_dict, published
+    or hub), ``path``, and where known ``model``, ``classes``, ``normalization`` (a
+    :meth:`Normalization.to_dict`) and ``view`` (the weights' test view, an :meth:`ImageNetView.to_dict`).
+    ``model_name``: the network being built (a weights file is checked against it)."""
     if is_hf_hub(spec):
         return _hub(spec, model_name)
     path = Path(spec).expanduser()
@@ -48,20 +51,7 @@ def resolve_init(spec: str, model_name: str | None = None) -> tuple[dict[str, to
     if path.is_file():
         if ck.is_checkpoint(path):
             return _from_checkpoint(spec, path, "checkpoint")
-        try:
-            state = ck.read_state_dict(path)
-        except ResNetError as e:
-            raise ResNetError(f"--init: {e}") from None
-        from resnet.weights.load import layout_options
-
-        # A bare state dict is taken to be in torchvision's/timm's layout, as create_model(weights=) does.
-        return state, {
-            "source": spec,
-            "kind": "state_dict",
-            "path": str(path.resolve()),
-            "model_options": layout_options(state),
-            "guessed": True,
-        }
+        return _weights_file(spec, path, model_name)
     if "/" in spec or "\\" in spec or path.suffix in _WEIGHT_SUFFIXES:
         raise ResNetError(f"--init {spec}: no such file or run folder")
     return _published(spec, model_name)
@@ -81,8 +71,41 @@ def _from_checkpoint(spec: str, path: Path, kind: str) -> tuple[dict[str, torch.
         "step": meta.get("step"),
         "model_options": meta.get("model_options") or {},
         "image_size": meta.get("image_size"),  # (H, W) it was trained at, for networks of in-memory images
+        "view": meta.get("eval_view"),
     }
     return checkpoint.inference_weights(), info
+
+
+def _weights_info(spec: str, kind: str, weights: Any) -> dict[str, Any]:
+    """What :mod:`resnet.weights` read about the weights (a ``WeightsInfo``), as ``--init`` keeps it."""
+    return {
+        "source": spec,
+        "kind": kind,
+        "path": str(weights.source),
+        "model": weights.model,
+        "classes": weights.classes,
+        "normalization": weights.normalization.to_dict() if weights.normalization is not None else None,
+        "model_options": dict(weights.model_options),
+        "image_size": list(weights.image_size) if weights.image_size else None,
+        "view": weights.view.to_dict() if weights.view is not None else None,
+    }
+
+
+def _weights_file(spec: str, path: Path, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Another tool's file, read as ``create_model(weights=...)`` reads it: a published file by its name, one
+    with its config.json beside it, or a bare state dict (taken to be in torchvision's/timm's layout)."""
+    from resnet.weights.load import load_published
+
+    try:
+        state, weights = load_published(path, model_name or "")
+    except ResNetError as e:
+        raise ResNetError(f"--init: {e}") from None
+    if weights.published is not None:
+        return state, _weights_info(spec, "published", weights)
+    info = _weights_info(spec, "state_dict", weights)
+    if weights.guessed:  # its layout is all a bare state dict says: not its network, classes or normalisation
+        info.update(model=None, classes=None, guessed=True)
+    return state, info
 
 
 def _published_module() -> Any:
@@ -103,65 +126,64 @@ def _is_file_spec(spec: str) -> bool:
 
 def published_entry(spec: str) -> Any:
     """The published weights a ``--init`` names with their network (``resnet18``, ``resnet18.torchvision``,
-    ``resnet50.torchvision-v2``: timm's ``model.tag``), else None (a file, a run folder, or a tag alone such as
-    ``torchvision``, which is for the ``--model`` given, or a name the table does not know: loading it says why)."""
+    ``resnet50.torchvision-v2``: timm's ``model.tag``; a published file downloaded by hand, by its file name),
+    else None (another file, a run folder, or a tag alone such as ``torchvision``, which is for the
+    ``--model`` given, or a name the table does not know: loading it says why)."""
     weights = _published_module()
-    if weights is None or _is_file_spec(spec) or spec in weights.TAGS:
+    if weights is None or spec in weights.TAGS:
         return None
+    if _is_file_spec(spec):
+        path = Path(spec).expanduser()
+        return weights.find_by_file(path.name) if path.is_file() else None
     try:
         return weights.find_by_name(spec)
     except ResNetError:
         return None
 
 
+def _config_beside(spec: str) -> WeightsConfig | None:
+    """The config.json beside a weights file ``spec`` (not one of our checkpoints, whose meta says it all)."""
+    path = Path(spec).expanduser()
+    config = path.with_name(CONFIG)
+    if not path.is_file() or not config.is_file() or ck.is_checkpoint(path):
+        return None
+    return read_config(config, f"--init {spec}")
+
+
+def _named_network(spec: str) -> tuple[str, str] | None:
+    """The network ``--init spec`` names itself, and what names it; None where the weights do not say."""
+    if is_hf_hub(spec):
+        return fetch_hub(spec).config.architecture, "the network its config names"
+    entry = published_entry(spec)
+    if entry is not None:
+        return str(entry.model), f"the network of {entry.name}"
+    config = _config_beside(spec)
+    return (config.architecture, f"the network its {CONFIG} names") if config is not None else None
+
+
 def init_network(model: str, default_model: str, spec: str | None) -> str:
-    """The network to build for ``--init spec``: the published weights' own network when ``model`` is
-    ``default_model`` (``--model`` left at the recipe's), said in a log line; ``model`` otherwise."""
-    if spec and is_hf_hub(spec):
-        architecture = fetch_hub(spec).architecture
-        if architecture != model and model == default_model:
-            logger.info(
-                "--init %s: building %s, the network its config names (--model was left at the recipe's %s)",
-                spec,
-                architecture,
-                model,
-            )
-            return architecture
+    """The network to build for ``--init spec``: the one the weights name (published, Hub, a file's
+    config.json) when ``model`` is ``default_model`` (``--model`` left at the recipe's), said in a log line;
+    ``model`` otherwise."""
+    named = _named_network(spec) if spec else None
+    if named is None or named[0] == model or model != default_model:
         return model
-    entry = published_entry(spec) if spec else None
-    if entry is None or entry.model == model or model != default_model:
-        return model
-    logger.info(
-        "--init %s: building %s, the network of %s (--model was left at the recipe's %s)",
-        spec,
-        entry.model,
-        entry.name,
-        model,
-    )
-    return str(entry.model)
+    logger.info("--init %s: building %s, %s (--model was left at the recipe's %s)", spec, named[0], named[1], model)
+    return named[0]
 
 
 def _hub(spec: str, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """A Hugging Face Hub name: its config's network, classes, normalisation and build options."""
     from resnet.weights.load import load_published
 
-    architecture = fetch_hub(spec).architecture
+    architecture = fetch_hub(spec).config.architecture
     if model_name and model_name != architecture:
         raise ResNetError(
             f"--init {spec}: its weights are for {architecture}, not {model_name}; "
             f"give --model {architecture} or leave --model out"
         )
     state, weights = load_published(spec, architecture)
-    return state, {
-        "source": spec,
-        "kind": "hub",
-        "path": str(weights.source),
-        "model": architecture,
-        "classes": weights.classes,
-        "normalization": weights.normalization.to_dict(),
-        "model_options": dict(weights.model_options),
-        "image_size": list(weights.image_size) if weights.image_size else None,
-    }
+    return state, _weights_info(spec, "hub", weights)
 
 
 def _published(name: str, model_name: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -180,15 +202,7 @@ def _published(name: str, model_name: str | None) -> tuple[dict[str, torch.Tenso
             )
         model_name = entry.model
     state, weights = weights_module.load_published(entry.name if entry else name, model_name or "")
-    return state, {
-        "source": name,
-        "kind": "published",
-        "path": str(weights.source),
-        "model": weights.model,
-        "classes": weights.classes,
-        "normalization": weights.normalization.to_dict(),
-        "model_options": dict(weights.model_options),
-    }
+    return state, _weights_info(name, "published", weights)
 
 
 # Options that change the function a set of weights computes: the network is built the way they were trained.
@@ -328,7 +342,15 @@ def input_size_note(info: dict[str, Any], train_size: tuple[int, int] | None, au
     )
 
 
-def init_normalization(info: dict[str, Any]) -> dict[str, Any] | None:
-    """The input normalisation stored with the weights (a :meth:`Normalization.to_dict`), if any."""
+def init_normalization(info: dict[str, Any]) -> dict[str, Any]:
+    """The input normalisation stored with the weights (a :meth:`Normalization.to_dict`), which
+    ``--normalization init`` takes; a bare state dict carries none, and is one line saying what to do."""
     norm = info.get("normalization")
-    return norm if isinstance(norm, dict) and "mode" in norm else None
+    if isinstance(norm, dict) and "mode" in norm:
+        return norm
+    from resnet.weights.load import no_normalization
+
+    raise no_normalization(
+        f"--init {info['source']}",
+        "give --normalization channel or pixel-mean (fitted on this run's data) instead of --normalization init",
+    )

@@ -6,6 +6,8 @@ std) and ``model.safetensors`` (or ``pytorch_model.bin``). Both come through ``h
 (the optional ``hub`` extra), which keeps them in its own cache and honours ``HF_HUB_OFFLINE`` and
 ``HF_HUB_CACHE``. The network is the one the config names; its normalisation is the config's own
 mean and std (some timm ResNets use 0.5 and 0.5), never a guess: a config without them is refused.
+:func:`read_config` reads such a ``config.json`` wherever it lies: also beside a weights file that
+was downloaded by hand (``resnet.weights.load``).
 """
 
 from __future__ import annotations
@@ -34,21 +36,31 @@ def is_hf_hub(name: object) -> bool:
     return isinstance(name, str) and name.startswith(PREFIX)
 
 
-@dataclass(frozen=True)
-class HubWeights:
-    """One Hub repository's files and what its config says about them."""
+CONFIG = "config.json"
 
-    spec: str  # "hf-hub:timm/resnet50.a1_in1k" (optionally "@revision")
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    """What a timm / Hub ``config.json`` says about the weights beside it."""
+
     architecture: str  # a registered network name
     num_classes: int
     classes: list[str] | None
     normalization: Normalization
     pretrained_cfg: dict[str, Any]  # the publisher's evaluation settings, as the config gives them
-    weights: Path
     model_args: dict[str, Any]  # build options the config gives (this project's own folders: all of them)
     image_size: tuple[int, int] | None = None  # this project's folders of small-image networks
     protocol: str = "center"
     view: ImageNetView | None = None  # the publisher's test crop, from pretrained_cfg
+
+
+@dataclass(frozen=True)
+class HubWeights:
+    """One Hub repository's files and what its config says about them."""
+
+    spec: str  # "hf-hub:timm/resnet50.a1_in1k" (optionally "@revision")
+    config: WeightsConfig
+    weights: Path
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return read_state_dict(self.weights)
@@ -115,56 +127,40 @@ def _view(spec: str, cfg: dict[str, Any]) -> ImageNetView | None:
     return ImageNetView(resize=math.floor(size[-1] / crop_pct), crop=size[-1], interpolation=interpolation)
 
 
-def fetch_hub(spec: str) -> HubWeights:
-    """The config and weights file of ``spec`` (from the Hugging Face cache, else downloaded)."""
-    repo_id, _, revision = spec[len(PREFIX) :].partition("@")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ResNetError(f"{spec}: a Hub name is hf-hub:OWNER/REPO (e.g. hf-hub:timm/resnet50.a1_in1k)")
+def read_config(path: Path, where: str) -> WeightsConfig:
+    """The ``config.json`` at ``path`` (a Hub repository's, or one beside a weights file), checked as a
+    checkpoint's metadata is; every error is one line that starts with ``where``."""
     try:
-        config_path = _download(spec, repo_id, revision or None, "config.json")
-    except _Missing as e:
-        raise ResNetError(
-            f"{spec}: config.json is {OFFLINE}"
-            if e.offline
-            else f"{spec}: the repository has no config.json (the architecture and evaluation settings of its weights)"
-        ) from None
-    try:
-        config = json.loads(config_path.read_text())
+        config = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise ResNetError(f"{spec}: its config.json is not readable JSON ({type(e).__name__})") from None
+        raise ResNetError(f"{where}: its {CONFIG} is not readable JSON ({type(e).__name__})") from None
     if not isinstance(config, dict):
-        raise ResNetError(f"{spec}: its config.json is not a JSON object")
-    architecture = config.get("architecture")
+        raise ResNetError(f"{where}: its {CONFIG} is not a JSON object")
+    if "architecture" not in config:
+        raise ResNetError(f"{where}: its {CONFIG} names no architecture (timm's and the Hub's name the network)")
+    architecture = config["architecture"]
     try:
         get_spec(str(architecture))
     except ResNetError:
         raise ResNetError(
-            f"{spec}: its architecture {architecture!r} is not one of this project's networks "
+            f"{where}: its architecture {architecture!r} is not one of this project's networks "
             "(timm's resnet*c/d/s/t variants have a deep stem, not the paper's)"
         ) from None
     cfg = config.get("pretrained_cfg") or {}
+    if not isinstance(cfg, dict):
+        raise ResNetError(f"{where}: its {CONFIG} pretrained_cfg is not an object")
     num_classes = config.get("num_classes", cfg.get("num_classes", 1000))
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ResNetError(f"{spec}: its config.json gives num_classes {num_classes!r}")
+        raise ResNetError(f"{where}: its {CONFIG} gives num_classes {num_classes!r}")
     labels = config.get("label_names")
     if isinstance(labels, list) and len(labels) == num_classes and all(isinstance(c, str) for c in labels):
         classes: list[str] | None = labels
     else:
         classes = list(IMAGENET_CLASSES) if num_classes == len(IMAGENET_CLASSES) else None
-    offline = False
-    for filename in WEIGHT_FILES:
-        try:
-            weights = _download(spec, repo_id, revision or None, filename)
-            break
-        except _Missing as e:
-            offline = offline or e.offline
-    else:
-        names = " or ".join(WEIGHT_FILES)
-        raise ResNetError(f"{spec}: {names} is {OFFLINE}" if offline else f"{spec}: the repository has no {names}")
     model_args = config.get("model_args") or {}
     if not isinstance(model_args, dict):
-        raise ResNetError(f"{spec}: its config.json model_args is not an object")
-    normalization = _normalization(spec, config, cfg)
+        raise ResNetError(f"{where}: its {CONFIG} model_args is not an object")
+    normalization = _normalization(where, config, cfg)
     size = config.get("resnet_image_size")
     protocol = config.get("resnet_val_protocol", "center")
     # The same bounds as a checkpoint's metadata: a crafted config cannot ask for a 600,000-layer network.
@@ -177,18 +173,40 @@ def fetch_hub(spec: str) -> HubWeights:
             "image_size": size,
             "val_protocol": protocol,
         },
-        spec,
+        where,
     )
-    return HubWeights(
-        spec,
+    return WeightsConfig(
         str(architecture),
         num_classes,
         classes,
         normalization,
         dict(cfg),
-        weights,
         dict(model_args),
         tuple(size) if size else None,
         protocol,
-        None if size else _view(spec, cfg),  # small-image networks are tested at their own size
+        None if size else _view(where, cfg),  # small-image networks are tested at their own size
     )
+
+
+def fetch_hub(spec: str) -> HubWeights:
+    """The config and weights file of ``spec`` (from the Hugging Face cache, else downloaded)."""
+    repo_id, _, revision = spec[len(PREFIX) :].partition("@")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ResNetError(f"{spec}: a Hub name is hf-hub:OWNER/REPO (e.g. hf-hub:timm/resnet50.a1_in1k)")
+    try:
+        config_path = _download(spec, repo_id, revision or None, CONFIG)
+    except _Missing as e:
+        raise ResNetError(
+            f"{spec}: {CONFIG} is {OFFLINE}"
+            if e.offline
+            else f"{spec}: the repository has no {CONFIG} (the architecture and evaluation settings of its weights)"
+        ) from None
+    config = read_config(config_path, spec)  # checked before the weights are downloaded
+    offline = False
+    for filename in WEIGHT_FILES:
+        try:
+            return HubWeights(spec, config, _download(spec, repo_id, revision or None, filename))
+        except _Missing as e:
+            offline = offline or e.offline
+    names = " or ".join(WEIGHT_FILES)
+    raise ResNetError(f"{spec}: {names} is {OFFLINE}" if offline else f"{spec}: the repository has no {names}")

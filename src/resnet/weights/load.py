@@ -4,8 +4,11 @@
 
 - a published name: ``"torchvision"`` / ``"torchvision-v2"`` (or ``"resnet50.torchvision"``), see
   :mod:`resnet.weights.published`; the file comes from the cache or is downloaded;
-- a ``.pth`` / ``.safetensors`` file of torchvision's or timm's ResNets (same key names), or a copy
-  of a published file downloaded by hand (recognised by its name and checked against its hash);
+- a ``.pth`` / ``.safetensors`` file of torchvision's or timm's ResNets (same key names): a copy of a
+  published file downloaded by hand (recognised by its name and checked against its hash), a file
+  with its ``config.json`` beside it (as timm's and the Hub's folders hold it: its network, classes,
+  normalisation and test view, read as for a Hub name), or a bare file, which does not say how its
+  inputs were normalised (``info.normalization`` is None; ``model_from_weights`` then needs one given);
 - one of this project's checkpoints (or run folders): its own model options, classes and normalisation;
 - a Hugging Face Hub name, ``"hf-hub:timm/resnet50.a1_in1k"``: its config's network, classes, mean and
   std, and evaluation settings (``pretrained_cfg``), see :mod:`resnet.weights.hf_hub`.
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,7 @@ from resnet.errors import ResNetError
 from resnet.models.backbone import BackboneOptions
 from resnet.models.registry import build_model, get_spec
 from resnet.weights.fetch import fetch, read_hashed, verified_bytes
-from resnet.weights.hf_hub import fetch_hub, is_hf_hub
+from resnet.weights.hf_hub import CONFIG, WeightsConfig, fetch_hub, is_hf_hub, read_config
 from resnet.weights.imagenet_classes import IMAGENET_CLASSES
 from resnet.weights.published import TAGS, PublishedWeights, find_by_file, find_published
 
@@ -53,6 +57,37 @@ def imagenet_normalization() -> Normalization:
     return Normalization("channel", torch.tensor(IMAGENET_MEAN) * 255, torch.tensor(IMAGENET_STD) * 255)
 
 
+# The normalisations a caller may name for weights that carry none (a bare file without its config.json).
+NORMALIZATION_NAMES = {"imagenet": imagenet_normalization}  # torchvision's, also timm's default
+
+
+def named_normalization(normalization: Normalization | str) -> Normalization:
+    """``"imagenet"`` (torchvision's mean and std), or a :class:`Normalization` as it is."""
+    if isinstance(normalization, Normalization):
+        return normalization
+    if normalization not in NORMALIZATION_NAMES:
+        raise ResNetError(
+            f"normalization {normalization!r}: a name is one of {', '.join(NORMALIZATION_NAMES)}, "
+            "else give a resnet.data.Normalization"
+        )
+    return NORMALIZATION_NAMES[normalization]()
+
+
+def no_normalization(source: str | Path, explicit: str) -> ResNetError:
+    """The one line for a weights file that says nothing about its input normalisation; ``explicit``:
+    how the caller can give one instead."""
+    return ResNetError(
+        f"{source}: a bare weights file does not say how its inputs were normalised; put its {CONFIG} "
+        f"(as timm and the Hugging Face Hub publish it) beside it, or {explicit}"
+    )
+
+
+EXPLICIT = (
+    'give the normalisation explicitly (--normalization imagenet, in Python normalization="imagenet": '
+    "torchvision's mean and std)"
+)
+
+
 @dataclass
 class WeightsInfo:
     """What a network needs besides its weights: how to build it, its classes, its input normalisation."""
@@ -61,7 +96,7 @@ class WeightsInfo:
     model: str
     model_options: dict[str, Any]  # create_model options the weights need, e.g. {"stride_on": "3x3"}
     classes: list[str] | None  # None: a file of another tool whose classes are unknown
-    normalization: Normalization
+    normalization: Normalization | None  # None: a bare file of another tool, which does not say
     source: Path  # the file the weights were read from
     # None: a network trained on image files with the ImageNet pipeline, so the test views are the
     # ImageNet ones (shorter side 256, centre 224), as for this project's own runs on image folders.
@@ -79,6 +114,8 @@ class WeightsInfo:
 
     def checkpoint_meta(self, model_options: dict[str, Any] | None = None) -> dict[str, Any]:
         """The meta of a checkpoint of these weights: what ``resnet predict`` and ``export`` read."""
+        if self.normalization is None:
+            raise no_normalization(self.source, EXPLICIT)
         options = {**self.model_options, **(model_options or {})}
         num_classes = options.get("num_classes") or get_spec(self.model).defaults.get("num_classes", 1000)
         classes = self.classes or [f"class {i}" for i in range(num_classes)]
@@ -124,8 +161,8 @@ def layout_options(state: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def _file_info(path: Path, model_name: str, state: dict[str, torch.Tensor]) -> WeightsInfo:
-    """For another tool's file: torchvision and timm put a bottleneck's stride on the 3x3, and a
-    1000-way classifier is ImageNet-1k's, normalised as torchvision does (timm's defaults are the same)."""
+    """For another tool's bare file: torchvision and timm put a bottleneck's stride on the 3x3, and a
+    1000-way classifier is ImageNet-1k's. Its normalisation is not guessed: None, for the caller to decide."""
     options = layout_options(state)
     fc = state.get("fc.weight")
     outputs = int(fc.shape[0]) if fc is not None and fc.ndim == 2 else None
@@ -133,14 +170,42 @@ def _file_info(path: Path, model_name: str, state: dict[str, torch.Tensor]) -> W
         options["num_classes"] = outputs
     classes = list(IMAGENET_CLASSES) if outputs == len(IMAGENET_CLASSES) else None
     logger.info(
-        "%s: not a published file or a resnet checkpoint; assuming torchvision's layout (%s), "
-        "%s and torchvision's normalisation",
+        "%s: not a published file or a resnet checkpoint, and no %s beside it: torchvision's layout (%s), "
+        "%s; its input normalisation is unknown",
         path,
+        CONFIG,
         "stride on the 3x3" if options.get("stride_on") else "basic blocks",
         "ImageNet-1k classes" if classes else f"{outputs} unnamed classes",
     )
-    return WeightsInfo(
-        f"{model_name}.{path.stem}", model_name, options, classes, imagenet_normalization(), path, guessed=True
+    return WeightsInfo(f"{model_name}.{path.stem}", model_name, options, classes, None, path, guessed=True)
+
+
+def _with_config(
+    name: str,
+    where: str,
+    model_name: str,
+    config: WeightsConfig,
+    source: Path,
+    read: Callable[[], dict[str, torch.Tensor]],
+) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+    """Weights whose ``config.json`` (a Hub repository's, or one beside the file) says what they are; they
+    are read (``read``) once the config is known to be for ``model_name``."""
+    if config.architecture != model_name:
+        raise ResNetError(f"{where} holds {config.architecture} weights, not {model_name}'s")
+    state = read()
+    # timm's configs name the network only: its layout puts the stride on the 3x3; ours give every option.
+    options = {**(config.model_args or layout_options(state)), "num_classes": config.num_classes}
+    return state, WeightsInfo(
+        name,
+        model_name,
+        options,
+        config.classes,
+        config.normalization,
+        source,
+        config.image_size,
+        config.protocol,
+        extra={"pretrained_cfg": config.pretrained_cfg},
+        view=config.view,
     )
 
 
@@ -190,30 +255,21 @@ def _load_file(path: Path, model_name: str) -> tuple[dict[str, torch.Tensor], We
         if entry.model != model_name:
             raise ResNetError(f"{path} is {entry.name}'s file, not {model_name}'s")
         return read_state_dict(path, verified_bytes(path, entry)), _published_info(entry, path)
-    state = read_state_dict(path, _named_hash_checked(path))
+
+    def read() -> dict[str, torch.Tensor]:
+        return read_state_dict(path, _named_hash_checked(path))
+
+    beside = path.with_name(CONFIG)
+    if beside.is_file():  # as timm's and the Hub's folders hold it: read as for a Hub name
+        config, where = read_config(beside, str(path)), f"{path}, by its {CONFIG},"
+        return _with_config(f"{model_name}.{path.stem}", where, model_name, config, path, read)
+    state = read()
     return state, _file_info(path, model_name, state)
 
 
 def _load_hub(spec: str, model_name: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     hub = fetch_hub(spec)
-    if hub.architecture != model_name:
-        raise ResNetError(f"{spec} holds {hub.architecture} weights, not {model_name}'s")
-    state = hub.state_dict()
-    # timm's configs name the network only: its layout puts the stride on the 3x3; ours give every option.
-    options = {**(hub.model_args or layout_options(state)), "num_classes": hub.num_classes}
-    info = WeightsInfo(
-        spec,
-        model_name,
-        options,
-        hub.classes,
-        hub.normalization,
-        hub.weights,
-        hub.image_size,
-        hub.protocol,
-        extra={"pretrained_cfg": hub.pretrained_cfg},
-        view=hub.view,
-    )
-    return state, info
+    return _with_config(spec, spec, model_name, hub.config, hub.weights, hub.state_dict)
 
 
 def load_published(
@@ -273,16 +329,17 @@ def _check_options(name: str, needed: dict[str, Any], options: dict[str, Any]) -
 def create_pretrained(
     model_name: str, weights: str | Path, *, cache_dir: str | Path | None = None, progress: bool = True, **options: Any
 ) -> nn.Module:
-    """``create_model(model_name, weights=...)``: the network the weights need, with them loaded."""
-    model, _ = model_from_weights(model_name, weights, cache_dir=cache_dir, progress=progress, **options)
+    """``create_model(model_name, weights=...)``: the network the weights need, with them loaded. The input
+    normalisation is the caller's business here (a bare file need not say it)."""
+    model, _, _ = pretrained_model(model_name, weights, cache_dir=cache_dir, progress=progress, **options)
     return model.train()
 
 
-def model_from_weights(
+def pretrained_model(
     model_name: str, weights: str | Path, *, cache_dir: str | Path | None = None, progress: bool = True, **options: Any
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The network with ``weights`` loaded, in eval mode, and a checkpoint-style meta (classes,
-    normalisation, input size) for ``resnet predict`` / ``resnet export``."""
+) -> tuple[nn.Module, WeightsInfo, dict[str, Any]]:
+    """The network with ``weights`` loaded, in eval mode, what the weights carry, and the options it was
+    built with."""
     get_spec(model_name)
     if is_published_name(weights):  # a conflict is known before anything is downloaded
         entry = find_published(model_name, str(weights))
@@ -305,4 +362,26 @@ def model_from_weights(
             TAGS[info.published.tag],
             info.source,
         )
-    return model.eval(), info.checkpoint_meta(merged)
+    return model.eval(), info, merged
+
+
+def model_from_weights(
+    model_name: str,
+    weights: str | Path,
+    *,
+    normalization: Normalization | str | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The network with ``weights`` loaded, in eval mode, and a checkpoint-style meta (classes,
+    normalisation, input size) for ``resnet predict`` / ``resnet export``.
+
+    ``normalization`` (``"imagenet"`` or a :class:`Normalization`) replaces the one the weights carry; a
+    bare file without its ``config.json`` carries none, and without it is one line saying so.
+    """
+    explicit = named_normalization(normalization) if normalization is not None else None
+    model, info, merged = pretrained_model(model_name, weights, cache_dir=cache_dir, progress=progress, **options)
+    if explicit is not None:
+        info = replace(info, normalization=explicit)
+    return model, info.checkpoint_meta(merged)
