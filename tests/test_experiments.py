@@ -226,7 +226,7 @@ def test_short_modes_change_only_length_data_part_augmentation_lr_warmup_and_spe
     class Stop(Exception):
         pass
 
-    def capture(jobs, parallel):
+    def capture(jobs, parallel, time_limit=None):
         seen_jobs.extend(jobs)
         raise Stop
 
@@ -245,7 +245,7 @@ def test_short_modes_change_only_length_data_part_augmentation_lr_warmup_and_spe
     monkeypatch.setattr(
         E,
         "degradation",
-        lambda depths, data, out, mode, overrides, parallel, kinds: (
+        lambda depths, data, out, mode, overrides, parallel, kinds, time_limit: (
             seen.update(depths=depths, mode=mode, kinds=kinds)
             or E.ExperimentResult(Path(out), {}, [["depth"]], None, None)
         ),
@@ -475,3 +475,68 @@ def test_the_experiment_says_its_plan_which_run_is_running_and_an_eta(monkeypatc
     assert lines[6].startswith("run 3 of 4 done (plain56), 12 min 40 s so far; 1 run left, about 9 min 20 s more")
     assert lines[-1] == "run 4 of 4 done (resnet56): the experiment's runs are all done, in 22 min 00 s"
     assert trained == ["plain20", "resnet20", "plain56", "resnet56"]  # the stand-in decides what is reused
+
+
+def test_a_time_limited_experiment_shares_the_time_by_cost(monkeypatch, tmp_path: Path, caplog) -> None:
+    """--time-limit: each run starts with its cost's share of the time left; one that ends early leaves
+    its time to the others; resumed and reused runs are handed over as they are."""
+    from resnet import experiments as E
+
+    now = [1000.0]
+    given: dict[str, float] = {}
+
+    def stand_in(options, run_dir):  # each run takes 90% of the time it is given
+        given[run_dir.name] = options["time_limit"]
+        now[0] += 0.9 * options["time_limit"]
+        return run_dir
+
+    monkeypatch.setattr(E, "_clock", lambda: now[0])
+    monkeypatch.setattr(E, "run_or_resume", stand_in)
+    jobs = [(f"{k}{d}", {"depth": d}, tmp_path / f"{k}{d}", d) for d in (20, 56) for k in ("plain", "resnet")]
+    E.run_all(jobs, time_limit=1520.0)
+    left, expected = 1520.0, {}
+    for key, cost in (("plain20", 20), ("resnet20", 20), ("plain56", 56), ("resnet56", 56)):
+        costs = {"plain20": 20, "resnet20": 20, "plain56": 56, "resnet56": 56}
+        rest = sum(c for k, c in costs.items() if k not in expected)
+        expected[key] = left * cost / rest
+        left -= 0.9 * expected[key]
+    assert given == pytest.approx(expected)
+    assert given["plain20"] == pytest.approx(200.0)  # 1520 s x 20/152
+    assert sum(0.9 * t for t in given.values()) <= 1520.0
+    with pytest.raises(ResNetError, match="--time-limit shares the time between runs trained one at a time"):
+        E.run_all(jobs, parallel=2, time_limit=60.0)
+
+
+def test_a_time_limited_degradation_is_the_papers_recipe_on_all_images(monkeypatch, tmp_path: Path) -> None:
+    import resnet.experiments as E
+
+    class Stop(Exception):
+        pass
+
+    seen: dict = {}
+
+    def capture(jobs, parallel, time_limit=None):
+        seen.update(jobs={key: options for key, options, _, _ in jobs}, time_limit=time_limit)
+        raise Stop
+
+    monkeypatch.setattr(E, "run_all", capture)
+    data = {"data": "imagefolder", "data_dir": "d"}
+    with pytest.raises(Stop):
+        degradation([20, 56], data, tmp_path, time_limit=3600.0)
+    assert seen["time_limit"] == 3600.0 and sorted(seen["jobs"]) == ["plain20", "plain56", "resnet20", "resnet56"]
+    cfg = resolve({**seen["jobs"]["resnet56"], "time_limit": 900.0})
+    assert (cfg.time_limit, cfg.iterations, cfg.epochs) == (900.0, None, None)
+    assert (cfg.train_subset, cfg.augment) == (None, "cifar")
+    assert (cfg.lr, cfg.milestones, cfg.batch_size, cfg.precision, cfg.channels_last) == (
+        0.1,
+        (0.5, 0.75),
+        128,
+        "native",
+        "on",
+    )
+    for mode, overrides in (("quick", None), (None, {"iterations": 10})):
+        with pytest.raises(ResNetError, match="^--time-limit fits the paper's schedule"):
+            degradation([20], data, tmp_path, mode=mode, overrides=overrides, time_limit=60.0)
+    with pytest.raises(SystemExit) as stop:
+        main(["experiment", "degradation", "--data", "digits", "--time-limit", "soon"])
+    assert stop.value.code == 2

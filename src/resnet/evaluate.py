@@ -103,11 +103,13 @@ def evaluate(
 
 
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The network of a resnet checkpoint (or run folder), weights loaded, in eval mode, and its meta."""
-    from resnet.checkpoints import load_checkpoint, load_weights, nonfinite_keys
+    """The network of a resnet checkpoint (or run folder, or shipped name such as ``resnet20.cifar10``),
+    weights loaded, in eval mode, and its meta."""
+    from resnet.checkpoints import load_weights, nonfinite_keys
     from resnet.models import build_model
+    from resnet.weights.shipped import read_checkpoint
 
-    ckpt = load_checkpoint(path)
+    ckpt, _ = read_checkpoint(path)
     meta = ckpt.meta
     weights = ckpt.inference_weights()
     broken = nonfinite_keys(weights)

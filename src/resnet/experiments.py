@@ -60,6 +60,9 @@ SHORT_SCHEDULE = {
     "channels_last": "on",
 }
 MODES: dict[str, dict[str, Any]] = {"quick": SHORT_SCHEDULE, "medium": SHORT_SCHEDULE}
+# With --time-limit: the paper's recipe (all 45k training images, its augmentation, LR 0.1 / 10 at 50%
+# and 75%) on a length each run plans from its share of the time, with the speed options.
+TIMED: dict[str, Any] = {"precision": "native", "channels_last": "on", "log_every": 50}
 KINDS = {"plain": "plain", "resnet": "ResNet"}  # the two halves of Figure 6, and their labels
 MODE_DEPTHS = {"quick": [20, 56], "medium": [20, 32, 44, 56], None: [20, 56]}
 # The shortcuts experiment's quick mode stays a pipeline check: 500 iterations, the paper's warm rule.
@@ -102,6 +105,13 @@ def _mode(mode: str | None, iterations: Any, recipe: str, subset: Any = None) ->
         return f"{mode} mode, {iterations} iterations" + (f" on {subset:,} training images" if subset else "")
     full = RECIPES[recipe]["iterations"]
     return "full schedule" if iterations == full else f"shortened schedule, {iterations} of {full} iterations"
+
+
+def _timed_text(time_limit: float, loaded: dict[str, Any]) -> str:
+    """What schedule time-limited runs had: each planned its own length in its share of the time."""
+    lengths = sorted({run.summary.get("iterations", 0) for run in loaded.values()})
+    span = f"{lengths[0]}" if len(lengths) == 1 else f"{lengths[0]} to {lengths[-1]}"
+    return f"time limit {_duration(time_limit)}, {span} iterations a run"
 
 
 def _finished(run_dir: Path) -> bool:
@@ -248,8 +258,24 @@ def _run_side_by_side(options: dict[str, Any], run_dir: Path, number: str | None
             os._exit(130)  # the command is gone and nobody waits for this result (its pool would hang)
 
 
-def run_all(jobs: Sequence[tuple[str, dict[str, Any], Path, float]], parallel: int = 1) -> dict[str, Path]:
+def time_share(
+    key: str, jobs: Sequence[tuple[str, dict[str, Any], Path, float]], done: set[str], left_s: float
+) -> float:
+    """The part of ``left_s`` seconds that the run ``key`` may take: in proportion to its cost among the runs
+    not done yet (a run that ends early leaves its time to the others)."""
+    costs = {k: c for k, _, _, c in jobs if k not in done}
+    return left_s * costs[key] / sum(costs.values())
+
+
+def run_all(
+    jobs: Sequence[tuple[str, dict[str, Any], Path, float]], parallel: int = 1, time_limit: float | None = None
+) -> dict[str, Path]:
     """Train, resume or reuse every ``(key, options, run_dir, cost)`` job; returns the run folders by key.
+
+    ``time_limit``: seconds for all of them; each new run gets ``--time-limit`` its share of what is
+    left when it starts (:func:`time_share`), and plans its own length in it (a resumed run keeps its
+    plan). The costs are the runs' depths, about their step times, so the runs get about the same
+    number of iterations.
 
     ``parallel`` > 1 trains that many runs side by side on the CPU, each in its own process with an equal
     share of the threads, the costliest first so that the processes finish together. It pays where one
@@ -259,12 +285,20 @@ def run_all(jobs: Sequence[tuple[str, dict[str, Any], Path, float]], parallel: i
     """
     if parallel < 1:
         raise ResNetError(f"--jobs {parallel}: must be at least 1")
+    if time_limit is not None and parallel > 1:
+        raise ResNetError("--time-limit shares the time between runs trained one at a time; drop --jobs")
     plan = Plan(jobs, parallel if len(jobs) > 1 else 1)
     plan.announce()
     if parallel == 1 or len(jobs) == 1:
         runs = {}
         for key, options, run_dir, _ in jobs:
             plan.start(key, run_dir)
+            if time_limit is not None:
+                left = time_limit - (_clock() - plan.started_at)
+                share = time_share(key, jobs, plan.done | plan.reused, left)
+                if not _finished(run_dir):
+                    logger.info("%s: %s of the %s left", key, _duration(share), _duration(left))
+                options = {**options, "time_limit": share}
             runs[key] = run_or_resume(options, run_dir)
             plan.end(key)
         return runs
@@ -390,8 +424,12 @@ def degradation(
     overrides: dict[str, Any] | None = None,
     parallel: int = 1,
     kinds: tuple[str, ...] = tuple(KINDS),
+    time_limit: float | None = None,
 ) -> ExperimentResult:
     """Plain and residual CIFAR nets at each depth, the paper's CIFAR recipe; Figure 6 and Table 6.
+
+    ``time_limit``: seconds for the whole experiment, shared between its runs (:func:`run_all`): the
+    paper's recipe on the full training set, its schedule fitted to each run's share (:data:`TIMED`).
 
     ``mode`` "quick" or "medium" trains on the short schedule of :data:`MODES` (docs/experiments.md measures it).
     ``kinds`` trains only the plain or only the residual nets, e.g. to repeat one half of Figure 6 with
@@ -410,17 +448,26 @@ def degradation(
     out = Path(out_dir)
     if mode is not None and mode not in MODES:
         raise ResNetError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
-    base = _base_options("cifar-paper", data_options, MODES.get(mode or "", {}), overrides)
+    if time_limit is not None and (mode is not None or "iterations" in (overrides or {})):
+        raise ResNetError(
+            "--time-limit fits the paper's schedule on all the training images to the time given; "
+            "drop --quick/--medium and --iterations (or --time-limit)"
+        )
+    base = _base_options("cifar-paper", data_options, MODES.get(mode or "", TIMED if time_limit else {}), overrides)
     jobs = []
     for depth in depths:
         for kind in kinds:
             name, extra = _cifar_name(kind, depth)
             jobs.append((f"{kind}{depth}", {**base, "model": name, **extra}, out / f"{kind}{depth}", depth))
-    runs = run_all(jobs, parallel)  # depth is each run's cost: the deepest go first side by side
+    runs = run_all(jobs, parallel, time_limit)  # depth is each run's cost: the deepest go first side by side
 
     loaded = {key: load_run(path) for key, path in runs.items()}
     iterations = next(iter(loaded.values())).summary.get("iterations", "?")
-    mode_text = _mode(mode, iterations, "cifar-paper", base.get("train_subset"))
+    mode_text = (
+        _timed_text(time_limit, loaded)
+        if time_limit
+        else _mode(mode, iterations, "cifar-paper", base.get("train_subset"))
+    )
     rows = [
         [
             "depth",
@@ -501,8 +548,10 @@ def shortcuts(
     quick: bool = False,
     overrides: dict[str, Any] | None = None,
     parallel: int = 1,
+    time_limit: float | None = None,
 ) -> ExperimentResult:
-    """One network with shortcut options A, B and C (the idea of the paper's Table 3)."""
+    """One network with shortcut options A, B and C (the idea of the paper's Table 3); ``time_limit``:
+    seconds for all of them, in equal shares."""
     from resnet.report import load_run, write_report
 
     spec = get_spec(model)
@@ -514,7 +563,10 @@ def shortcuts(
     recipe = "cifar-paper" if model_family(model) == "cifar" else "imagenet-paper"
     base = {**_base_options(recipe, data_options, SHORTCUTS_QUICK if quick else {}, overrides), "model": model}
     out = Path(out_dir)
-    runs = run_all([(o, {**base, "shortcut": o}, out / f"{model}-{o}", 1.0) for o in options], parallel)
+    if time_limit is not None and (quick or "iterations" in (overrides or {})):
+        raise ResNetError("--time-limit sets the runs' length; drop --quick and --iterations (or --time-limit)")
+    jobs = [(o, {**base, "shortcut": o}, out / f"{model}-{o}", 1.0) for o in options]
+    runs = run_all(jobs, parallel, time_limit)
     loaded = {o: load_run(p) for o, p in runs.items()}
     reference = model == "resnet34" and base.get("data") == "imagefolder"
     rows = [["option", "params", "train err (%)", "val err (%)", "paper top-1 err (%)"]]
@@ -528,7 +580,11 @@ def shortcuts(
                 f"{PAPER_TABLE3[o]:.2f}" if reference else "-",
             ]
         )
-    mode = _mode("quick" if quick else None, loaded[options[0]].summary.get("iterations", "?"), recipe)
+    mode = (
+        _timed_text(time_limit, loaded)
+        if time_limit
+        else _mode("quick" if quick else None, loaded[options[0]].summary.get("iterations", "?"), recipe)
+    )
     _save_table(
         out,
         "shortcuts",

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save as safetensors_bytes
 
 from resnet.atomic_files import atomic_write
@@ -108,15 +109,29 @@ def is_checkpoint(path: str | Path) -> bool:
         return False
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read one of our checkpoints (a file, or a run folder: its best, else its last)."""
-    path = resolve_path(path)
+def _read(path: Path, data: bytes | None) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The header metadata and tensors of a safetensors file, or of ``data``, its bytes already read."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
+        if data is None:
+            with safe_open(str(path), framework="pt") as f:
+                return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size]) if 8 <= 8 + size <= len(data) else None
+        if not isinstance(header, dict):
+            raise ValueError("no safetensors header")
+        metadata = header.get("__metadata__") or {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise ValueError("the header's __metadata__ is not a table of strings")
+        return metadata, tensors_from_bytes(data)
+    except (SafetensorError, OSError, ValueError, RecursionError) as e:
         raise ResNetError(f"{path} is not a readable safetensors checkpoint: {e}") from None
+
+
+def load_checkpoint(path: str | Path, data: bytes | None = None) -> Checkpoint:
+    """Read one of our checkpoints (a file, or a run folder: its best, else its last); ``data``: the
+    file's bytes, already read (and checked against a digest: what is checked is what is loaded)."""
+    path = resolve_path(path) if data is None else Path(path)
+    header, tensors = _read(path, data)
     if header.get("format") != FORMAT:
         raise ResNetError(
             f"{path} is a plain safetensors file, not a resnet checkpoint (no model name or "

@@ -11,7 +11,7 @@ from resnet import experiments
 from resnet.commands._arguments import data_arguments
 from resnet.errors import ResNetError
 from resnet.markdown import markdown_table
-from resnet.option_types import positive_int, seed_int
+from resnet.option_types import duration_seconds, positive_int, seed_int
 from resnet.train.trainer import Interrupted
 
 DESCRIPTION = (
@@ -63,6 +63,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         e.add_argument(
             "--iterations", type=positive_int, default=None, help="training length of every run (milestones scale)"
         )
+        e.add_argument(
+            "--time-limit",
+            type=duration_seconds,
+            default=None,
+            metavar="DURATION",
+            help="end the whole experiment within this time (e.g. 60m): each run gets a share in "
+            "proportion to its cost and plans its length in it (see docs/training.md#a-time-limit)",
+        )
         e.add_argument("--seed", type=seed_int, default=0, help="seed of every run (default: 0)")
         e.add_argument("--out", default=None, help=f"output folder (default: experiments/{name})")
         e.add_argument(
@@ -96,7 +104,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             options = [o.strip().upper() for o in args.options.split(",") if o.strip()]
             result = experiments.shortcuts(
-                args.model, options, data, out, quick=args.quick, overrides=overrides, parallel=args.jobs
+                args.model,
+                options,
+                data,
+                out,
+                quick=args.quick,
+                overrides=overrides,
+                parallel=args.jobs,
+                time_limit=args.time_limit,
             )
     except Interrupted as e:  # Ctrl-C or SIGTERM: the run in progress saved its checkpoint
         print(f"resnet: {e}; to continue the experiment, run the same command again", file=sys.stderr)
@@ -124,7 +139,9 @@ def _degradation(
     except ValueError:
         raise ResNetError(f"--depths {args.depths!r}: expected comma-separated integers, e.g. 20,32,44,56") from None
     kinds = tuple(dict.fromkeys(k.strip().lower() for k in args.nets.split(",") if k.strip()))
-    return experiments.degradation(depths, data, out, mode=mode, overrides=overrides, parallel=args.jobs, kinds=kinds)
+    return experiments.degradation(
+        depths, data, out, mode=mode, overrides=overrides, parallel=args.jobs, kinds=kinds, time_limit=args.time_limit
+    )
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:

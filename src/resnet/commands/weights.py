@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from resnet.weights.fetch import cached_file, fetch, weights_dir
 from resnet.weights.published import find_by_name, list_published
+from resnet.weights.shipped import list_shipped
 
 DESCRIPTION = (
     "torchvision's published ImageNet weights for this project's networks: "
-    "accuracy, file, size and whether they are cached. `resnet weights download NAME` "
+    "accuracy, file, size and whether they are cached; and the CIFAR-10 networks this project "
+    "trained and ships in the package. `resnet weights download NAME` "
     "fetches one (resumable, checked against the SHA-256 prefix in its file name)."
 )
 
@@ -64,6 +67,23 @@ def run(args: argparse.Namespace) -> int:
                     }
                 )
             )
+        for t in list_shipped():
+            print(
+                json.dumps(
+                    {
+                        "name": t.name,
+                        "model": t.model,
+                        "weights": t.tag,
+                        "file": str(t.path),
+                        "sha256": t.sha256,
+                        "val_error": t.val_error,
+                        "val_error_single": t.val_error_single,
+                        "data": t.data,
+                        "model_card": str(t.card),
+                        "shipped": True,
+                    }
+                )
+            )
         return 0
     print(_table(args.cache_dir))
     return 0
@@ -85,18 +105,29 @@ def _table(cache_dir: str | Path | None = None) -> str:
                 _where(cached_file(w, cache_dir), cache),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    shipped = [("model", "weights", "val err (flip)", "val err (single view)", "trained on")]
+    shipped += [(t.model, t.tag, f"{t.val_error:.2f}%", f"{t.val_error_single:.2f}%", t.data) for t in list_shipped()]
     return "\n".join(
         [
             f"weights cache: {cache}",
-            *lines,
+            *_aligned(rows),
             "acc@1/acc@5: ImageNet-1k val accuracy (%) of a centre 224 crop, as torchvision publishes "
             "it. Use: create_model(MODEL, weights=WEIGHTS), --weights WEIGHTS, "
             "`resnet weights download MODEL.WEIGHTS`.",
+            "",
+            "trained by this project and shipped in the package (model cards: resnet/weights/trained/*.md):",
+            *_aligned(shipped),
+            "Use: create_model(MODEL, weights=WEIGHTS), or MODEL.WEIGHTS wherever a run or checkpoint is "
+            "accepted (resnet eval/predict/export, --init).",
         ]
     )
+
+
+def _aligned(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
 
 
 def _where(path: Path | None, cache: Path) -> str:

@@ -26,6 +26,7 @@ from resnet import checkpoints as ck
 from resnet.errors import ResNetError
 from resnet.train.freeze import HEAD, is_head
 from resnet.weights.hf_hub import CONFIG, WeightsConfig, fetch_hub, is_hf_hub, read_config
+from resnet.weights.shipped import find_shipped, read_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ HEAD_MODES = ("auto", "load", "reset")
 
 
 def resolve_init(spec: str, model_name: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The weights ``spec`` names, and ``info``: ``source``, ``kind`` (run, checkpoint, state_dict, published
-    or hub), ``path``, and where known ``model``, ``classes``, ``normalization`` (a
+    """The weights ``spec`` names, and ``info``: ``source``, ``kind`` (run, checkpoint, state_dict, published,
+    shipped or hub), ``path``, and where known ``model``, ``classes``, ``normalization`` (a
     :meth:`Normalization.to_dict`) and ``view`` (the weights' test view, an :meth:`ImageNetView.to_dict`).
     ``model_name``: the network being built (a weights file is checked against it)."""
     if is_hf_hub(spec):
@@ -54,12 +55,13 @@ def resolve_init(spec: str, model_name: str | None = None) -> tuple[dict[str, to
         return _weights_file(spec, path, model_name)
     if "/" in spec or "\\" in spec or path.suffix in _WEIGHT_SUFFIXES:
         raise ResNetError(f"--init {spec}: no such file or run folder")
+    if find_shipped(spec) is not None:
+        return _from_checkpoint(spec, spec, "shipped")
     return _published(spec, model_name)
 
 
-def _from_checkpoint(spec: str, path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    file = ck.resolve_path(path)
-    checkpoint = ck.load_checkpoint(file)
+def _from_checkpoint(spec: str, path: Path | str, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    checkpoint, file = read_checkpoint(path)
     meta = checkpoint.meta
     info = {
         "source": spec,

@@ -29,7 +29,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet.checkpoints import is_checkpoint, load_checkpoint, load_weights, read_state_dict, resolve_path
+from resnet.checkpoints import (
+    Checkpoint,
+    is_checkpoint,
+    load_checkpoint,
+    load_weights,
+    read_state_dict,
+    resolve_path,
+)
 from resnet.data.normalization import Normalization
 from resnet.data.transforms import ImageNetView
 from resnet.errors import ResNetError
@@ -39,6 +46,7 @@ from resnet.weights.fetch import fetch, read_hashed, verified_bytes
 from resnet.weights.hf_hub import CONFIG, WeightsConfig, fetch_hub, is_hf_hub, read_config
 from resnet.weights.imagenet_classes import IMAGENET_CLASSES
 from resnet.weights.published import TAGS, PublishedWeights, find_by_file, find_published
+from resnet.weights.shipped import find_shipped, load_shipped
 
 logger = logging.getLogger(__name__)
 
@@ -229,27 +237,33 @@ def _named_hash_checked(path: Path) -> bytes:
     return data
 
 
+def _checkpoint_weights(
+    ckpt: Checkpoint, path: Path, model_name: str, name: str
+) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+    """A checkpoint of this project's: its weights, and its meta as the weights' info."""
+    meta = ckpt.meta
+    if meta["model"] != model_name:
+        raise ResNetError(f"{path} is a {meta['model']} checkpoint, not {model_name}")
+    info = WeightsInfo(
+        name,
+        model_name,
+        dict(meta.get("model_options", {})),
+        list(meta["classes"]),
+        Normalization.from_dict(meta["normalization"]),
+        path,
+        tuple(meta["image_size"]) if meta.get("image_size") else None,
+        meta.get("val_protocol", "single"),
+        extra=dict(meta),
+    )
+    return ckpt.inference_weights(), info
+
+
 def _load_file(path: Path, model_name: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     if not path.exists():
         raise ResNetError(f"weights file {path} does not exist")
     if path.is_dir() or is_checkpoint(path):
         path = resolve_path(path)
-        ckpt = load_checkpoint(path)
-        meta = ckpt.meta
-        if meta["model"] != model_name:
-            raise ResNetError(f"{path} is a {meta['model']} checkpoint, not {model_name}")
-        info = WeightsInfo(
-            f"{model_name}.{path.stem}",
-            model_name,
-            dict(meta.get("model_options", {})),
-            list(meta["classes"]),
-            Normalization.from_dict(meta["normalization"]),
-            path,
-            tuple(meta["image_size"]) if meta.get("image_size") else None,
-            meta.get("val_protocol", "single"),
-            extra=dict(meta),
-        )
-        return ckpt.inference_weights(), info
+        return _checkpoint_weights(load_checkpoint(path), path, model_name, f"{model_name}.{path.stem}")
     entry = find_by_file(path.name)
     if entry is not None:  # a published file downloaded by hand: checked like a download
         if entry.model != model_name:
@@ -285,6 +299,11 @@ def load_published(
     get_spec(model_name)  # an unknown network fails here, with its did-you-mean
     if is_hf_hub(name):
         return _load_hub(str(name), model_name)
+    shipped = find_shipped(name, model_name) if not Path(name).exists() else None
+    if shipped is not None:  # trained by this project and shipped with it (resnet.weights.shipped)
+        if shipped.model != model_name:
+            raise ResNetError(f"weights {shipped.name} are for {shipped.model}, not {model_name}")
+        return _checkpoint_weights(load_shipped(shipped), shipped.path, model_name, shipped.name)
     if not is_published_name(name):
         return _load_file(Path(name), model_name)
     entry = find_published(model_name, str(name))
