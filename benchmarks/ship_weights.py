@@ -36,7 +36,12 @@ def cpu_name() -> str:
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     units = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
     cores = text.count("processor\t:")
-    return f"{model or 'unknown CPU'}, {cores} cores, {' '.join(units) or 'no AVX2'}"
+
+    def field(name: str) -> str:
+        return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(name)), "?")
+
+    kind = f"CPU family {field('cpu family')}, model {field('model' + chr(9))}"
+    return f"{model or 'unknown CPU'} ({kind}), {cores} cores, {' '.join(units) or 'no AVX2'}"
 
 
 def card(name: str, run: Path, command: str, commit: str, meta: dict, summary: dict, single: float) -> str:
@@ -91,10 +96,11 @@ trained by this project's own command on CIFAR-10 JPEG images.
 Use it wherever a run or checkpoint is accepted:
 
 ```bash
-resnet eval {name} --data-dir cifar10-jpg/train --split all
+resnet eval {name} --data-dir cifar10-jpg/train              # its 5,000 validation images again
+resnet eval {name} --data-dir my_test_images/ --split all    # every image of a folder of class folders
 resnet predict {name} image.png
-resnet export {name} --out {model}-cifar10
-resnet train --init {name} ...
+resnet export {name} --format onnx                           # ./{name}.onnx
+resnet train --recipe finetune --init {name} --data-dir my_small_images
 ```
 
 ```python
@@ -133,6 +139,8 @@ def main() -> None:
     if not vals or vals[-1]["step"] != summary["iterations"]:
         sys.exit(f"{args.run}: no validation at the last step")
     meta = {k: v for k, v in last.meta.items() if k not in ("step", "epoch")}
+    # The data's name and split, not the folder it was on here (users pass their own --data-dir).
+    meta["data"] = {**meta["data"], "data_dir": None, "cache_dir": None}
     TRAINED.mkdir(parents=True, exist_ok=True)
     weights = TRAINED / f"{args.name}.safetensors"
     save_checkpoint(weights, {**meta, "weights": args.name}, last.model)

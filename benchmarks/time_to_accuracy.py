@@ -77,6 +77,8 @@ def flags_for(recipe: str, args: argparse.Namespace, seed: int) -> list[str]:
         "--quiet",
         *SPEED,
     ]
+    if args.time_limit:  # each run plans its own length to end within the limit (docs/training.md)
+        return [*common, "--time-limit", args.time_limit]
     # The paper's recipe counts iterations (64k); here it gets the fast recipe's length in epochs.
     length = ["--epochs", str(args.epochs)] + (["--iterations", "none"] if recipe == "cifar-paper" else [])
     return [*common, *length]
@@ -86,6 +88,11 @@ def run(run_dir: Path, flags: list[str]) -> dict:
     """One ``resnet train``; returns its summary with ``command_s``, the time from command to prompt."""
     summary = run_dir / "summary.json"
     timing = run_dir / "command_time.json"
+    if summary.is_file() and not timing.is_file() and "session_s" in json.loads(summary.read_text()):
+        # A run made by `resnet train` itself: its own time from the command's start to its end.
+        print(f"reusing {run_dir} (its summary's session_s)", flush=True)
+        s = json.loads(summary.read_text())
+        return {**s, "command_s": s["session_s"]}
     if summary.is_file() and timing.is_file():
         print(f"reusing {run_dir}", flush=True)
     else:
@@ -122,7 +129,7 @@ def table(results: dict[str, dict[int, dict]], curves: dict[str, dict[int, list]
                     [
                         recipe,
                         str(seed),
-                        f"{s['epochs']:g}",
+                        f"{s['epochs']:.3g}",
                         f"{s['images_per_s']:.0f}",
                         f"{100 * final:.2f}",
                         f"{s['command_s'] / 60:.1f}",
@@ -182,6 +189,12 @@ def main() -> None:
     )
     p.add_argument("--model", default="resnet20")
     p.add_argument("--epochs", type=float, default=None, help="length of every run (default: cifar-fast's)")
+    p.add_argument(
+        "--time-limit",
+        default=None,
+        metavar="DURATION",
+        help="instead of --epochs: every run plans its length to end within this time (e.g. 30m)",
+    )
     p.add_argument("--seeds", default="1,2", help="comma-separated seeds (the recipe was chosen with seed 0)")
     p.add_argument("--only", choices=RECIPES, default=None, help="run one recipe only")
     p.add_argument("--targets", default="0.2,0.15,0.12", help="validation errors to time (fractions)")
@@ -202,12 +215,18 @@ def main() -> None:
             curves[recipe][seed] = val_curve(run_dir, results[recipe][seed])
 
     text = table(results, curves, targets)
-    print(f"\n{args.model}, {args.epochs:g} epochs each, 45k/5k split, {' '.join(SPEED)}\n\n{text}")
+    length = f"--time-limit {args.time_limit} each" if args.time_limit else f"{args.epochs:g} epochs each"
+    print(f"\n{args.model}, {length}, 45k/5k split, {' '.join(SPEED)}\n\n{text}")
     args.out.mkdir(parents=True, exist_ok=True)
     plot(
         curves,
         args.out / "time_to_accuracy.png",
-        f"{args.model}: cifar-fast vs cifar-paper compressed to the same {args.epochs:g} epochs",
+        f"{args.model}: "
+        + (
+            " vs ".join(recipes) + f", --time-limit {args.time_limit}"
+            if args.time_limit
+            else f"cifar-fast vs cifar-paper compressed to the same {args.epochs:g} epochs"
+        ),
     )
     (args.out / "time_to_accuracy.json").write_text(
         json.dumps(

@@ -505,6 +505,11 @@ def test_a_time_limited_experiment_shares_the_time_by_cost(monkeypatch, tmp_path
     assert sum(0.9 * t for t in given.values()) <= 1520.0
     with pytest.raises(ResNetError, match="--time-limit shares the time between runs trained one at a time"):
         E.run_all(jobs, parallel=2, time_limit=60.0)
+    # Runs that overran leave nothing for the next: one line, and the finished runs are kept.
+    now[0], given = 1000.0, {}
+    monkeypatch.setattr(E, "run_or_resume", lambda options, run_dir: now.__setitem__(0, now[0] + 100) or run_dir)
+    with pytest.raises(ResNetError, match=r"^--time-limit 50 s: the experiment's time is spent before resnet20"):
+        E.run_all(jobs, time_limit=50.0)
 
 
 def test_a_time_limited_degradation_is_the_papers_recipe_on_all_images(monkeypatch, tmp_path: Path) -> None:

@@ -164,12 +164,18 @@ def test_time_to_accuracy_reads_curves_and_times_targets(tmp_path):
 
 def test_time_to_accuracy_gives_both_recipes_the_same_length():
     bench = _bench()
-    args = type("A", (), {"model": "resnet20", "data": "imagefolder", "data_dir": "d", "epochs": 24.0})()
+    options = {"model": "resnet20", "data": "imagefolder", "data_dir": "d", "epochs": 24.0, "time_limit": None}
+    args = type("A", (), options)()
     fast = C.resolve(_as_options(bench.flags_for("cifar-fast", args, 1)))
     paper = C.resolve(_as_options(bench.flags_for("cifar-paper", args, 1)))
     assert fast.epochs == paper.epochs == 24.0 and fast.iterations is None and paper.iterations is None
     assert (paper.schedule, paper.lr, paper.weight_decay, paper.label_smoothing) == ("multistep", 0.1, 1e-4, 0.0)
     assert (fast.precision, fast.channels_last) == (paper.precision, paper.channels_last) == ("native", "on")
+    # With --time-limit, each plans its own length within it (the recipes' lengths give way).
+    args.time_limit = "30m"
+    for recipe in ("cifar-fast", "cifar-paper"):
+        timed = C.resolve(_as_options(bench.flags_for(recipe, args, 1)))
+        assert (timed.time_limit, timed.epochs, timed.iterations) == (1800.0, None, None)
 
 
 def _as_options(flags: list[str]) -> dict[str, str]:

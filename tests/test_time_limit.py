@@ -32,7 +32,7 @@ def test_durations(text, seconds):
     assert duration_seconds(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "m", "0", "-5", "abc", "1x", "30 min", float("inf")])
+@pytest.mark.parametrize("text", ["", "m", "0", "-5", "abc", "1x", "30 min", "1h30", "2m5", float("inf")])
 def test_bad_durations_are_refused(text):
     with pytest.raises(argparse.ArgumentTypeError):
         duration_seconds(text)
@@ -89,16 +89,16 @@ def test_a_time_limited_run_plans_its_length_and_keeps_it_in_the_run(tmp_path, s
     resolved = json.loads((run / "config.json").read_text())["resolved"]
     plan = resolved["time_plan"]
     # Planned at the first validation (step 20: the tiny steps are not yet enough to average over),
-    # with 10 - 2 s elapsed - 5 s kept back = 3 s for the rest of the run.
+    # with 10 - 2 s elapsed - 5 s kept back - 0.1 s for that validation = 2.9 s for the rest of the run.
     assert plan["planned_at_step"] == 20
-    expected = TL.plan_length(3.0, 20, TL.Costs(0.01, 0.1, 0.0), eval_every=20)
+    expected = TL.plan_length(10.0 - (2.0 + 0.1) - 5.0, 20, TL.Costs(0.01, 0.1, 0.0), eval_every=20)
     assert plan["iterations"] == resolved["iterations"] == result.summary["iterations"] == expected
-    assert expected == 20 + 200  # 2 s of steps and 10 validations (at 40, 60, ..., 220): 3 s
+    assert expected == 20 + 190  # 1.9 s of steps and 10 validations (at 40, 60, ..., 200 and 210): 2.9 s
     assert resolved["milestone_steps"] == [round(0.5 * expected), round(0.75 * expected)]  # the schedule fits it
     assert load_checkpoint(run / "last.safetensors").state["step"] == expected
     assert result.summary["time_limit_s"] == 10.0
     log = (run / "train.log").read_text()
-    assert "time limit 10 s: 5.0 epochs fit (220 iterations): 3,200 img/s measured, 10 validations" in log
+    assert "time limit 10 s: 4.8 epochs fit (210 iterations): 3,200 img/s measured, 10 validations" in log
 
 
 def test_a_resume_keeps_the_plan_and_is_bit_identical(tmp_path, stand_in_speed, monkeypatch):
@@ -140,10 +140,12 @@ def test_a_stop_before_the_plan_saves_a_planned_checkpoint(tmp_path, stand_in_sp
     run = tmp_path / "run"
     trainer = Trainer(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}), run)
     monkeypatch.setattr(trainer, "_stop_requested", lambda flag: trainer.step == 6)
-    with pytest.raises(Exception, match="stopped at step 6/200"):
+    # Planned from the step time alone (no evaluation loaders are started at a stop): 3 s of 10 ms steps.
+    planned = TL.plan_length(3.0, 6, TL.Costs(0.01, 0.0, 0.0), eval_every=20)
+    with pytest.raises(Exception, match=f"stopped at step 6/{planned}"):
         trainer.fit()
     assert load_checkpoint(run / "last.safetensors").state["step"] == 6
-    assert json.loads((run / "config.json").read_text())["resolved"]["iterations"] == 200
+    assert json.loads((run / "config.json").read_text())["resolved"]["iterations"] == planned == 306
 
 
 def test_a_limit_too_short_is_one_line_from_the_command(tmp_path, stand_in_speed, capsys):
@@ -187,3 +189,14 @@ def test_a_run_that_falls_behind_its_plan_is_shortened_to_end_in_time(tmp_path, 
     assert 2.0 + trainer.run_time.train_s <= 10.0 - TL.margin_s(10.0)
     log = (run / "train.log").read_text()
     assert "behind the time limit's plan (640 img/s since the last check, 3,200 planned)" in log
+
+
+def test_a_stop_before_the_plan_saves_even_where_no_epoch_fits(tmp_path, stand_in_speed, monkeypatch):
+    """Ctrl-C before the plan is a checkpoint and the resume line, not the too-short error."""
+    stand_in_speed["step_s"] = 1.0  # 44 s an epoch: too short for the 10 s limit
+    run = tmp_path / "run"
+    trainer = Trainer(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}), run)
+    monkeypatch.setattr(trainer, "_stop_requested", lambda flag: trainer.step == 6)
+    with pytest.raises(Exception, match=r"stopped at step 6/9; checkpoint saved"):  # 3 s of 1 s steps
+        trainer.fit()
+    assert load_checkpoint(run / "last.safetensors").state["step"] == 6

@@ -38,6 +38,7 @@ from resnet.weights import (
     published,
 )
 from resnet.weights.published import PUBLISHED, PublishedWeights
+from resnet.weights.shipped import list_shipped
 from test_data_download import Server, server  # noqa: F401 (the local HTTP server fixture)
 from test_models import FIXTURE
 
@@ -362,7 +363,10 @@ def test_weights_command_lists_downloads_and_marks_the_cached(server, cache, mon
     assert main(["weights", "download", "resnet20.torchvision"]) == 0
     assert capsys.readouterr().out.strip() == f"resnet20.torchvision: {cache / entry.file}"
     assert main(["weights", "--json"]) == 0
-    listed = json.loads(capsys.readouterr().out)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    listed = lines[0]  # the one published entry of the stand-in table; then the shipped networks
+    assert [line["name"] for line in lines[1:]] == [w.name for w in list_shipped()]
+    assert all(line["shipped"] for line in lines[1:])
     assert listed["cached"] == str(cache / entry.file) and listed["sha256_prefix"] == SHA8
     assert main(["weights", "download", "resnet20.torchvision", "--cache-dir", str(tmp_path / "other")]) == 0
     assert (tmp_path / "other" / "weights" / entry.file).read_bytes() == DATA

@@ -118,6 +118,13 @@ def _finished(run_dir: Path) -> bool:
     return (run_dir / "summary.json").is_file()
 
 
+def _started(run_dir: Path) -> bool:
+    """Finished, or with a checkpoint to resume from (run_or_resume's cases that take no new options)."""
+    from resnet.checkpoints import LAST
+
+    return _finished(run_dir) or (run_dir / LAST).is_file()
+
+
 def run_or_resume(options: dict[str, Any], run_dir: Path) -> Path:
     """Train one run of an experiment, or continue it, or read it back if it already finished."""
     from resnet.checkpoints import LAST
@@ -293,11 +300,16 @@ def run_all(
         runs = {}
         for key, options, run_dir, _ in jobs:
             plan.start(key, run_dir)
-            if time_limit is not None:
+            if time_limit is not None and not _started(run_dir):  # a resumed run keeps its own plan
                 left = time_limit - (_clock() - plan.started_at)
+                if left <= 0:
+                    raise ResNetError(
+                        f"--time-limit {_duration(time_limit)}: the experiment's time is spent before {key} "
+                        f"(its runs so far took {_duration(_clock() - plan.started_at)}); give a longer limit "
+                        "and run the same command again: finished runs are kept"
+                    )
                 share = time_share(key, jobs, plan.done | plan.reused, left)
-                if not _finished(run_dir):
-                    logger.info("%s: %s of the %s left", key, _duration(share), _duration(left))
+                logger.info("%s: %s of the %s left", key, _duration(share), _duration(left))
                 options = {**options, "time_limit": share}
             runs[key] = run_or_resume(options, run_dir)
             plan.end(key)

@@ -101,10 +101,16 @@ def duration_seconds(text: str | float | int) -> float:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         seconds = float(text)
     else:
-        match = re.fullmatch(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s?)?", written)
-        if not written or match is None:
+        # Every number carries its unit, except a bare number alone ("1h30" is refused, not 1 h 30 s).
+        bare = re.fullmatch(r"\d+(?:\.\d*)?", written)
+        match = re.fullmatch(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s)?", written)
+        if not written or (match is None and bare is None):
             raise argparse.ArgumentTypeError(f"must be a duration such as 90s, 30m, 1.5h or 1h30m, got {text!r}")
-        seconds = sum(float(v) * unit for v, unit in zip(match.groups(), _DURATION_UNITS.values()) if v)
+        if bare is not None:
+            seconds = float(written)
+        else:
+            assert match is not None
+            seconds = sum(float(v) * unit for v, unit in zip(match.groups(), _DURATION_UNITS.values()) if v)
     if not math.isfinite(seconds) or seconds <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive duration, got {text!r}")
     return seconds

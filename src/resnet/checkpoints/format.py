@@ -123,8 +123,9 @@ def _read(path: Path, data: bytes | None) -> tuple[dict[str, str], dict[str, tor
         if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
             raise ValueError("the header's __metadata__ is not a table of strings")
         return metadata, tensors_from_bytes(data)
-    except (SafetensorError, OSError, ValueError, RecursionError) as e:
-        raise ResNetError(f"{path} is not a readable safetensors checkpoint: {e}") from None
+    except (SafetensorError, OSError, ValueError, RecursionError, KeyError, TypeError, AssertionError) as e:
+        # (KeyError: a dtype the safetensors header allows but safetensors.torch cannot make)
+        raise ResNetError(f"{path} is not a readable safetensors checkpoint: {type(e).__name__}: {e}") from None
 
 
 def load_checkpoint(path: str | Path, data: bytes | None = None) -> Checkpoint:

@@ -17,6 +17,7 @@ from resnet.evaluate import model_from_checkpoint
 from resnet.export import SUFFIXES, deployment_metadata, export_model, input_shape_from_meta
 from resnet.hub_export import write_hub_folder
 from resnet.option_types import image_side
+from resnet.weights.shipped import find_shipped
 
 DESCRIPTION = (
     "Write a trained network (BatchNorm folded into the convolutions, any batch size) as "
@@ -60,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         output = output or f"{meta['weights']}{suffix}"
     else:
         model, meta = model_from_checkpoint(args.checkpoint)
+    shipped = find_shipped(args.checkpoint)
+    if output is None and shipped is not None:  # a shipped network: ./resnet20.cifar10.onnx, not into the package
+        output = f"{shipped.name}{suffix}"
     if output is None:  # beside the checkpoint: run/best.safetensors -> run/best.onnx, run/ -> run/model.onnx
         source = Path(args.checkpoint)
         output = source / f"model{suffix}" if source.is_dir() else source.with_name(source.stem + suffix)

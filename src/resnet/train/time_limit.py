@@ -28,6 +28,13 @@ MAX_MEASURED_STEPS = 200  # a fast step: enough to average over, soon enough to 
 PROVISIONAL_EPOCHS = 1000  # the schedule's length until the plan is made (see the module's docstring)
 SAFETY = 0.02  # of the limit, kept back for what the plan cannot see (the process start, the last save)
 SAFETY_S = 5.0
+MEASURED_SHARE = 0.01  # of a long limit, timed before the plan (at most MAX_MEASURED_S): a steadier mean
+MAX_MEASURED_S = 30.0
+
+
+def measure_s(limit_s: float) -> float:
+    """How many seconds of steps a plan for ``limit_s`` times at least."""
+    return max(MIN_MEASURED_S, min(MEASURED_SHARE * limit_s, MAX_MEASURED_S))
 
 
 def margin_s(limit_s: float) -> float:
@@ -135,11 +142,13 @@ def make_plan(
     eval_every: int,
     steps_per_epoch: int,
     batch_size: int,
+    refuse_short: bool = True,
 ) -> TimePlan:
-    """The plan for a run ``elapsed_s`` seconds in, or one line saying why no epoch fits."""
+    """The plan for a run ``elapsed_s`` seconds in, or one line saying why no epoch fits (with
+    ``refuse_short`` False: the plan anyway, as short as it comes out)."""
     left = limit_s - elapsed_s - margin_s(limit_s)
     total = plan_length(left, step, costs, eval_every)
-    if total < steps_per_epoch:
+    if total < steps_per_epoch and refuse_short:
         epoch_s = steps_per_epoch * costs.step_s + costs.val_s + costs.final_s
         need = elapsed_s + max(epoch_s - step * costs.step_s, 0) + margin_s(limit_s)
         raise ResNetError(
@@ -162,10 +171,12 @@ def make_plan(
 
 
 class StepClock:
-    """The times of the steps after the warm-up ones, until there are enough to plan from."""
+    """The times of the steps after the warm-up ones, until there are enough to plan from: at least
+    :data:`MIN_MEASURED_STEPS` and ``min_s`` seconds of them (or :data:`MAX_MEASURED_STEPS`)."""
 
-    def __init__(self, start_step: int) -> None:
+    def __init__(self, start_step: int, min_s: float | None = None) -> None:
         self.start_step = start_step
+        self.min_s = MIN_MEASURED_S if min_s is None else min_s
         self.times: list[float] = []
 
     def add(self, step: int, seconds: float) -> None:
@@ -175,7 +186,7 @@ class StepClock:
     @property
     def ready(self) -> bool:
         n = len(self.times)
-        return n >= MAX_MEASURED_STEPS or (n >= MIN_MEASURED_STEPS and sum(self.times) >= MIN_MEASURED_S)
+        return n >= MAX_MEASURED_STEPS or (n >= MIN_MEASURED_STEPS and sum(self.times) >= self.min_s)
 
     @property
     def step_s(self) -> float:

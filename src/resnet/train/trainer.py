@@ -44,6 +44,7 @@ from resnet.train.run_time import RunTime
 from resnet.train.schedule import build_schedule, milestone_steps
 from resnet.train.step import train_step
 from resnet.train.time_limit import (
+    WARM_STEPS,
     Costs,
     StepClock,
     TimePlan,
@@ -51,6 +52,7 @@ from resnet.train.time_limit import (
     describe_duration,
     make_plan,
     margin_s,
+    measure_s,
     plan_length,
     validations,
 )
@@ -165,9 +167,10 @@ class Trainer:
         self.run: Run = build_run(cfg, self.dist, self.speed, resume_from, quiet=self.quiet_bars, planned=planned)
         self.time_plan = TimePlan.from_dict(time_plan)
         # A new time-limited run times its first steps, then plans its length (_plan_length).
-        self.clock = StepClock(0) if cfg.time_limit is not None and planned is None else None
+        self.clock = StepClock(0, measure_s(cfg.time_limit)) if cfg.time_limit is not None and planned is None else None
         self.last_val_s = 0.0  # how long the latest validation took, for the ETA
         self.pace: tuple[int, float] | None = None  # (steps, training time) at the plan or its last check
+        self.pace_from: int | None = None  # the step after which the pace restarts (a compile changed it)
         self.eta_mark = (0, 0.0)  # (steps, training time) at the previous validation, for the ETA
         self.state = TrainState(MetricWindow.empty(self.speed.device))
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -282,8 +285,8 @@ class Trainer:
                         if self._due(self.cfg.log_every):
                             self._flush_window(stream)
                         if self._due(self.run.eval_every):
-                            self._validate(stream)
                             self._keep_to_the_limit()
+                            self._validate(stream)
                         if self._due(self.run.checkpoint_every):
                             self.save_last()
                         if flag["worker"]:
@@ -340,9 +343,12 @@ class Trainer:
                 self._write_run_files()
         if not resuming:
             self.run_time = RunTime.from_state(None)
+        if self.auto_compile is not None:  # its warm-up steps are this session's first ones
+            self.auto_compile = AutoCompile(self.step)
         if self.clock is not None:
             assert self.cfg.time_limit is not None  # what a clock is for
-            check_limit(self.cfg.time_limit, self._elapsed())
+            elapsed = torch.tensor(self._elapsed(), dtype=torch.float64, device=self.speed.device)
+            check_limit(self.cfg.time_limit, float(distributed.all_reduce(elapsed, distributed.dist.ReduceOp.MAX)))
         if self.dist.is_main:
             assert self.run_dir is not None
             self.log_file = LogFile(self.run_dir / "train.log", self.total)
@@ -382,6 +388,8 @@ class Trainer:
             self.progress.advance(self.step)
         if self.auto_compile is not None:
             self._choose_compile(seconds)
+        if self.pace_from is not None and self.step >= self.pace_from:
+            self.pace, self.pace_from = (self.run_time.steps, self.run_time.train_s), None
         if self.clock is not None:  # a time-limited run's first steps
             self.clock.add(self.step, seconds)
             # Planned before anything depends on the length: a validation, a checkpoint.
@@ -402,11 +410,12 @@ class Trainer:
         auto.clock.add(self.step, seconds)
         if not self._agreed(auto.clock.ready):
             return
-        measured = torch.tensor(auto.clock.step_s, dtype=torch.float64, device=self.speed.device)
-        step_s = float(distributed.all_reduce(measured, distributed.dist.ReduceOp.MAX))
-        if self.cfg.time_limit is not None:
-            remaining = self.cfg.time_limit - self._elapsed()
-        else:
+        measured = torch.tensor([auto.clock.step_s, self._elapsed()], dtype=torch.float64, device=self.speed.device)
+        step_s, elapsed = (float(v) for v in distributed.all_reduce(measured, distributed.dist.ReduceOp.MAX).cpu())
+        if self.clock is not None:  # a time limit still to plan: the time it leaves
+            assert self.cfg.time_limit is not None
+            remaining = self.cfg.time_limit - elapsed
+        else:  # the length is fixed (given, planned, or resumed)
             remaining = (self.total - self.step) * step_s
         verdict = auto.decide(self.step, step_s, self.speed, remaining)
         if verdict.action:
@@ -414,7 +423,9 @@ class Trainer:
             self.speed = dataclasses.replace(self.speed, compile=compile_on)
             self.run.forward = torch.compile(self.run.wrapped) if compile_on else self.run.wrapped  # type: ignore[assignment]
             if self.clock is not None:  # the plan times the steps the run will take
-                self.clock = StepClock(self.step)
+                self.clock = StepClock(self.step, self.clock.min_s)
+            if self.pace is not None:  # after a plan: its pace counts from the first steps of the new kind
+                self.pace_from = self.step + WARM_STEPS + 1
         self._say("%s", verdict.line)
         if auto.outcome is not None:
             self.compiled, self.auto_compile = auto.outcome, None
@@ -475,14 +486,21 @@ class Trainer:
     def _elapsed(self) -> float:
         return time.perf_counter() - self.started
 
-    def _plan_length(self) -> None:
+    def _plan_length(self, stopping: bool = False) -> None:
         """Fix the run's length from the steps timed so far and a few timed validation batches
-        (the same plan on every process: the slowest one's costs)."""
+        (the same plan on every process: the slowest one's costs). ``stopping``: the run is stopping
+        before its plan (a signal, a dead worker): planned from the step time alone, never refused, so
+        that the checkpoint it saves holds a length."""
         assert self.clock is not None and self.cfg.time_limit is not None  # a new time-limited run
         clock, self.clock = self.clock, None
-        step_s = clock.step_s if clock.times else self.run_time.train_s / max(self.run_time.steps, 1)
+        if clock.times:
+            step_s = clock.step_s
+        elif self.auto_compile is not None and self.auto_compile.eager_s > 0:
+            step_s = self.auto_compile.eager_s  # the clock restarted at a compile: not the compile itself
+        else:
+            step_s = self.run_time.train_s / max(self.run_time.steps, 1)
         val_s = final_s = 0.0
-        if self.run.val_loader is not None:
+        if self.run.val_loader is not None and not stopping:
             val_s = self._eval_seconds(self.run.val_loader)
             if self.cfg.final_protocol != self.cfg.val_protocol:
                 final_s = self._eval_seconds(self._final_loader())
@@ -490,15 +508,15 @@ class Trainer:
         step_s, val_s, final_s, elapsed = (
             float(v) for v in distributed.all_reduce(costs, distributed.dist.ReduceOp.MAX).cpu()
         )
-        plan = make_plan(
-            self.cfg.time_limit,
-            elapsed,
-            self.step,
-            Costs(step_s, val_s if self.run.val_loader is not None else 0.0, final_s),
-            self.run.eval_every,
-            self.run.steps_per_epoch,
-            self.cfg.batch_size,
-        )
+        if self._due(self.run.eval_every):
+            elapsed += val_s  # the validation of this very step is still to come
+        args = (elapsed, self.step, Costs(step_s, val_s, final_s), self.run.eval_every, self.run.steps_per_epoch)
+        try:
+            plan = make_plan(self.cfg.time_limit, *args, batch_size=self.cfg.batch_size)
+        except ResNetError:
+            if not stopping:
+                raise
+            plan = make_plan(self.cfg.time_limit, *args, batch_size=self.cfg.batch_size, refuse_short=False)
         self.time_plan = plan
         self.pace = (self.run_time.steps, self.run_time.train_s)  # where _keep_to_the_limit measures from
         self._set_total(plan.iterations)
@@ -509,7 +527,7 @@ class Trainer:
         self._say("LR schedule for %d iterations: %s", self.total, self._schedule_text())
 
     def _keep_to_the_limit(self) -> None:
-        """After a validation of a run planned in this session: where the steps since the last check were
+        """At a validation of a run planned in this session: where the steps since the last check were
         slower than planned (other work on the machine, a CPU that throttles), shorten the run so that
         it still ends within the limit at that pace (the schedule is recomputed; one log line). Never
         lengthened again: a schedule stretched after a milestone would raise the LR."""
@@ -692,7 +710,7 @@ class Trainer:
 
     def save_last(self) -> None:
         if self.clock is not None:  # stopped before the plan: the checkpoint must hold the planned length
-            self._plan_length()
+            self._plan_length(stopping=True)
         self._check_finite(weights=True)
         state = self.state.to_checkpoint(  # collective under DDP: every rank takes part
             optimizer=self.run.optimizer,

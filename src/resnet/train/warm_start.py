@@ -156,6 +156,9 @@ def _named_network(spec: str) -> tuple[str, str] | None:
     """The network ``--init spec`` names itself, and what names it; None where the weights do not say."""
     if is_hf_hub(spec):
         return fetch_hub(spec).config.architecture, "the network its config names"
+    shipped = find_shipped(spec)
+    if shipped is not None:
+        return shipped.model, f"the network of {shipped.name}"
     entry = published_entry(spec)
     if entry is not None:
         return str(entry.model), f"the network of {entry.name}"

@@ -299,7 +299,7 @@ def load_published(
     get_spec(model_name)  # an unknown network fails here, with its did-you-mean
     if is_hf_hub(name):
         return _load_hub(str(name), model_name)
-    shipped = find_shipped(name, model_name) if not Path(name).exists() else None
+    shipped = find_shipped(name, model_name)
     if shipped is not None:  # trained by this project and shipped with it (resnet.weights.shipped)
         if shipped.model != model_name:
             raise ResNetError(f"weights {shipped.name} are for {shipped.model}, not {model_name}")
@@ -360,8 +360,8 @@ def pretrained_model(
     """The network with ``weights`` loaded, in eval mode, what the weights carry, and the options it was
     built with."""
     get_spec(model_name)
-    if is_published_name(weights):  # a conflict is known before anything is downloaded
-        entry = find_published(model_name, str(weights))
+    if is_published_name(weights) and find_shipped(weights, model_name) is None:
+        entry = find_published(model_name, str(weights))  # a conflict is known before anything is downloaded
         _check_options(entry.name, entry.options, options)
     state, info = load_published(weights, model_name, cache_dir=cache_dir, progress=progress)
     if not info.guessed:

@@ -48,16 +48,33 @@ class ShippedWeights:
 
 _CIFAR_JPEG = "CIFAR-10 training images re-encoded as JPEG, 45k/5k split (split seed 0)"
 
-SHIPPED: tuple[ShippedWeights, ...] = ()
+SHIPPED: tuple[ShippedWeights, ...] = (
+    # resnet train --recipe cifar-fast ... --model resnet20 --time-limit 30m --seed 0 (its model card)
+    ShippedWeights(
+        "resnet20",
+        "cifar10",
+        "a228a761af711d6082f4b902ae247cfb6f885618f91ff440610c42fbb4e7436a",
+        11.38,
+        12.56,
+        _CIFAR_JPEG,
+    ),
+)
 
 
 def list_shipped(model: str | None = None) -> list[ShippedWeights]:
     return [w for w in SHIPPED if model is None or w.model == model]
 
 
+_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
 def find_shipped(name: object, model: str | None = None) -> ShippedWeights | None:
-    """The entry called ``name`` (``"resnet20.cifar10"``), or with ``model``, its tag (``"cifar10"``)."""
+    """The entry called ``name`` (``"resnet20.cifar10"``), or with ``model``, its tag (``"cifar10"``).
+    A name wins over a file or folder of the same name in the working directory, as a published
+    name does; a ``Path``, or anything written as a path or a weights file, is never a name."""
     text = str(name)
+    if isinstance(name, Path) or "/" in text or "\\" in text or text.endswith(_FILE_SUFFIXES):
+        return None
     for w in SHIPPED:
         if text == w.name or (model is not None and w.model == model and text == w.tag):
             return w
@@ -82,7 +99,7 @@ def load_shipped(entry: ShippedWeights) -> Checkpoint:
 def read_checkpoint(ref: str | Path) -> tuple[Checkpoint, Path]:
     """A run folder (its best checkpoint, else its last), a checkpoint file, or a shipped network's name
     (``resnet20.cifar10``, hash-checked): the checkpoint and the file it came from."""
-    entry = find_shipped(ref) if not Path(ref).exists() else None
+    entry = find_shipped(ref)
     if entry is not None:
         return load_shipped(entry), entry.path
     path = resolve_path(ref)
