@@ -7,7 +7,9 @@ Writes ``src/resnet/weights/trained/<name>.safetensors`` (the run's final weight
 normalisation and input size: a checkpoint of this project without training state) and
 ``<name>.md`` (the model card: command, commit, seed, data, validation errors with and without the
 mirror-image test, time, machine), then prints the row to add to ``SHIPPED`` in
-``src/resnet/weights/shipped.py``, with the file's full SHA-256.
+``src/resnet/weights/shipped.py``, with the file's full SHA-256. Pin the digest of the file as written
+and commit that file: safetensors orders its header anew in each process, so shipping the same run
+twice gives the same tensors and metadata in other bytes.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ trained by this project's own command on CIFAR-10 JPEG images.
 Use it wherever a run or checkpoint is accepted:
 
 ```bash
-resnet eval {name} --data-dir cifar10-jpg/train              # its 5,000 validation images again
+resnet eval {name} --data-dir cifar10-jpg/train --split val  # its 5,000 validation images again
 resnet eval {name} --data-dir my_test_images/ --split all    # every image of a folder of class folders
 resnet predict {name} image.png
 resnet export {name} --format onnx                           # ./{name}.onnx

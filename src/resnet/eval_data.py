@@ -115,6 +115,18 @@ def eval_split(
     trained = meta["data"]
     name = data_name(meta, data, data_dir)
     own = is_training_data(meta, name, data_dir)
+    if not own and asked in ("val", "train") and data_dir and name == trained["name"] and not trained.get("data_dir"):
+        # A checkpoint that records no folder (a shipped network): the folder given is its training data
+        # when its held-out split is asked for by name, split as it was then.
+        logger.info(
+            "%s records no data folder: %s is taken as the data it was trained on, split as then "
+            "(%s held out, split seed %s)",
+            source,
+            data_dir,
+            trained["val_split"],
+            trained["split_seed"],
+        )
+        own = True
     folder = (data_dir or trained["data_dir"]) if own else data_dir
     where = f"{name} in {folder}" if folder else name
     mapping = class_mapping(dataset_classes(name, folder), list(meta["classes"]), where, str(source))

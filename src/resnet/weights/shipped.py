@@ -58,6 +58,15 @@ SHIPPED: tuple[ShippedWeights, ...] = (
         12.56,
         _CIFAR_JPEG,
     ),
+    # resnet train --recipe cifar-fast ... --model resnet56 --time-limit 60m --seed 0 (its model card)
+    ShippedWeights(
+        "resnet56",
+        "cifar10",
+        "ff1c29c1a9021399e019d5c58cc9d58d8dab2b815f99e4fb66d72ce99395b2f7",
+        10.14,
+        11.14,
+        _CIFAR_JPEG,
+    ),
 )
 
 
