@@ -347,8 +347,8 @@ class Trainer:
             self.auto_compile = AutoCompile(self.step)
         if self.clock is not None:
             assert self.cfg.time_limit is not None  # what a clock is for
-            elapsed = torch.tensor(self._elapsed(), dtype=torch.float64, device=self.speed.device)
-            check_limit(self.cfg.time_limit, float(distributed.all_reduce(elapsed, distributed.dist.ReduceOp.MAX)))
+            (elapsed,) = self._slowest(self._elapsed())
+            check_limit(self.cfg.time_limit, elapsed)
         if self.dist.is_main:
             assert self.run_dir is not None
             self.log_file = LogFile(self.run_dir / "train.log", self.total)
@@ -396,6 +396,12 @@ class Trainer:
             if self._agreed(self.clock.ready) or self._due(self.run.eval_every) or self._due(self.run.checkpoint_every):
                 self._plan_length()
 
+    def _slowest(self, *values: float) -> list[float]:
+        """Each of ``values`` at its largest over the processes (times: the slowest one's), so that a decision
+        made from them is the same on every process."""
+        each = torch.tensor(values, dtype=torch.float64, device=self.speed.device)
+        return [float(v) for v in distributed.all_reduce(each, distributed.dist.ReduceOp.MAX).cpu()]
+
     def _agreed(self, ready: bool) -> bool:
         """``ready`` on every process (each times its own steps; a plan is made by all of them at once)."""
         if not self.dist.enabled:
@@ -410,8 +416,7 @@ class Trainer:
         auto.clock.add(self.step, seconds)
         if not self._agreed(auto.clock.ready):
             return
-        measured = torch.tensor([auto.clock.step_s, self._elapsed()], dtype=torch.float64, device=self.speed.device)
-        step_s, elapsed = (float(v) for v in distributed.all_reduce(measured, distributed.dist.ReduceOp.MAX).cpu())
+        step_s, elapsed = self._slowest(auto.clock.step_s, self._elapsed())
         if self.clock is not None:  # a time limit still to plan: the time it leaves
             assert self.cfg.time_limit is not None
             remaining = self.cfg.time_limit - elapsed
@@ -504,10 +509,7 @@ class Trainer:
             val_s = self._eval_seconds(self.run.val_loader)
             if self.cfg.final_protocol != self.cfg.val_protocol:
                 final_s = self._eval_seconds(self._final_loader())
-        costs = torch.tensor([step_s, val_s, final_s, self._elapsed()], dtype=torch.float64, device=self.speed.device)
-        step_s, val_s, final_s, elapsed = (
-            float(v) for v in distributed.all_reduce(costs, distributed.dist.ReduceOp.MAX).cpu()
-        )
+        step_s, val_s, final_s, elapsed = self._slowest(step_s, val_s, final_s, self._elapsed())
         if self._due(self.run.eval_every):
             elapsed += val_s  # the validation of this very step is still to come
         args = (elapsed, self.step, Costs(step_s, val_s, final_s), self.run.eval_every, self.run.steps_per_epoch)
@@ -538,10 +540,7 @@ class Trainer:
         if steps <= 0:
             return
         self.pace = (self.run_time.steps, self.run_time.train_s)
-        now = torch.tensor([train_s / steps, self.last_val_s, self._elapsed()], dtype=torch.float64)
-        step_s, val_s, elapsed = (
-            float(v) for v in distributed.all_reduce(now.to(self.speed.device), distributed.dist.ReduceOp.MAX).cpu()
-        )
+        step_s, val_s, elapsed = self._slowest(train_s / steps, self.last_val_s, self._elapsed())
         costs = Costs(step_s, val_s, self.time_plan.final_s)
         left = self.cfg.time_limit - elapsed - margin_s(self.cfg.time_limit)
         total = plan_length(left, self.step, costs, self.run.eval_every)
