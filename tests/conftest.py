@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,27 @@ def tiny_train_args(run_dir: Path, **changes: object) -> list[str]:
         flag = "--" + name.replace("_", "-")
         args += [flag] if value is True else [f"--no-{flag[2:]}"] if value is False else [flag, str(value)]
     return args
+
+
+def after_step(trainer: Any, monkeypatch: pytest.MonkeyPatch, step: int, action: Any) -> None:
+    """Call ``action()`` right after ``trainer`` has taken step ``step`` (a crash, a slower machine, ...)."""
+    take = trainer._train_step
+
+    def step_then_act(batches: Any) -> None:
+        take(batches)
+        if trainer.step == step:
+            action()
+
+    monkeypatch.setattr(trainer, "_train_step", step_then_act)
+
+
+def crash_after(trainer: Any, monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """``trainer`` raises RuntimeError("crash") right after step ``step``, as a process dying there would stop."""
+
+    def crash() -> None:
+        raise RuntimeError("crash")
+
+    after_step(trainer, monkeypatch, step, crash)
 
 
 @pytest.fixture(scope="session")

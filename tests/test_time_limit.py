@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from conftest import TINY_TRAIN, tiny_train_args
+from conftest import TINY_TRAIN, after_step, crash_after, tiny_train_args
 from resnet.checkpoints import load_checkpoint
 from resnet.cli import main
 from resnet.errors import ResNetError
@@ -107,14 +107,7 @@ def test_a_resume_keeps_the_plan_and_is_bit_identical(tmp_path, stand_in_speed, 
     train(resolve({**opts, "run_dir": str(straight)}))
 
     trainer = Trainer(resolve({**opts, "run_dir": str(split)}), split)
-    step = trainer._train_step
-
-    def crash_after_37(batches):
-        step(batches)
-        if trainer.step == 37:
-            raise RuntimeError("crash")
-
-    monkeypatch.setattr(trainer, "_train_step", crash_after_37)
+    crash_after(trainer, monkeypatch, 37)
     with pytest.raises(RuntimeError):
         trainer.fit()
     stand_in_speed["step_s"] = 1.0  # a resume never measures again: this speed would plan 0 steps
@@ -169,14 +162,8 @@ def test_a_run_that_falls_behind_its_plan_is_shortened_to_end_in_time(tmp_path, 
     monkeypatch.setattr(Trainer, "_elapsed", lambda self: 2.0 + self.run_time.train_s)
     run = tmp_path / "run"
     trainer = Trainer(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}), run)
-    step = trainer._train_step
-
-    def slower_from_60(batches):
-        step(batches)
-        if trainer.step == 60:
-            stand_in_speed["step_s"] = 0.05  # another job started: five times slower
-
-    monkeypatch.setattr(trainer, "_train_step", slower_from_60)
+    # From step 60 another job runs beside it: five times slower.
+    after_step(trainer, monkeypatch, 60, lambda: stand_in_speed.update(step_s=0.05))
     result = trainer.fit()
     plan = json.loads((run / "config.json").read_text())["resolved"]["time_plan"]
     # Planned at step 20 (2.2 s in: 2.8 s left), on pace until 60; checked at the validation at 80:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TIMM_CFG, TINY_TRAIN, tiny_train_args
+from conftest import TIMM_CFG, TINY_TRAIN, crash_after, tiny_train_args
 from resnet import create_model
 from resnet.checkpoints import BEST, LAST, load_checkpoint
 from resnet.cli import main
@@ -52,10 +52,9 @@ def _photos(root: Path) -> Path:
     return root
 
 
-def _folder_run(tmp: Path, name: str, classes: tuple[str, ...], **changes: object) -> dict:
+def _on_folder(tmp: Path, name: str, classes: tuple[str, ...]) -> dict:
+    """Two steps on a small folder of 8x8 images of ``classes``, in the run folder ``tmp/name``."""
     return {
-        **TINY_TRAIN,
-        "data": "imagefolder",
         "data_dir": str(_folder(tmp / f"{name}-data", classes)),
         "cache_dir": str(tmp / "cache"),
         "val_split": 0.25,
@@ -64,8 +63,11 @@ def _folder_run(tmp: Path, name: str, classes: tuple[str, ...], **changes: objec
         "eval_every": 2,
         "log_every": 1,
         "run_dir": str(tmp / name),
-        **changes,
     }
+
+
+def _folder_run(tmp: Path, name: str, classes: tuple[str, ...], **changes: object) -> dict:
+    return {**TINY_TRAIN, "data": "imagefolder", **_on_folder(tmp, name, classes), **changes}
 
 
 @pytest.fixture(scope="module")
@@ -358,14 +360,7 @@ def test_resume_of_an_init_run_is_bit_identical_and_needs_no_init(trained_run, t
     train(resolve({**opts, "run_dir": str(straight)}))
 
     trainer = Trainer(resolve({**opts, "run_dir": str(split)}), split)
-    step = trainer._train_step
-
-    def crash_after_5(batches):
-        step(batches)
-        if trainer.step == 5:
-            raise RuntimeError("crash")
-
-    monkeypatch.setattr(trainer, "_train_step", crash_after_5)
+    crash_after(trainer, monkeypatch, 5)
     with pytest.raises(RuntimeError):
         trainer.fit()
     shutil.rmtree(init)  # the init applies at step 0 only: resuming never reads it
@@ -497,19 +492,7 @@ def published_resnet32(tmp_path, monkeypatch):
 
 def _finetune(tmp: Path, name: str, **changes: object) -> dict:
     """The finetune recipe on a two-class folder of 8x8 images, --model left out unless in ``changes``."""
-    return {
-        "recipe": "finetune",
-        "data_dir": str(_folder(tmp / f"{name}-data", ("x", "y"))),
-        "cache_dir": str(tmp / "cache"),
-        "val_split": 0.25,
-        "batch_size": 6,
-        "iterations": 2,
-        "eval_every": 2,
-        "log_every": 1,
-        "quiet": True,
-        "run_dir": str(tmp / name),
-        **changes,
-    }
+    return {"recipe": "finetune", **_on_folder(tmp, name, ("x", "y")), "quiet": True, **changes}
 
 
 @pytest.mark.parametrize("spec", ["resnet32", "resnet32.torchvision"])

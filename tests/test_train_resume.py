@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_TRAIN, tiny_train_args
+from conftest import TINY_TRAIN, crash_after, tiny_train_args
 from resnet.checkpoints import load_checkpoint, save_checkpoint
 from resnet.cli import main
 from resnet.errors import ResNetError
@@ -58,14 +58,7 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch):
     train(resolve({**STATEFUL, "run_dir": str(straight)}))
 
     trainer = Trainer(resolve({**STATEFUL, "run_dir": str(split)}), split)
-    step = trainer._train_step
-
-    def crash_after_17(batches):
-        step(batches)
-        if trainer.step == 17:
-            raise RuntimeError("crash")
-
-    monkeypatch.setattr(trainer, "_train_step", crash_after_17)
+    crash_after(trainer, monkeypatch, 17)
     with pytest.raises(RuntimeError):
         trainer.fit()
     assert load_checkpoint(split / "last.safetensors").state["step"] == 15
@@ -174,14 +167,7 @@ def test_times_add_up_over_sessions_and_old_checkpoints_still_resume(tmp_path, m
     trainer = Trainer(
         resolve({**TINY_TRAIN, **SHORT, "iterations": 8, "checkpoint_every": 4, "run_dir": str(run)}), run
     )
-    step = trainer._train_step
-
-    def crash_after_6(batches):
-        step(batches)
-        if trainer.step == 6:
-            raise RuntimeError("crash")
-
-    monkeypatch.setattr(trainer, "_train_step", crash_after_6)
+    crash_after(trainer, monkeypatch, 6)
     with pytest.raises(RuntimeError):
         trainer.fit()
     saved = load_checkpoint(run / "last.safetensors")

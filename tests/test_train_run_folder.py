@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_TRAIN, tiny_train_args
+from conftest import TINY_TRAIN, crash_after, tiny_train_args
 from resnet.atomic_files import temp_path
 from resnet.checkpoints import load_checkpoint
 from resnet.cli import main
@@ -107,14 +107,7 @@ def test_temp_files_of_dead_writers_are_removed_at_start_and_resume(tmp_path, mo
         trainer = Trainer(
             resolve({**TINY_TRAIN, **SHORT, "iterations": 6, "checkpoint_every": 2, "run_dir": str(run)}), run
         )
-        step = trainer._train_step
-
-        def crash_after_3(batches):
-            step(batches)
-            if trainer.step == 3:
-                raise RuntimeError("crash")
-
-        monkeypatch.setattr(trainer, "_train_step", crash_after_3)
+        crash_after(trainer, monkeypatch, 3)
         with pytest.raises(RuntimeError):
             trainer.fit()
         assert not first.exists()
