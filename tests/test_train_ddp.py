@@ -17,9 +17,19 @@ from resnet.train.metrics import read_metrics
 OPTS = {"iterations": 4, "batch_size": 32, "augment": "none", "log_every": 2, "eval_every": 4}
 
 
+# Every process of the command says whether it went through the interpreter's teardown (atexit).
+SITECUSTOMIZE = """
+import atexit, os, pathlib
+atexit.register(lambda: pathlib.Path(os.environ["ENDS"], os.environ.get("RANK", "launcher")).touch())
+"""
+
+
 def test_two_processes_equal_one_with_the_global_batch(tmp_path):
-    ddp, single = tmp_path / "ddp", tmp_path / "single"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    ddp, single, site, ends = tmp_path / "ddp", tmp_path / "single", tmp_path / "site", tmp_path / "ends"
+    site.mkdir(), ends.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    path = os.pathsep.join([str(site), *sys.path])
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "ENDS": str(ends)}
     done = subprocess.run(
         [sys.executable, "-m", "resnet", *tiny_train_args(ddp, **OPTS, sync_bn=True), "--nproc", "2"],
         env=env,
@@ -31,6 +41,10 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     assert "global batch 32 = 2 process(es) x 16" in done.stderr
     assert done.stdout.count("run folder:") == 1  # rank 0 alone reports, logs and saves
     assert "Warning" not in done.stderr  # e.g. no deprecated collective in the synchronised BN
+    # The training processes end without the teardown in which gloo can abort a finished process;
+    # the launcher ends as any command does.
+    assert sorted(p.name for p in ends.iterdir()) == ["launcher"]
+    assert "error" not in done.stderr.lower()
     assert main(tiny_train_args(single, **OPTS)) == 0
 
     a, b = load_checkpoint(ddp / "last.safetensors"), load_checkpoint(single / "last.safetensors")

@@ -136,7 +136,8 @@ def test_two_torchrun_agents_with_c10d_rendezvous_train_like_nproc_2(tmp_path, u
             if a.poll() is None:
                 a.kill()
                 a.wait(30)
-    assert codes == [0, 0], [(tmp_path / f"stderr{i}.txt").read_text()[-2000:] for i in range(2)]
+    # A string, not a list: pytest shows it whole.
+    assert codes == [0, 0], "\n\n".join((tmp_path / f"stderr{i}.txt").read_text()[-4000:] for i in range(2))
     _assert_bit_identical(_weights(run_dir), uninterrupted)
 
 

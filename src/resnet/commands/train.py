@@ -7,12 +7,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resnet.commands import train_options
 from resnet.errors import ResNetError
 from resnet.option_types import positive_int
 from resnet.train import config as C
+
+if TYPE_CHECKING:
+    from resnet.train.distributed import DistInfo
 
 DESCRIPTION = (
     "Train a network. With no arguments: ResNet-20 on the 1,797 scikit-learn digits "
@@ -62,10 +65,23 @@ def run(args: argparse.Namespace) -> int:
         return _launch(args, given)
 
     from resnet.train import distributed
-    from resnet.train.trainer import Interrupted, WorkerDied, train
 
     distributed.bind_to_launcher()
     info = distributed.from_env()
+    status = _train_here(args, given, info)
+    if info.enabled:
+        # A process of a multi-process run ends without the interpreter's teardown: the process group is
+        # destroyed, its output flushed and its files closed, but gloo's and the store's C++ threads,
+        # torn down at exit, can still abort a finished process under load ("terminate called without
+        # an active exception", SIGABRT), and torchrun would report a finished run as failed.
+        distributed.exit_now(status)
+    return status
+
+
+def _train_here(args: argparse.Namespace, given: dict[str, Any], info: DistInfo) -> int:
+    """Train in this process (one of the run's processes under torchrun); the command's exit status."""
+    from resnet.train import distributed
+    from resnet.train.trainer import Interrupted, WorkerDied, train
 
     try:
         if args.resume:
