@@ -21,6 +21,15 @@ def _extract(archive: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """What the code caches by default (decoded images, --compile auto's trials) goes to this session's
+    folder, not the user's: a test's stand-in timings never reach a real run."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RESNET_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def cifar10_jpg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The CIFAR-10 training images as JPEG folders: ``<root>/train/<class>/NNNN.jpg``."""

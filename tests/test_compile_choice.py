@@ -15,6 +15,7 @@ from conftest import TINY_TRAIN
 from resnet.device import resolve_speed
 from resnet.train import compile_choice, resolve, train
 from resnet.train import time_limit as TL
+from resnet.train.compile_memory import CompileMemory, processor, trial_key
 from resnet.train.trainer import Trainer
 
 CPU_BF16 = resolve_speed("cpu", "bf16", "on", "auto")
@@ -32,9 +33,11 @@ def test_compiling_is_tried_where_the_steps_left_repay_it_twice(speed, minutes, 
 
 
 @pytest.fixture
-def stand_ins(monkeypatch):
-    """torch.compile wraps the network as it is; a step takes 20 ms eager, ``compiled_ms`` compiled; compiling pays."""
+def stand_ins(monkeypatch, tmp_path):
+    """torch.compile wraps the network as it is; a step takes 20 ms eager, ``compiled_ms`` compiled; compiling
+    pays; the trials are kept in this test's own cache folder."""
     state = {"trainer": None, "compiled_ms": 10.0, "compiled": 0}
+    monkeypatch.setenv("RESNET_CACHE", str(tmp_path / "cache"))
 
     def fake_compile(module):
         state["compiled"] += 1
@@ -80,3 +83,64 @@ def test_a_short_run_stays_eager_and_says_why(tmp_path):
     log = (run / "train.log").read_text()
     assert "compile auto: off (~" in log and "of steps left; compiling saves ~5% of a step" in log
     assert json.loads((run / "config.json").read_text())["resolved"]["compile_auto"] == "off"
+
+
+def _fit_new(run, stand_ins, **changes):
+    cfg = resolve({**TINY_TRAIN, "iterations": 400, "eval_every": 200, "run_dir": str(run), **changes})
+    trainer = Trainer(cfg, run)
+    stand_ins["trainer"], stand_ins["compiled"] = trainer, 0
+    trainer.fit()
+    return trainer, (run / "train.log").read_text()
+
+
+def test_a_trial_that_lost_is_not_tried_again_on_this_machine(tmp_path, stand_ins):
+    stand_ins["compiled_ms"] = 30.0
+    _fit_new(tmp_path / "first", stand_ins)
+    memory = CompileMemory(tmp_path / "cache")
+    ((key, trial),) = json.loads(memory.path.read_text()).items()
+    assert (trial["eager_ms"], trial["compiled_ms"]) == (20.0, 30.0)
+    assert "cifar_resnet" in key and '"depth": 8' in key and "batch 32" in key and "fp32" in key
+
+    trainer, log = _fit_new(tmp_path / "second", stand_ins)  # the same kind of run
+    assert (stand_ins["compiled"], trainer.speed.compile) == (0, False)
+    assert "compile auto: off (its compiled step was 0.67x the eager one when this run's kind was tried" in log
+    assert f"delete {memory.path} to try again" in log
+    assert json.loads((tmp_path / "second" / "config.json").read_text())["resolved"]["compile_auto"] == "off"
+
+    _, log = _fit_new(tmp_path / "deeper", stand_ins, depth=14)  # another network: measured anew
+    assert stand_ins["compiled"] == 1 and "compile auto: compiling the step (~" in log
+    assert len(json.loads(memory.path.read_text())) == 2
+
+
+def test_a_trial_that_won_gives_the_next_run_its_measured_gain(tmp_path, stand_ins, monkeypatch):
+    _fit_new(tmp_path / "first", stand_ins)  # 20 ms eager, 10 ms compiled: a saving of 50%
+    monkeypatch.setitem(compile_choice.MEASURED, ("cpu", "fp32"), (0.3, 0.001))  # the table's guess differs
+    trainer, log = _fit_new(tmp_path / "second", stand_ins)
+    assert stand_ins["compiled"] == 1 and trainer.speed.compile
+    assert "compiling saves ~50% of a step and costs ~0 s on cpu with fp32, its step as measured on this machine" in log
+
+
+def test_an_unreadable_memory_is_said_and_replaced(tmp_path, stand_ins, caplog):
+    memory = CompileMemory(tmp_path / "cache")
+    memory.path.parent.mkdir(parents=True)
+    memory.path.write_text("{not json")
+    with caplog.at_level("WARNING"):
+        _, log = _fit_new(tmp_path / "run", stand_ins)
+    assert f"compile auto: {memory.path} is unreadable (" in caplog.text and "; measuring again" in caplog.text
+    assert stand_ins["compiled"] == 1
+    assert len(json.loads(memory.path.read_text())) == 1  # replaced by the trial just measured
+
+
+def test_the_trial_key_names_what_the_step_times_depend_on():
+    net = {"model": "cifar_resnet", "depth": 20}
+    key = trial_key(CPU_FP32, net, 128, "32x32")
+    assert key.count(" | ") == 6 and f"torch {torch.__version__}" in key and f"{torch.get_num_threads()} threads" in key
+    assert processor(torch.device("cpu")) in key
+    others = [
+        trial_key(CPU_BF16, net, 128, "32x32"),
+        trial_key(resolve_speed("cpu", "fp32", "off", "auto"), net, 128, "32x32"),
+        trial_key(CPU_FP32, {**net, "depth": 56}, 128, "32x32"),
+        trial_key(CPU_FP32, net, 64, "32x32"),
+        trial_key(CPU_FP32, net, 128, "224x224"),
+    ]
+    assert len({key, *others}) == 6

@@ -36,6 +36,7 @@ from resnet.train import config as config_mod
 from resnet.train import distributed
 from resnet.train.build import Run, build_run
 from resnet.train.compile_choice import AutoCompile
+from resnet.train.compile_memory import CompileMemory, trial_key
 from resnet.train.config import TrainConfig
 from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoard, format_final, truncate_after
 from resnet.train.resume_state import MetricWindow, TrainState, check_new_length, read_resume_point, rng_state
@@ -160,11 +161,11 @@ class Trainer:
         self.speed: Speed = resolve_speed(
             cfg.device, cfg.precision, cfg.channels_last, compile_now, self.dist.local_rank
         )
-        # --compile auto, undecided: eager first steps, then compile where it pays (compile_choice).
-        self.auto_compile = AutoCompile(0) if compile_now == "auto" else None
         self.compiled = compiled
         distributed.init_process_group(self.dist, self.speed.device, cfg.dist_timeout)
         self.run: Run = build_run(cfg, self.dist, self.speed, resume_from, quiet=self.quiet_bars, planned=planned)
+        # --compile auto, undecided: eager first steps, then compile where it pays (compile_choice).
+        self.auto_compile = self._auto_compile(0) if compile_now == "auto" else None
         self.time_plan = TimePlan.from_dict(time_plan)
         # A new time-limited run times its first steps, then plans its length (_plan_length).
         self.clock = StepClock(0, measure_s(cfg.time_limit)) if cfg.time_limit is not None and planned is None else None
@@ -344,7 +345,7 @@ class Trainer:
         if not resuming:
             self.run_time = RunTime.from_state(None)
         if self.auto_compile is not None:  # its warm-up steps are this session's first ones
-            self.auto_compile = AutoCompile(self.step)
+            self.auto_compile = self._auto_compile(self.step)
         if self.clock is not None:
             assert self.cfg.time_limit is not None  # what a clock is for
             (elapsed,) = self._slowest(self._elapsed())
@@ -409,6 +410,13 @@ class Trainer:
         flag = torch.tensor(int(ready), device=self.speed.device)
         return bool(distributed.all_reduce(flag, distributed.dist.ReduceOp.MIN))
 
+    def _auto_compile(self, start_step: int) -> AutoCompile:
+        """--compile auto's state from ``start_step``, with the trials of this machine (compile_memory)."""
+        bundle = self.run.bundle
+        image = "x".join(map(str, bundle.image_size)) if bundle.image_size else f"files, augment {self.cfg.augment}"
+        key = trial_key(self.speed, {"model": self.cfg.model, **self.run.model_options}, self.run.batches.micro, image)
+        return AutoCompile(start_step, CompileMemory(), key, keeps=self.dist.is_main)
+
     def _choose_compile(self, seconds: float) -> None:
         """--compile auto: time the eager steps, compile where it pays, keep it where it is faster."""
         auto = self.auto_compile
@@ -416,13 +424,15 @@ class Trainer:
         auto.clock.add(self.step, seconds)
         if not self._agreed(auto.clock.ready):
             return
-        step_s, elapsed = self._slowest(auto.clock.step_s, self._elapsed())
+        # A trial recalled on any process counts on all (0: none): the same decision everywhere.
+        recalled = auto.recalled.speedup if auto.recalled is not None else 0.0
+        step_s, elapsed, speedup = self._slowest(auto.clock.step_s, self._elapsed(), recalled)
         if self.clock is not None:  # a time limit still to plan: the time it leaves
             assert self.cfg.time_limit is not None
             remaining = self.cfg.time_limit - elapsed
         else:  # the length is fixed (given, planned, or resumed)
             remaining = (self.total - self.step) * step_s
-        verdict = auto.decide(self.step, step_s, self.speed, remaining)
+        verdict = auto.decide(self.step, step_s, self.speed, remaining, speedup or None)
         if verdict.action:
             compile_on = verdict.action == "compile"
             self.speed = dataclasses.replace(self.speed, compile=compile_on)
