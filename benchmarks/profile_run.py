@@ -11,7 +11,9 @@ rounds so that both see the same machine load:
 - ``bench``: ``train_step`` with the same network, optimizer, loss and speed options on one fixed batch
   (the first real one), as ``resnet bench`` does;
 - ``bench, fresh batch``: the same with a new batch each step, the batches made up front (so the
-  difference to ``bench`` is what a new input costs the step itself: caches, not the augmentation).
+  difference to ``bench`` is what a new input costs the step itself: caches, not the augmentation);
+- ``bench, synthetic batch``: the run's network on a ``randn`` batch, and ``bench, new network,
+  synthetic batch``: a newly built network and optimizer on it, which is what ``resnet bench`` times.
 
     python benchmarks/profile_run.py --data-dir cifar10-jpg/train                   # resnet20, cifar-fast
     python benchmarks/profile_run.py --data-dir cifar10-jpg/train --model resnet56 --rounds 3
@@ -30,7 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import torch  # noqa: E402
+
+from resnet import create_model  # noqa: E402
 from resnet.train import trainer as trainer_mod  # noqa: E402
+from resnet.train.build import make_optimizer  # noqa: E402
 from resnet.train.config import resolve  # noqa: E402
 from resnet.train.step import train_step  # noqa: E402
 
@@ -99,11 +105,16 @@ def main() -> None:
                 t.run_time.add_step(0.0)  # keeps the trainer's counters moving without its timing decisions
             return total / args.steps
 
-        def bench(inputs: list[list[Any]]) -> float:
+        def bench(inputs: list[list[Any]], forward: Any = r.forward, optimizer: Any = r.optimizer) -> float:
             tick = time.perf_counter()
             for b in inputs:
-                train_step(r.forward, b, optimizer=r.optimizer, criterion=r.criterion, speed=t.speed, scaler=r.scaler)
+                train_step(forward, b, optimizer=optimizer, criterion=r.criterion, speed=t.speed, scaler=r.scaler)
             return (time.perf_counter() - tick) / len(inputs)
+
+        x, y = fixed[0]
+        synthetic = [(torch.randn(x.shape).contiguous(memory_format=torch.channels_last), y)]
+        new_net = create_model(args.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        new_opt = make_optimizer(new_net, cfg)
 
         loop()  # warm-up: allocator and oneDNN caches
         rows: dict[str, list[float]] = defaultdict(list)
@@ -114,6 +125,8 @@ def main() -> None:
                 rows[f"  of which {name}"].append(parts[name] / args.steps)
             rows["bench (one fixed batch)"].append(bench([fixed] * args.steps))
             rows["bench, fresh batch each step"].append(bench(fresh))
+            rows["bench, synthetic batch"].append(bench([synthetic] * args.steps))
+            rows["bench, new network, synthetic"].append(bench([synthetic] * args.steps, new_net, new_opt))
         base = statistics.median(rows["bench (one fixed batch)"])
         print(f"{'':32} {'ms/step':>8} {'img/s':>7} {'x bench':>8}")
         for name, values in rows.items():
