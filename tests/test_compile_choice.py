@@ -13,7 +13,7 @@ import torch
 
 from conftest import TINY_TRAIN
 from resnet.device import resolve_speed
-from resnet.train import compile_choice, resolve, train
+from resnet.train import compile_choice, compile_memory, resolve, train
 from resnet.train import time_limit as TL
 from resnet.train.compile_memory import CompileMemory, processor, trial_key
 from resnet.train.trainer import Trainer
@@ -38,6 +38,7 @@ def stand_ins(monkeypatch, tmp_path):
     pays; the trials are kept in this test's own cache folder."""
     state = {"trainer": None, "compiled_ms": 10.0, "compiled": 0}
     monkeypatch.setenv("RESNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(compile_memory, "busy", lambda: None)  # (the suite may share the machine)
 
     def fake_compile(module):
         state["compiled"] += 1
@@ -144,3 +145,24 @@ def test_the_trial_key_names_what_the_step_times_depend_on():
         trial_key(CPU_FP32, net, 128, "224x224"),
     ]
     assert len({key, *others}) == 6
+
+
+def test_a_trial_on_a_busy_machine_is_not_kept(tmp_path, stand_ins, monkeypatch, caplog):
+    monkeypatch.setattr(compile_memory, "busy", _loaded)
+    with caplog.at_level("WARNING"):
+        _fit_new(tmp_path / "run", stand_ins)
+    assert stand_ins["compiled"] == 1
+    assert not CompileMemory(tmp_path / "cache").path.exists()
+    assert "the trial is not kept for the next run: the machine is busy (load average 4.0 on 2 CPUs)" in caplog.text
+
+
+def _loaded() -> str | None:
+    return "load average 4.0 on 2 CPUs"
+
+
+def test_busy_compares_the_load_average_with_the_cpus(monkeypatch):
+    monkeypatch.setattr(compile_memory.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(compile_memory.os, "getloadavg", lambda: (2.1, 0.0, 0.0))
+    assert compile_memory.busy() is None  # this run's own two threads
+    monkeypatch.setattr(compile_memory.os, "getloadavg", lambda: (3.9, 0.0, 0.0))
+    assert compile_memory.busy() == "load average 3.9 on 2 CPUs"  # another training beside it

@@ -119,6 +119,29 @@ def test_depth_order_counts_second_half_windows_in_the_papers_order() -> None:
     ]
 
 
+def test_runs_of_different_lengths_are_compared_at_the_same_point_of_their_schedules() -> None:
+    """A time limit gives the deeper net more or fewer steps: window k of 8 of one run meets window k of
+    the other, not the window that happens to share its step number."""
+    from resnet.experiments import depth_order
+
+    short = {s: 0.5 for s in range(10, 90, 10)}  # 80 steps
+    # 160 steps: worse than 0.5 over its first 80, better over its second half (its LR drops fall there)
+    long = {s: 0.6 if s <= 80 else 0.4 for s in range(20, 180, 20)}
+    runs = {"resnet20": _Curves(short), "resnet56": _Curves(long)}
+    assert depth_order(runs, [20, 56])[1][2:] == ["4 of 4", "50.00 vs 40.00", "yes"]
+    # Matched by step number instead, the long run's first half (0.6) would have met the short one's end.
+
+
+def test_a_short_last_window_is_folded_into_the_one_before() -> None:
+    """A run of 5,201 steps logged every 50 ends with a window of one batch: its error is noise."""
+    from resnet.experiments import train_windows
+
+    run = _Curves({50: 0.30, 100: 0.20, 101: 1.00})
+    assert train_windows(run) == [(50 / 101, 0.30), (1.0, pytest.approx((0.20 * 50 + 1.00) / 51))]
+    whole = _Curves({50: 0.30, 100: 0.20, 150: 0.10})  # equal windows stay as they are
+    assert train_windows(whole) == [(1 / 3, 0.30), (2 / 3, 0.20), (1.0, 0.10)]
+
+
 def test_the_command_writes_and_prints_the_depth_order(degradation_dir: Path) -> None:
     rows = json.loads((degradation_dir / "depth_order.json").read_text())["rows"]
     assert [r[0] for r in rows[1:]] == ["plain-8 vs plain-20", "ResNet-8 vs ResNet-20"]

@@ -9,6 +9,7 @@ missing ones start. The quick and medium modes of the degradation experiment sho
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import multiprocessing
@@ -371,6 +372,25 @@ def _last(run: Any, kind: str, key: str) -> float | None:
     return values[-1] if values else None
 
 
+def train_windows(run: Any) -> list[tuple[float, float]]:
+    """(how far into the run, as a fraction of its steps; training error) of each log window. A last
+    window shorter than the one before it (a run whose length is no multiple of --log-every, as a
+    time-limited one) is folded into that one, weighted by steps: one batch is no training error."""
+    steps, errors = (list(c) for c in run.curve("train", "train_error"))
+    if len(steps) >= 3 and steps[-1] - steps[-2] < steps[-2] - steps[-3]:
+        full, short = steps[-2] - steps[-3], steps[-1] - steps[-2]
+        merged = (errors[-2] * full + errors[-1] * short) / (full + short)
+        steps, errors = [*steps[:-2], steps[-1]], [*errors[:-2], merged]
+    return [(step / steps[-1], error) for step, error in zip(steps, errors)]
+
+
+def _final_train_error(run: Any) -> float | None:
+    if run is None:  # a kind the experiment did not train (--nets)
+        return None
+    windows = train_windows(run)
+    return windows[-1][1] if windows else None
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
@@ -384,11 +404,20 @@ def _save_table(out: Path, stem: str, rows: list[list[str]], note: str) -> None:
     (out / f"{stem}.json").write_text(json.dumps({"note": note, "rows": rows}, indent=2) + "\n")
 
 
+def _nearest(sorted_values: list[float], value: float) -> int:
+    """The index of the entry of ``sorted_values`` nearest ``value`` (the earlier one of a tie)."""
+    i = bisect.bisect_left(sorted_values, value)
+    if i == len(sorted_values) or (i > 0 and value - sorted_values[i - 1] <= sorted_values[i] - value):
+        return i - 1
+    return i
+
+
 def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
     """Figure 6's two claims, on training error: for each pair of neighbouring depths and each kind,
     whether the deeper net's training error is where the paper puts it (higher for plain nets, lower for
-    ResNets): in how many log windows of the second half of the run (steps past half the last step,
-    where both nets logged) and at the end."""
+    ResNets): in how many log windows of the second half of the run and at the end. Windows are matched
+    at the same point of each run's schedule (the same fraction of its steps, where its LR drops fall),
+    which is the same step where the runs are equally long, and not where a time limit made them differ."""
     rows = [
         [
             "networks",
@@ -403,18 +432,17 @@ def depth_order(loaded: dict[str, Any], depths: list[int]) -> list[list[str]]:
             continue
         label = KINDS[kind]
         for shallow, deep in zip(depths, depths[1:]):
-            deep_error = dict(zip(*loaded[f"{kind}{deep}"].curve("train", "train_error")))
+            deep_windows = train_windows(loaded[f"{kind}{deep}"])
+            fractions = [f for f, _ in deep_windows]
             both = [
-                (step, error, deep_error[step])
-                for step, error in zip(*loaded[f"{kind}{shallow}"].curve("train", "train_error"))
-                if step in deep_error
+                (f, error, deep_windows[_nearest(fractions, f)][1])
+                for f, error in train_windows(loaded[f"{kind}{shallow}"])
             ]
             row = [f"{label}-{shallow} vs {label}-{deep}", f"{paper} training error"]
-            if not both:
+            if not both or not deep_windows:
                 rows.append(row + ["-", "-", "-"])
                 continue
-            half = both[-1][0] / 2
-            agree = [d < e if paper == "lower" else d > e for s, e, d in both if s > half]
+            agree = [d < e if paper == "lower" else d > e for f, e, d in both if f > 0.5]
             _, last_shallow, last_deep = both[-1]
             rows.append(
                 row
@@ -497,17 +525,17 @@ def degradation(
             [
                 str(depth),
                 _params(res or plain),
-                _pct(_last(plain, "train", "train_error")),
+                _pct(_final_train_error(plain)),
                 _pct(_last(plain, "val", "val_error")),
-                _pct(_last(res, "train", "train_error")),
+                _pct(_final_train_error(res)),
                 _pct(_last(res, "val", "val_error")),
                 f"{PAPER_TABLE6[depth]:.2f}" if depth in PAPER_TABLE6 else "-",
             ]
         )
     note = (
-        f"Table 6 ({mode_text}, {base.get('data')}): final training error (running "
-        f"average of the last log window) and validation error of our runs; the paper's column is CIFAR-10 "
-        f"test error after 64k iterations."
+        f"Table 6 ({mode_text}, {base.get('data')}): final training error (running average of the last "
+        f"log window, a short last one folded into the one before) and validation error of our runs; the "
+        f"paper's column is CIFAR-10 test error after 64k iterations."
     )
     _save_table(out, "table6", rows, note)
     checks = depth_order(loaded, depths)
@@ -587,7 +615,7 @@ def shortcuts(
             [
                 o,
                 _params(loaded[o]),
-                _pct(_last(loaded[o], "train", "train_error")),
+                _pct(_final_train_error(loaded[o])),
                 _pct(_last(loaded[o], "val", "val_error")),
                 f"{PAPER_TABLE3[o]:.2f}" if reference else "-",
             ]

@@ -6,14 +6,17 @@ each measured trial is written to ``<cache dir>/compile-auto.json`` (``$RESNET_C
 cache), under a key naming everything the two step times depend on: the processor or GPU, the PyTorch
 version, the threads, the precision and memory format, the network, the micro-batch and the image
 size. A run of the same kind then decides from that measurement instead of trying again. Deleting the
-file measures again. An unreadable file is said in one line and replaced at the next trial; a cache
-folder that cannot be written is said in one line and the run goes on.
+file measures again. A trial measured while the machine was busy with other work (a load average
+above 1.5 per CPU this process may use) is not kept: it would stand for every later run. An
+unreadable file is said in one line and replaced at the next trial; a cache folder that cannot be
+written is said in one line and the run goes on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,6 +33,16 @@ from resnet.errors import ResNetError
 logger = logging.getLogger(__name__)
 
 FILE = "compile-auto.json"
+BUSY_LOAD_PER_CPU = 1.5  # this run's own threads make about 1 a CPU
+
+
+def busy() -> str | None:
+    """Why the machine is too busy for a trial to be kept (other processes competing), or None."""
+    if not hasattr(os, "getloadavg"):
+        return None  # (Windows) nothing to tell by
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    return f"load average {load:.1f} on {cpus} CPUs" if load > BUSY_LOAD_PER_CPU * cpus else None
 
 
 def processor(device: torch.device) -> str:
@@ -106,6 +119,9 @@ class CompileMemory:
         return trial if trial.eager_ms > 0 and trial.compiled_ms > 0 else None
 
     def remember(self, key: str, eager_s: float, compiled_s: float) -> None:
+        if (why := busy()) is not None:
+            logger.warning("compile auto: the trial is not kept for the next run: the machine is busy (%s)", why)
+            return
         data = self._read()
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         data[key] = {"eager_ms": round(1000 * eager_s, 3), "compiled_ms": round(1000 * compiled_s, 3), "measured": when}
