@@ -15,6 +15,7 @@ from conftest import TINY_TRAIN
 from resnet.device import resolve_speed
 from resnet.train import compile_choice, compile_memory, resolve, train
 from resnet.train import time_limit as TL
+from resnet.train.compile_choice import AutoCompile
 from resnet.train.compile_memory import CompileMemory, processor, trial_key
 from resnet.train.trainer import Trainer
 
@@ -68,6 +69,7 @@ def test_compile_auto_compiles_and_keeps_it_only_if_faster(tmp_path, stand_ins, 
     assert resolved["compile_auto"] == ("on" if kept else "off")
     log = (run / "train.log").read_text()
     assert "compile auto: compiling the step (~" in log
+    assert f"compile auto: compiled steps {compiled_ms:.1f} ms; timing the eager step again" in log
     ratio = 20.0 / compiled_ms
     expected = "kept" if kept else "off again"
     assert f"compile auto: {expected}: compiled steps {compiled_ms:.1f} ms, eager 20.0 ms ({ratio:.2f}x)" in log
@@ -166,3 +168,16 @@ def test_busy_compares_the_load_average_with_the_cpus(monkeypatch):
     assert compile_memory.busy() is None  # this run's own two threads
     monkeypatch.setattr(compile_memory.os, "getloadavg", lambda: (3.9, 0.0, 0.0))
     assert compile_memory.busy() == "load average 3.9 on 2 CPUs"  # another training beside it
+
+
+def test_slow_first_eager_steps_do_not_credit_compiling_with_a_gain():
+    """Eager 30 ms at first (a new process), compiled 25 ms, eager 20 ms when timed again: off."""
+    auto = AutoCompile(0)
+    assert auto.decide(13, 0.030, CPU_BF16, 3600.0).action == "compile"
+    assert auto.decide(26, 0.025, CPU_BF16, 3600.0).action == "eager"
+    verdict = auto.decide(39, 0.020, CPU_BF16, 3600.0)
+    assert (verdict.action, auto.outcome) == ("", "off")
+    assert verdict.line == "compile auto: off again: compiled steps 25.0 ms, eager 20.0 ms (0.80x)"
+    auto = AutoCompile(0)  # and where it does pay, the step is compiled again for the rest of the run
+    auto.decide(13, 0.030, CPU_BF16, 3600.0), auto.decide(26, 0.015, CPU_BF16, 3600.0)
+    assert (auto.decide(39, 0.020, CPU_BF16, 3600.0).action, auto.outcome) == ("compile", "on")

@@ -166,6 +166,7 @@ class Trainer:
         self.run: Run = build_run(cfg, self.dist, self.speed, resume_from, quiet=self.quiet_bars, planned=planned)
         # --compile auto, undecided: eager first steps, then compile where it pays (compile_choice).
         self.auto_compile = self._auto_compile(0) if compile_now == "auto" else None
+        self._compiled_forward: Any = None  # --compile auto's compiled step, kept across its trials
         self.time_plan = TimePlan.from_dict(time_plan)
         # A new time-limited run times its first steps, then plans its length (_plan_length).
         self.clock = StepClock(0, measure_s(cfg.time_limit)) if cfg.time_limit is not None and planned is None else None
@@ -436,7 +437,9 @@ class Trainer:
         if verdict.action:
             compile_on = verdict.action == "compile"
             self.speed = dataclasses.replace(self.speed, compile=compile_on)
-            self.run.forward = torch.compile(self.run.wrapped) if compile_on else self.run.wrapped  # type: ignore[assignment]
+            if compile_on and self._compiled_forward is None:
+                self._compiled_forward = torch.compile(self.run.wrapped)  # once: back from eager, no recompiling
+            self.run.forward = self._compiled_forward if compile_on else self.run.wrapped
             if self.clock is not None:  # the plan times the steps the run will take
                 self.clock = StepClock(self.step, self.clock.min_s)
             if self.pace is not None:  # after a plan: its pace counts from the first steps of the new kind
