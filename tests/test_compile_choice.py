@@ -60,14 +60,11 @@ def stand_ins(monkeypatch, tmp_path):
 def test_compile_auto_compiles_and_keeps_it_only_if_faster(tmp_path, stand_ins, compiled_ms, kept):
     stand_ins["compiled_ms"] = compiled_ms
     run = tmp_path / "run"
-    trainer = Trainer(resolve({**TINY_TRAIN, "iterations": 400, "eval_every": 200, "run_dir": str(run)}), run)
-    stand_ins["trainer"] = trainer
-    trainer.fit()
+    trainer, log = _fit_new(run, stand_ins)
     assert stand_ins["compiled"] == 1
     assert (trainer.speed.compile, trainer.run.forward is trainer.run.wrapped) == (kept, not kept)
     resolved = json.loads((run / "config.json").read_text())["resolved"]
     assert resolved["compile_auto"] == ("on" if kept else "off")
-    log = (run / "train.log").read_text()
     assert "compile auto: compiling the step (~" in log
     assert f"compile auto: compiled steps {compiled_ms:.1f} ms; timing the eager step again" in log
     ratio = 20.0 / compiled_ms

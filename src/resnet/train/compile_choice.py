@@ -66,9 +66,9 @@ class AutoCompile:
     """The decision's state: timing the eager steps, then the compiled ones, then the eager ones again
     (the faster eager timing counts), then done (``outcome``).
 
-        The trainer feeds ``clock`` and, once it is ready (on every process), calls :meth:`decide` with the
-        measured step time (the slowest process's). ``memory`` and ``key``: where this machine's trials are
-        kept and this run's kind; ``keeps``: this process writes the trial it measures (the main one)."""
+    The trainer feeds ``clock`` and, once it is ready (on every process), calls :meth:`decide` with the
+    measured step time (the slowest process's). ``memory`` and ``key``: where this machine's trials are
+    kept and this run's kind; ``keeps``: this process writes the trial it measures (the main one)."""
 
     def __init__(
         self, start_step: int, memory: CompileMemory | None = None, key: str = "", *, keeps: bool = True

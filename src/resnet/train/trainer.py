@@ -165,7 +165,7 @@ class Trainer:
         distributed.init_process_group(self.dist, self.speed.device, cfg.dist_timeout)
         self.run: Run = build_run(cfg, self.dist, self.speed, resume_from, quiet=self.quiet_bars, planned=planned)
         # --compile auto, undecided: eager first steps, then compile where it pays (compile_choice).
-        self.auto_compile = self._auto_compile(0) if compile_now == "auto" else None
+        self.auto_compile = self._auto_compile() if compile_now == "auto" else None
         self._compiled_forward: Any = None  # --compile auto's compiled step, kept across its trials
         self.time_plan = TimePlan.from_dict(time_plan)
         # A new time-limited run times its first steps, then plans its length (_plan_length).
@@ -346,7 +346,7 @@ class Trainer:
         if not resuming:
             self.run_time = RunTime.from_state(None)
         if self.auto_compile is not None:  # its warm-up steps are this session's first ones
-            self.auto_compile = self._auto_compile(self.step)
+            self.auto_compile.clock = StepClock(self.step)
         if self.clock is not None:
             assert self.cfg.time_limit is not None  # what a clock is for
             (elapsed,) = self._slowest(self._elapsed())
@@ -411,12 +411,12 @@ class Trainer:
         flag = torch.tensor(int(ready), device=self.speed.device)
         return bool(distributed.all_reduce(flag, distributed.dist.ReduceOp.MIN))
 
-    def _auto_compile(self, start_step: int) -> AutoCompile:
-        """--compile auto's state from ``start_step``, with the trials of this machine (compile_memory)."""
+    def _auto_compile(self) -> AutoCompile:
+        """--compile auto's state, with the trials of this machine (compile_memory); its clock starts in _start."""
         bundle = self.run.bundle
         image = "x".join(map(str, bundle.image_size)) if bundle.image_size else f"files, augment {self.cfg.augment}"
         key = trial_key(self.speed, {"model": self.cfg.model, **self.run.model_options}, self.run.batches.micro, image)
-        return AutoCompile(start_step, CompileMemory(), key, keeps=self.dist.is_main)
+        return AutoCompile(0, CompileMemory(), key, keeps=self.dist.is_main)
 
     def _choose_compile(self, seconds: float) -> None:
         """--compile auto: time the eager steps, compile where it pays, keep it where it is faster."""
