@@ -73,11 +73,34 @@ def test_too_short_for_one_epoch_is_one_line():
 
 @pytest.fixture
 def stand_in_speed(monkeypatch):
-    """This machine, as the plan sees it: steps of 10 ms, validations of 0.1 s, 2 s spent before the plan."""
+    """This machine, as the plan sees it: steps of 10 ms, validations of 0.1 s, 2 s spent before the
+    first step. The run's clocks follow it (its training time, the time since it started), so that a
+    plan checked against the pace made since is exact arithmetic too."""
+    from resnet.train.run_time import RunTime
+
     speed = {"step_s": 0.01, "val_s": 0.1, "elapsed_s": 2.0}
     monkeypatch.setattr(TL.StepClock, "step_s", property(lambda self: speed["step_s"]))
     monkeypatch.setattr(Trainer, "_eval_seconds", lambda self, loader: speed["val_s"])
-    monkeypatch.setattr(Trainer, "_elapsed", lambda self: speed["elapsed_s"])
+
+    def add_step(self, seconds):
+        self.train_s += speed["step_s"]
+        self.steps += 1
+
+    real_validate = Trainer._validate
+
+    def validate(self, stream):
+        result = real_validate(self, stream)
+        self.last_val_s = speed["val_s"]
+        self.stand_in_val_s = getattr(self, "stand_in_val_s", 0.0) + speed["val_s"]
+        return result
+
+    def elapsed(self):  # this session's: from the first call on (a resume starts a new one)
+        start = self.__dict__.setdefault("stand_in_start", self.run_time.train_s)
+        return speed["elapsed_s"] + self.run_time.train_s - start + getattr(self, "stand_in_val_s", 0.0)
+
+    monkeypatch.setattr(RunTime, "add_step", add_step)
+    monkeypatch.setattr(Trainer, "_validate", validate)
+    monkeypatch.setattr(Trainer, "_elapsed", elapsed)
     # The plan waits for 200 timed steps or the first validation or checkpoint, however fast this machine is.
     monkeypatch.setattr(TL, "MIN_MEASURED_S", float("inf"))
     return speed
@@ -89,16 +112,16 @@ def test_a_time_limited_run_plans_its_length_and_keeps_it_in_the_run(tmp_path, s
     resolved = json.loads((run / "config.json").read_text())["resolved"]
     plan = resolved["time_plan"]
     # Planned at the first validation (step 20: the tiny steps are not yet enough to average over),
-    # with 10 - 2 s elapsed - 5 s kept back - 0.1 s for that validation = 2.9 s for the rest of the run.
+    # with 10 - 2.2 s elapsed - 5 s kept back - 0.1 s for that validation = 2.7 s for the rest of the run.
     assert plan["planned_at_step"] == 20
-    expected = TL.plan_length(10.0 - (2.0 + 0.1) - 5.0, 20, TL.Costs(0.01, 0.1, 0.0), eval_every=20)
+    expected = TL.plan_length(10.0 - (2.2 + 0.1) - 5.0, 20, TL.Costs(0.01, 0.1, 0.0), eval_every=20)
     assert plan["iterations"] == resolved["iterations"] == result.summary["iterations"] == expected
-    assert expected == 20 + 190  # 1.9 s of steps and 10 validations (at 40, 60, ..., 200 and 210): 2.9 s
+    assert expected == 20 + 180  # 1.8 s of steps and 9 validations (at 40, 60, ..., 200): 2.7 s
     assert resolved["milestone_steps"] == [round(0.5 * expected), round(0.75 * expected)]  # the schedule fits it
     assert load_checkpoint(run / "last.safetensors").state["step"] == expected
     assert result.summary["time_limit_s"] == 10.0
     log = (run / "train.log").read_text()
-    assert "time limit 10 s: 4.8 epochs fit (210 iterations): 3,200 img/s measured, 10 validations" in log
+    assert "time limit 10 s: 4.5 epochs fit (200 iterations): 3,200 img/s measured, 9 validations" in log
 
 
 def test_a_resume_keeps_the_plan_and_is_bit_identical(tmp_path, stand_in_speed, monkeypatch):
@@ -133,12 +156,13 @@ def test_a_stop_before_the_plan_saves_a_planned_checkpoint(tmp_path, stand_in_sp
     run = tmp_path / "run"
     trainer = Trainer(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}), run)
     monkeypatch.setattr(trainer, "_stop_requested", lambda flag: trainer.step == 6)
-    # Planned from the step time alone (no evaluation loaders are started at a stop): 3 s of 10 ms steps.
-    planned = TL.plan_length(3.0, 6, TL.Costs(0.01, 0.0, 0.0), eval_every=20)
+    # Planned from the step time alone (no evaluation loaders are started at a stop): 10 - 2.06 s in - 5 s
+    # kept back = 2.94 s of 10 ms steps.
+    planned = TL.plan_length(2.94, 6, TL.Costs(0.01, 0.0, 0.0), eval_every=20)
     with pytest.raises(Exception, match=f"stopped at step 6/{planned}"):
         trainer.fit()
     assert load_checkpoint(run / "last.safetensors").state["step"] == 6
-    assert json.loads((run / "config.json").read_text())["resolved"]["iterations"] == planned == 306
+    assert json.loads((run / "config.json").read_text())["resolved"]["iterations"] == planned == 300
 
 
 def test_a_limit_too_short_is_one_line_from_the_command(tmp_path, stand_in_speed, capsys):
@@ -152,26 +176,19 @@ def test_a_limit_too_short_is_one_line_from_the_command(tmp_path, stand_in_speed
 
 
 def test_a_run_that_falls_behind_its_plan_is_shortened_to_end_in_time(tmp_path, stand_in_speed, monkeypatch):
-    from resnet.train.run_time import RunTime
-
-    def add_step(self, seconds):  # the stand-in machine's step, in the run's clock too
-        self.train_s += stand_in_speed["step_s"]
-        self.steps += 1
-
-    monkeypatch.setattr(RunTime, "add_step", add_step)
-    monkeypatch.setattr(Trainer, "_elapsed", lambda self: 2.0 + self.run_time.train_s)
     run = tmp_path / "run"
     trainer = Trainer(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}), run)
-    # From step 60 another job runs beside it: five times slower.
-    after_step(trainer, monkeypatch, 60, lambda: stand_in_speed.update(step_s=0.05))
+    # From step 61 another job runs beside it: five times slower.
+    after_step(trainer, monkeypatch, 61, lambda: stand_in_speed.update(step_s=0.05))
     result = trainer.fit()
     plan = json.loads((run / "config.json").read_text())["resolved"]["time_plan"]
-    # Planned at step 20 (2.2 s in: 2.8 s left), on pace until 60; checked at the validation at 80:
-    # 3.6 s in, 1.4 s left at 0.05 s a step.
+    # Planned at step 20 (2.2 s in, 0.1 s for its validation: 2.7 s left), on pace until 60; checked at
+    # the validation at 80: 2.2 + 0.4 + 1.0 s of steps + 0.1 x 3 validations = 3.9 s in, 0.1 s for this
+    # one's: 1.0 s left at 0.05 s a step.
     assert plan["planned_at_step"] == 20 and plan["shortened_at"] == [80]
     assert plan["iterations"] == result.summary["iterations"]
-    slowest, fastest = (TL.plan_length(1.4, 80, TL.Costs(0.05, val_s, 0.0), 20) for val_s in (0.05, 0.0))
-    assert slowest <= result.summary["iterations"] <= fastest < TL.plan_length(2.8, 20, TL.Costs(0.01, 0.1, 0), 20)
+    shortened = TL.plan_length(10.0 - 3.9 - 0.1 - 5.0, 80, TL.Costs(0.05, 0.1, 0.0), 20)
+    assert result.summary["iterations"] == shortened < TL.plan_length(2.7, 20, TL.Costs(0.01, 0.1, 0), 20)
     # What the limit asks: the stand-in clock ends within 10 s, less the 5 s kept back.
     assert 2.0 + trainer.run_time.train_s <= 10.0 - TL.margin_s(10.0)
     log = (run / "train.log").read_text()
@@ -183,7 +200,57 @@ def test_a_stop_before_the_plan_saves_even_where_no_epoch_fits(tmp_path, stand_i
     stand_in_speed["step_s"] = 1.0  # 44 s an epoch: too short for the 10 s limit
     run = tmp_path / "run"
     trainer = Trainer(resolve({**TIMED, "time_limit": 10, "run_dir": str(run)}), run)
-    monkeypatch.setattr(trainer, "_stop_requested", lambda flag: trainer.step == 6)
-    with pytest.raises(Exception, match=r"stopped at step 6/9; checkpoint saved"):  # 3 s of 1 s steps
+    monkeypatch.setattr(trainer, "_stop_requested", lambda flag: trainer.step == 2)
+    # 10 - 4 s in - 5 s kept back: 1 s of 1 s steps.
+    with pytest.raises(Exception, match=r"stopped at step 2/3; checkpoint saved"):
         trainer.fit()
-    assert load_checkpoint(run / "last.safetensors").state["step"] == 6
+    assert load_checkpoint(run / "last.safetensors").state["step"] == 2
+
+
+def _schedule_lr(schedule, step):
+    """``stretch``'s ``lr_at`` for a recipe's schedule: the LR at ``step`` of a run of each length."""
+    from resnet.train.schedule import build_schedule
+
+    cfg = resolve({**TIMED, "schedule": schedule, "warmup_iterations": 200, "lr": 0.1})
+    return lambda length: build_schedule(cfg, length).lr(step)
+
+
+def test_a_plan_is_stretched_only_as_far_as_its_lr_may_rise():
+    # A linear decay after a 200-step warm-up, planned for 3,416 steps, 5,600 fitting at the pace seen:
+    # at the first epoch (step 351) the LR rises from 0.0953 to 0.0972 (2%): all of it.
+    linear_early = _schedule_lr("linear", 351)
+    assert TL.stretch(3416, 5600, linear_early) == 5600
+    assert linear_early(5600) / linear_early(3416) == pytest.approx(1.0199, abs=1e-4)
+    # Halfway, the same stretch would raise it by 42%: only as far as 10%.
+    linear_late = _schedule_lr("linear", 1800)
+    stretched = TL.stretch(3416, 5600, linear_late)
+    assert 3416 < stretched < 5600
+    assert linear_late(stretched) <= 1.1 * linear_late(3416) < linear_late(stretched + 1)
+    # Multistep (milestones at 50% and 75%): before a milestone the LR does not change, so all of it; a
+    # milestone passed is never moved past the current step (the LR would go back up tenfold).
+    assert TL.stretch(1000, 1500, _schedule_lr("multistep", 400)) == 1500
+    # Passed at 500, the 50% milestone stays passed up to round(0.5 x 1201) = 600 at step 600, 599 at 599.
+    assert TL.stretch(1000, 1500, _schedule_lr("multistep", 600)) == 1201
+    assert TL.stretch(1000, 1500, _schedule_lr("multistep", 599)) == 1198
+    # Less than 1% more is not worth a new schedule.
+    assert TL.stretch(1000, 1009, linear_early) == 1000 and TL.stretch(1000, 1010, linear_early) == 1010
+
+
+def test_a_run_whose_first_steps_were_slow_is_lengthened_to_use_its_time(tmp_path, stand_in_speed, monkeypatch):
+    stand_in_speed["step_s"] = 0.05  # the first steps of a new process: five times slower than the rest
+    run = tmp_path / "run"
+    trainer = Trainer(resolve({**TIMED, "time_limit": 20, "run_dir": str(run)}), run)
+    after_step(trainer, monkeypatch, 21, lambda: stand_in_speed.update(step_s=0.01))  # steps 21 on
+    result = trainer.fit()
+    plan = json.loads((run / "config.json").read_text())["resolved"]["time_plan"]
+    # Planned at step 20 (3 s in, 0.1 s for that validation, 5 s kept back) at 0.05 s a step; checked
+    # at the validation at 40: 3.3 s in, 0.1 s for this one's, the rest at 0.01 s a step (the
+    # milestones at 50% and 75% are still ahead, so the LR does not change: all of it).
+    first = TL.plan_length(20.0 - 3.0 - 0.1 - 5.0, 20, TL.Costs(0.05, 0.1, 0.0), 20)
+    lengthened = TL.plan_length(20.0 - 3.3 - 0.1 - 5.0, 40, TL.Costs(0.01, 0.1, 0.0), 20)
+    assert plan["planned_at_step"] == 20 and plan["shortened_at"] == [] and plan["lengthened_at"] == [40]
+    assert result.summary["iterations"] == plan["iterations"] == lengthened > 3 * first
+    assert 2.0 + trainer.run_time.train_s + trainer.stand_in_val_s <= 20.0 - TL.margin_s(20.0)  # within the limit
+    log = (run / "train.log").read_text()
+    assert f"ahead of the time limit's plan (3,200 img/s since the last check, 640 planned): {lengthened} " in log
+    assert f"instead of {first}" in log

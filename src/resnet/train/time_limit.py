@@ -8,6 +8,11 @@ validations and the final test, less a safety margin. The recipe's schedule (war
 as fractions, decay to 0) is then built for that length. The plan is saved in the run's
 config.json, so a resumed run keeps it (it never measures again).
 
+At each validation the length is fitted again to the pace of the steps since the last one: shortened
+where they ran slower than planned (other work on the machine, a CPU that throttles), lengthened where
+they ran faster (a new process's first steps are often slow), but only as far as the schedule's LR at
+that step rises by at most :data:`MAX_LR_RISE` (:func:`stretch`).
+
 The steps taken before the plan ran with the LR of a provisional length (:data:`PROVISIONAL_EPOCHS`).
 For the recipes this changes nothing (their first steps are a warm-up, or the LR is constant until
 the first milestone); a decay without warm-up ran those few steps at an LR a fraction of a percent off.
@@ -16,6 +21,7 @@ the first milestone); a decay without warm-up ran those few steps at an LR a fra
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,6 +36,8 @@ SAFETY = 0.02  # of the limit, kept back for what the plan cannot see (the proce
 SAFETY_S = 5.0
 MEASURED_SHARE = 0.01  # of a long limit, timed before the plan (at most MAX_MEASURED_S): a steadier mean
 MAX_MEASURED_S = 30.0
+LENGTHEN_MIN = 0.01  # of the length: less is not worth a new schedule (the pace varies by about as much)
+MAX_LR_RISE = 0.10  # a lengthened schedule's LR at this step, at most this much above the current one
 
 
 def measure_s(limit_s: float) -> float:
@@ -75,16 +83,33 @@ def plan_length(left_s: float, step: int, costs: Costs, eval_every: int) -> int:
 
     def fits(total: int) -> bool:
         spent = (total - step) * costs.step_s + validations(step, total, eval_every) * costs.val_s + costs.final_s
-        return spent <= left_s
+        return spent <= left_s + 1e-9  # a length that fits exactly is not lost to rounding
 
     # The time spent grows with the length: bisect for the longest that fits.
-    low, high = step, step + max(int((left_s - costs.final_s) / costs.step_s), 0) + 1
+    low, high = step, step + max(int((left_s - costs.final_s) / costs.step_s), 0) + 2  # (+2: rounding)
     if not fits(low):
         return step
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (middle, high) if fits(middle) else (low, middle)
     return low
+
+
+def stretch(total: int, fitted: int, lr_at: Callable[[int], float]) -> int:
+    """The longest length in ``total`` .. ``fitted`` whose schedule's LR at this step, ``lr_at(length)``,
+    is at most :data:`MAX_LR_RISE` above the current one, ``lr_at(total)``; ``total`` where a gain of
+    less than :data:`LENGTHEN_MIN` is all there is. A linear or cosine decay gains a little LR at this
+    step, more the later the step; a multistep schedule gains none while its milestones stay where
+    they were relative to this step, and a factor of ``1 / gamma`` where one would move past it (never
+    allowed). The LR at a step grows with the length in each: the longest allowed is found by bisection."""
+    if fitted < total * (1 + LENGTHEN_MIN):
+        return total
+    ceiling = lr_at(total) * (1 + MAX_LR_RISE)
+    low, high = total, fitted + 1
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if lr_at(middle) <= ceiling else (low, middle)
+    return low if low >= total * (1 + LENGTHEN_MIN) else total
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,7 @@ class TimePlan:
     validations: int
     final_s: float
     shortened_at: list[int] = field(default_factory=list)  # steps at which the run fell behind and was shortened
+    lengthened_at: list[int] = field(default_factory=list)  # steps at which it was ahead and was lengthened
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

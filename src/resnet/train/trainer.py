@@ -42,7 +42,7 @@ from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoar
 from resnet.train.resume_state import MetricWindow, TrainState, check_new_length, read_resume_point, rng_state
 from resnet.train.run_folder import RunFolder, finished_summary, holds_run
 from resnet.train.run_time import RunTime
-from resnet.train.schedule import build_schedule, milestone_steps
+from resnet.train.schedule import Schedule, build_schedule, milestone_steps
 from resnet.train.step import train_step
 from resnet.train.time_limit import (
     WARM_STEPS,
@@ -55,6 +55,7 @@ from resnet.train.time_limit import (
     margin_s,
     measure_s,
     plan_length,
+    stretch,
     validations,
 )
 from resnet.train.warm_start import init_network, init_summary
@@ -542,10 +543,12 @@ class Trainer:
         self._say("LR schedule for %d iterations: %s", self.total, self._schedule_text())
 
     def _keep_to_the_limit(self) -> None:
-        """At a validation of a run planned in this session: where the steps since the last check were
-        slower than planned (other work on the machine, a CPU that throttles), shorten the run so that
-        it still ends within the limit at that pace (the schedule is recomputed; one log line). Never
-        lengthened again: a schedule stretched after a milestone would raise the LR."""
+        """At a validation of a run planned in this session: its length fitted again to the pace of the steps
+        since the last check. Slower than planned (other work on the machine, a CPU that throttles): shortened
+        so that it still ends within the limit at that pace. Faster (a new process's first steps, which the
+        plan timed, are often slow): lengthened as far as the schedule allows (:func:`time_limit.stretch`:
+        the LR at this step at most 10% higher; a milestone never moved past it). The schedule is recomputed
+        and saved; one log line."""
         if self.pace is None or self.time_plan is None or self.step >= self.total:
             return
         assert self.cfg.time_limit is not None  # a plan is made for a time limit
@@ -553,35 +556,47 @@ class Trainer:
         if steps <= 0:
             return
         self.pace = (self.run_time.steps, self.run_time.train_s)
-        step_s, val_s, elapsed = self._slowest(train_s / steps, self.last_val_s, self._elapsed())
+        # The latest validation's time (the plan's estimate before the first one), this step's still to come.
+        val_s = self.last_val_s or self.time_plan.val_s
+        step_s, val_s, elapsed = self._slowest(train_s / steps, val_s, self._elapsed())
         costs = Costs(step_s, val_s, self.time_plan.final_s)
-        left = self.cfg.time_limit - elapsed - margin_s(self.cfg.time_limit)
-        total = plan_length(left, self.step, costs, self.run.eval_every)
-        if total >= self.total:
-            return
+        left = self.cfg.time_limit - elapsed - val_s - margin_s(self.cfg.time_limit)
+        fitted = plan_length(left, self.step, costs, self.run.eval_every)
         before = self.total
-        self.time_plan = dataclasses.replace(
-            self.time_plan,
-            iterations=total,
-            validations=validations(self.time_plan.planned_at_step, total, self.run.eval_every),
-            shortened_at=[*self.time_plan.shortened_at, self.step],
-        )
+        planned = self.time_plan.images_per_s
+        pace = f"{self.cfg.batch_size / step_s:,.0f} img/s since the last check, {planned:,.0f} planned"
+        plan = self.time_plan
+        if fitted < before:
+            total, what = fitted, "behind"
+            plan = dataclasses.replace(plan, shortened_at=[*plan.shortened_at, self.step])
+        else:
+            total, what = stretch(before, fitted, lambda length: self._schedule_for(length).lr(self.step)), "ahead of"
+            if total == before:
+                return
+            plan = dataclasses.replace(plan, lengthened_at=[*plan.lengthened_at, self.step])
+        lr_before = self.run.schedule.lr(self.step)
+        valids = validations(plan.planned_at_step, total, self.run.eval_every)
+        self.time_plan = dataclasses.replace(plan, iterations=total, validations=valids)
         self._set_total(total)
         if self.dist.is_main:
             assert self.run_dir is not None
             config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
         self._say(
-            f"behind the time limit's plan ({self.cfg.batch_size / step_s:,.0f} img/s since the last check, "
-            f"{self.time_plan.images_per_s:,.0f} planned): {total} iterations instead of {before}, to end "
-            f"within {describe_duration(self.cfg.time_limit)}; {self._schedule_text()}"
+            f"{what} the time limit's plan ({pace}): {total} iterations instead of {before}, to end within "
+            f"{describe_duration(self.cfg.time_limit)}; LR {lr_before:.4g} -> {self.run.schedule.lr(self.step):.4g} "
+            f"at this step; {self._schedule_text()}"
         )
 
+    def _schedule_for(self, total: int) -> Schedule:
+        """The schedule for a run of ``total`` steps, with the current one's state (a plateau's, the warm rule's)."""
+        schedule = build_schedule(self.cfg, total)
+        schedule.load_state_dict(self.run.schedule.state_dict())
+        return schedule
+
     def _set_total(self, total: int) -> None:
-        """The run's new length, and the schedule recomputed for it (its state, e.g. a plateau's, kept)."""
-        state = self.run.schedule.state_dict()
+        """The run's new length, and the schedule recomputed for it (its state kept)."""
         self.run.total = total
-        self.run.schedule = build_schedule(self.cfg, total)
-        self.run.schedule.load_state_dict(state)
+        self.run.schedule = self._schedule_for(total)
         if self.progress is not None:
             self.progress.set_total(total)
         if self.log_file is not None:
