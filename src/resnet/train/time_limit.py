@@ -10,8 +10,9 @@ config.json, so a resumed run keeps it (it never measures again).
 
 At each validation the length is fitted again to the pace of the steps since the last one: shortened
 where they ran slower than planned (other work on the machine, a CPU that throttles), lengthened where
-they ran faster (a new process's first steps are often slow), but only as far as the schedule's LR at
-that step rises by at most :data:`MAX_LR_RISE` (:func:`stretch`).
+they, and all the steps since the plan, ran faster (a new process's first steps are often slow), but
+only as far as the schedule's LR at that step rises by at most :data:`MAX_LR_RISE` (:func:`stretch`).
+A change of less than :data:`REPLAN_BAND` is not made, unless the run would overrun the limit itself.
 
 The steps taken before the plan ran with the LR of a provisional length (:data:`PROVISIONAL_EPOCHS`).
 For the recipes this changes nothing (their first steps are a warm-up, or the LR is constant until
@@ -36,7 +37,7 @@ SAFETY = 0.02  # of the limit, kept back for what the plan cannot see (the proce
 SAFETY_S = 5.0
 MEASURED_SHARE = 0.01  # of a long limit, timed before the plan (at most MAX_MEASURED_S): a steadier mean
 MAX_MEASURED_S = 30.0
-LENGTHEN_MIN = 0.01  # of the length: less is not worth a new schedule (the pace varies by about as much)
+REPLAN_BAND = 0.02  # of the length: a smaller change is left alone (the pace varies by about as much)
 MAX_LR_RISE = 0.10  # a lengthened schedule's LR at this step, at most this much above the current one
 
 
@@ -98,18 +99,18 @@ def plan_length(left_s: float, step: int, costs: Costs, eval_every: int) -> int:
 def stretch(total: int, fitted: int, lr_at: Callable[[int], float]) -> int:
     """The longest length in ``total`` .. ``fitted`` whose schedule's LR at this step, ``lr_at(length)``,
     is at most :data:`MAX_LR_RISE` above the current one, ``lr_at(total)``; ``total`` where a gain of
-    less than :data:`LENGTHEN_MIN` is all there is. A linear or cosine decay gains a little LR at this
+    less than :data:`REPLAN_BAND` is all there is. A linear or cosine decay gains a little LR at this
     step, more the later the step; a multistep schedule gains none while its milestones stay where
     they were relative to this step, and a factor of ``1 / gamma`` where one would move past it (never
     allowed). The LR at a step grows with the length in each: the longest allowed is found by bisection."""
-    if fitted < total * (1 + LENGTHEN_MIN):
+    if fitted < total * (1 + REPLAN_BAND):
         return total
     ceiling = lr_at(total) * (1 + MAX_LR_RISE)
     low, high = total, fitted + 1
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (middle, high) if lr_at(middle) <= ceiling else (low, middle)
-    return low if low >= total * (1 + LENGTHEN_MIN) else total
+    return low if low >= total * (1 + REPLAN_BAND) else total
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from resnet.train.run_time import RunTime
 from resnet.train.schedule import Schedule, build_schedule, milestone_steps
 from resnet.train.step import train_step
 from resnet.train.time_limit import (
+    REPLAN_BAND,
     WARM_STEPS,
     Costs,
     StepClock,
@@ -173,6 +174,7 @@ class Trainer:
         self.clock = StepClock(0, measure_s(cfg.time_limit)) if cfg.time_limit is not None and planned is None else None
         self.last_val_s = 0.0  # how long the latest validation took, for the ETA
         self.pace: tuple[int, float] | None = None  # (steps, training time) at the plan or its last check
+        self.pace_since: tuple[int, float] | None = None  # the same at the plan (or the step kind's change)
         self.pace_from: int | None = None  # the step after which the pace restarts (a compile changed it)
         self.eta_mark = (0, 0.0)  # (steps, training time) at the previous validation, for the ETA
         self.state = TrainState(MetricWindow.empty(self.speed.device))
@@ -393,6 +395,7 @@ class Trainer:
             self._choose_compile(seconds)
         if self.pace_from is not None and self.step >= self.pace_from:
             self.pace, self.pace_from = (self.run_time.steps, self.run_time.train_s), None
+            self.pace_since = self.pace
         if self.clock is not None:  # a time-limited run's first steps
             self.clock.add(self.step, seconds)
             # Planned before anything depends on the length: a validation, a checkpoint.
@@ -535,6 +538,7 @@ class Trainer:
             plan = make_plan(self.cfg.time_limit, *args, batch_size=self.cfg.batch_size, refuse_short=False)
         self.time_plan = plan
         self.pace = (self.run_time.steps, self.run_time.train_s)  # where _keep_to_the_limit measures from
+        self.pace_since = self.pace
         self._set_total(plan.iterations)
         if self.dist.is_main:
             assert self.run_dir is not None
@@ -543,36 +547,45 @@ class Trainer:
         self._say("LR schedule for %d iterations: %s", self.total, self._schedule_text())
 
     def _keep_to_the_limit(self) -> None:
-        """At a validation of a run planned in this session: its length fitted again to the pace of the steps
-        since the last check. Slower than planned (other work on the machine, a CPU that throttles): shortened
-        so that it still ends within the limit at that pace. Faster (a new process's first steps, which the
-        plan timed, are often slow): lengthened as far as the schedule allows (:func:`time_limit.stretch`:
-        the LR at this step at most 10% higher; a milestone never moved past it). The schedule is recomputed
-        and saved; one log line."""
-        if self.pace is None or self.time_plan is None or self.step >= self.total:
+        """At a validation of a run planned in this session: its length fitted again to the pace of its steps.
+        Slower since the last check than planned (other work on the machine, a CPU that throttles): shortened
+        so that it still ends within the limit at that pace. Faster, since the last check and since the plan
+        (a new process's first steps, which the plan timed, are often slow): lengthened as far as the
+        schedule allows (:func:`time_limit.stretch`: the LR at this step at most 10% higher, no milestone
+        moved back past it). A change of less than :data:`time_limit.REPLAN_BAND` is left alone (a step's
+        pace varies by about as much from one epoch to the next), unless the run would then overrun the
+        limit itself. The schedule is recomputed and saved; one log line."""
+        if self.pace is None or self.pace_since is None or self.time_plan is None or self.step >= self.total:
             return
         assert self.cfg.time_limit is not None  # a plan is made for a time limit
         steps, train_s = self.run_time.steps - self.pace[0], self.run_time.train_s - self.pace[1]
         if steps <= 0:
             return
+        overall = (self.run_time.train_s - self.pace_since[1]) / max(self.run_time.steps - self.pace_since[0], 1)
         self.pace = (self.run_time.steps, self.run_time.train_s)
         # The latest validation's time (the plan's estimate before the first one), this step's still to come.
         val_s = self.last_val_s or self.time_plan.val_s
-        step_s, val_s, elapsed = self._slowest(train_s / steps, val_s, self._elapsed())
-        costs = Costs(step_s, val_s, self.time_plan.final_s)
+        step_s, overall_s, val_s, elapsed = self._slowest(train_s / steps, overall, val_s, self._elapsed())
         left = self.cfg.time_limit - elapsed - val_s - margin_s(self.cfg.time_limit)
-        fitted = plan_length(left, self.step, costs, self.run.eval_every)
-        before = self.total
-        planned = self.time_plan.images_per_s
-        pace = f"{self.cfg.batch_size / step_s:,.0f} img/s since the last check, {planned:,.0f} planned"
+
         plan = self.time_plan
+
+        def fit(step_s: float, spare_s: float = 0.0) -> int:
+            return plan_length(left + spare_s, self.step, Costs(step_s, val_s, plan.final_s), self.run.eval_every)
+
+        before, fitted = self.total, fit(step_s)
+        pace = f"{self.cfg.batch_size / step_s:,.0f} img/s since the last check, {plan.images_per_s:,.0f} planned"
         if fitted < before:
+            if fitted >= before * (1 - REPLAN_BAND) and fit(step_s, margin_s(self.cfg.time_limit)) >= before:
+                return  # within the band, and within the limit at this pace
             total, what = fitted, "behind"
             plan = dataclasses.replace(plan, shortened_at=[*plan.shortened_at, self.step])
         else:
-            total, what = stretch(before, fitted, lambda length: self._schedule_for(length).lr(self.step)), "ahead of"
+            fitted = fit(max(step_s, overall_s))  # the slower of the two paces: not one fast epoch
+            total = stretch(before, fitted, lambda length: self._schedule_for(length).lr(self.step))
             if total == before:
                 return
+            what = "ahead of"
             plan = dataclasses.replace(plan, lengthened_at=[*plan.lengthened_at, self.step])
         lr_before = self.run.schedule.lr(self.step)
         valids = validations(plan.planned_at_step, total, self.run.eval_every)
