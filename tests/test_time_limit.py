@@ -268,3 +268,26 @@ def test_a_run_slightly_behind_its_plan_keeps_its_length_within_the_limit(tmp_pa
     assert TL.plan_length(10.0 - 2.502 - 0.1 - 5.0, 40, TL.Costs(0.0101, 0.1, 0.0), 20) < 200
     assert plan["shortened_at"] == plan["lengthened_at"] == [] and result.summary["iterations"] == 200
     assert 2.0 + trainer.run_time.train_s + trainer.stand_in_val_s <= 10.0  # within the limit itself
+
+
+def test_the_time_left_counts_the_pace_from_the_plan_not_the_slow_steps_before_it(
+    tmp_path, stand_in_speed, monkeypatch
+):
+    monkeypatch.setattr(TL, "MIN_MEASURED_S", 0.0)  # planned after 3 + 10 steps, before the first validation
+    monkeypatch.setattr(TL, "MEASURED_SHARE", 0.0)
+    stand_in_speed["step_s"] = 0.05  # the first steps (a compile trial, a new process): slow
+    run = tmp_path / "run"
+    trainer = Trainer(resolve({**TIMED, "time_limit": 20, "run_dir": str(run)}), run)
+    after_step(trainer, monkeypatch, 14, lambda: stand_in_speed.update(step_s=0.01))  # steps 14 on
+    result = trainer.fit()
+    plan = json.loads((run / "config.json").read_text())["resolved"]["time_plan"]
+    assert plan["planned_at_step"] == 13
+    first = next(r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "val")
+    assert first["step"] == 20
+    # At the validation at 20 (lengthened there): the steps left at the 0.01 s of the steps since the
+    # plan, plus the validations still to come at this machine's real validation time (a few ms here).
+    # Counted from step 0 the pace would be (13 x 0.05 + 7 x 0.01) / 20 = 0.036 s: 29 s for the steps.
+    total = json.loads((run / "config.json").read_text())["resolved"]["iterations"]
+    assert total == result.summary["iterations"] and plan["lengthened_at"] == [20]
+    steps_s = (total - 20) * 0.01
+    assert steps_s - 0.05 <= first["eta_s"] < 2 * steps_s

@@ -395,7 +395,7 @@ class Trainer:
             self._choose_compile(seconds)
         if self.pace_from is not None and self.step >= self.pace_from:
             self.pace, self.pace_from = (self.run_time.steps, self.run_time.train_s), None
-            self.pace_since = self.pace
+            self.pace_since = self.eta_mark = self.pace
         if self.clock is not None:  # a time-limited run's first steps
             self.clock.add(self.step, seconds)
             # Planned before anything depends on the length: a validation, a checkpoint.
@@ -538,7 +538,7 @@ class Trainer:
             plan = make_plan(self.cfg.time_limit, *args, batch_size=self.cfg.batch_size, refuse_short=False)
         self.time_plan = plan
         self.pace = (self.run_time.steps, self.run_time.train_s)  # where _keep_to_the_limit measures from
-        self.pace_since = self.pace
+        self.pace_since = self.eta_mark = self.pace  # (the ETA too: not the trial steps before the plan)
         self._set_total(plan.iterations)
         if self.dist.is_main:
             assert self.run_dir is not None
