@@ -86,8 +86,9 @@ def plan_length(left_s: float, step: int, costs: Costs, eval_every: int) -> int:
         spent = (total - step) * costs.step_s + validations(step, total, eval_every) * costs.val_s + costs.final_s
         return spent <= left_s + 1e-9  # a length that fits exactly is not lost to rounding
 
-    # The time spent grows with the length: bisect for the longest that fits.
-    low, high = step, step + max(int((left_s - costs.final_s) / costs.step_s), 0) + 2  # (+2: rounding)
+    # The time spent grows with the length: bisect for the longest that fits (the upper end is exclusive,
+    # and one above the quotient, which may round down).
+    low, high = step, step + max(int((left_s - costs.final_s) / costs.step_s), 0) + 2
     if not fits(low):
         return step
     while high - low > 1:

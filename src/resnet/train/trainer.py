@@ -567,7 +567,6 @@ class Trainer:
         val_s = self.last_val_s or self.time_plan.val_s
         step_s, overall_s, val_s, elapsed = self._slowest(train_s / steps, overall, val_s, self._elapsed())
         left = self.cfg.time_limit - elapsed - val_s - margin_s(self.cfg.time_limit)
-
         plan = self.time_plan
 
         def fit(step_s: float, spare_s: float = 0.0) -> int:
