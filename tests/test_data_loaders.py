@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from resnet.data import Normalization, TensorSplit, fit_normalization, load_dataset, make_eval_loader, make_train_loader
-from resnet.data.batched import pad_crop_flip_batch, random_crop_params
-from resnet.data.loaders import generator
+from resnet.data.batched import cutout_batch, cutout_params, pad_crop_flip_batch, random_crop_params
+from resnet.data.loaders import CUTOUT_STREAM, generator
 from resnet.data.splits import split_indices
 from resnet.errors import ResNetError
 
@@ -156,3 +156,32 @@ def test_normalization_rejects_unknown_mode(digits):
     with pytest.raises(ResNetError, match="unknown dataset 'mnist'"):
         load_dataset("mnist")
     assert isinstance(digits.train, TensorSplit)
+
+
+def test_cutout_zeroes_one_square_per_image_clipped_at_the_border():
+    x = torch.ones(4, 3, 32, 32)
+    cy, cx = torch.tensor([16, 0, 31, 5]), torch.tensor([16, 0, 20, 31])
+    out = cutout_batch(x.clone(), cy, cx, 16)
+    zero = out == 0
+    assert (zero.all(1) == zero.any(1)).all()  # every channel of a pixel, or none
+    # Rows and columns centre - 8 .. centre + 7, clipped: 16 x 16 inside, 8 x 8 in a corner, 9 x 16 and 13 x 9 at edges.
+    assert zero[:, 0].sum((1, 2)).tolist() == [256, 64, 9 * 16, 13 * 9]
+    assert zero[0, 0, 8:24, 8:24].all() and not zero[0, 0, 7].any() and not zero[0, 0, 24].any()
+    assert zero[1, 0, :8, :8].all() and zero[3, 0, :13, 23:].all()
+    assert torch.equal(out[~zero], x[~zero])  # the rest untouched
+
+
+def test_cutout_batches_keep_the_crops_and_flips_of_the_run_without_it(digits):
+    norm = fit_normalization(digits, "channel")
+    plain = make_train_loader(digits, 32, augment="cifar", normalization=norm, seed=3)
+    cut = make_train_loader(digits, 32, augment="cifar", normalization=norm, seed=3, cutout=4)
+    for i, ((x, y), (xc, yc)) in enumerate(zip(_batches(plain, 1), _batches(cut, 1))):
+        # The same views, each with the square of its own stream (seed, epoch, rank, batch, 1).
+        squares = cutout_params(len(x), 8, 8, generator(3, 1, 0, i, CUTOUT_STREAM))
+        assert torch.equal(y, yc) and torch.equal(xc, cutout_batch(x.clone(), *squares, 4))
+        assert not torch.equal(xc, x)
+    # A pure function of (seed, epoch, batch), as the crops are: the same on a resume mid-epoch.
+    again = make_train_loader(digits, 32, augment="cifar", normalization=norm, seed=3, cutout=4)
+    assert _same(list(again.start(1, 5)), _batches(cut, 1)[5:])
+    with pytest.raises(ResNetError, match="option 'cutout': 9 px is larger than the 8x8 training images"):
+        next(iter(make_train_loader(digits, 32, augment="none", normalization=norm, cutout=9)))

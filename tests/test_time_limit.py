@@ -19,6 +19,7 @@ from resnet.errors import ResNetError
 from resnet.option_types import duration_seconds
 from resnet.train import resolve, train
 from resnet.train import time_limit as TL
+from resnet.train.schedule import build_schedule
 from resnet.train.trainer import Trainer
 
 TIMED = {k: v for k, v in TINY_TRAIN.items() if k != "iterations"}  # 44 steps per epoch, validation every 20
@@ -185,10 +186,10 @@ def test_a_run_that_falls_behind_its_plan_is_shortened_to_end_in_time(tmp_path, 
     # Planned at step 20 (2.2 s in, 0.1 s for its validation: 2.7 s left), on pace until 60; checked at
     # the validation at 80: 2.2 + 0.4 + 1.0 s of steps + 0.1 x 3 validations = 3.9 s in, 0.1 s for this
     # one's: 1.0 s left at 0.05 s a step.
-    assert plan["planned_at_step"] == 20 and plan["shortened_at"] == [80]
-    assert plan["iterations"] == result.summary["iterations"]
     shortened = TL.plan_length(10.0 - 3.9 - 0.1 - 5.0, 80, TL.Costs(0.05, 0.1, 0.0), 20)
-    assert result.summary["iterations"] == shortened < TL.plan_length(2.7, 20, TL.Costs(0.01, 0.1, 0), 20)
+    first = TL.plan_length(2.7, 20, TL.Costs(0.01, 0.1, 0), 20)
+    assert plan["planned_at_step"] == 20 and plan["changes"] == [[80, first, shortened]] and shortened < first
+    assert plan["iterations"] == result.summary["iterations"] == shortened
     # What the limit asks: the stand-in clock ends within 10 s, less the 5 s kept back.
     assert 2.0 + trainer.run_time.train_s <= 10.0 - TL.margin_s(10.0)
     log = (run / "train.log").read_text()
@@ -207,35 +208,6 @@ def test_a_stop_before_the_plan_saves_even_where_no_epoch_fits(tmp_path, stand_i
     assert load_checkpoint(run / "last.safetensors").state["step"] == 2
 
 
-def _schedule_lr(schedule, step):
-    """``stretch``'s ``lr_at`` for a recipe's schedule: the LR at ``step`` of a run of each length."""
-    from resnet.train.schedule import build_schedule
-
-    cfg = resolve({**TIMED, "schedule": schedule, "warmup_iterations": 200, "lr": 0.1})
-    return lambda length: build_schedule(cfg, length).lr(step)
-
-
-def test_a_plan_is_stretched_only_as_far_as_its_lr_may_rise():
-    # A linear decay after a 200-step warm-up, planned for 3,416 steps, 5,600 fitting at the pace seen:
-    # at the first epoch (step 351) the LR rises from 0.0953 to 0.0972 (2%): all of it.
-    linear_early = _schedule_lr("linear", 351)
-    assert TL.stretch(3416, 5600, linear_early) == 5600
-    assert linear_early(5600) / linear_early(3416) == pytest.approx(1.0199, abs=1e-4)
-    # Halfway, the same stretch would raise it by 42%: only as far as 10%.
-    linear_late = _schedule_lr("linear", 1800)
-    stretched = TL.stretch(3416, 5600, linear_late)
-    assert 3416 < stretched < 5600
-    assert linear_late(stretched) <= 1.1 * linear_late(3416) < linear_late(stretched + 1)
-    # Multistep (milestones at 50% and 75%): before a milestone the LR does not change, so all of it; a
-    # milestone passed is never moved past the current step (the LR would go back up tenfold).
-    assert TL.stretch(1000, 1500, _schedule_lr("multistep", 400)) == 1500
-    # Passed at 500, the 50% milestone stays passed up to round(0.5 x 1201) = 600 at step 600, 599 at 599.
-    assert TL.stretch(1000, 1500, _schedule_lr("multistep", 600)) == 1201
-    assert TL.stretch(1000, 1500, _schedule_lr("multistep", 599)) == 1198
-    # Less than 2% more is not worth a new schedule.
-    assert TL.stretch(1000, 1019, linear_early) == 1000 and TL.stretch(1000, 1020, linear_early) == 1020
-
-
 def test_a_run_whose_first_steps_were_slow_is_lengthened_to_use_its_time(tmp_path, stand_in_speed, monkeypatch):
     stand_in_speed["step_s"] = 0.05  # the first steps of a new process: five times slower than the rest
     run = tmp_path / "run"
@@ -244,16 +216,82 @@ def test_a_run_whose_first_steps_were_slow_is_lengthened_to_use_its_time(tmp_pat
     result = trainer.fit()
     plan = json.loads((run / "config.json").read_text())["resolved"]["time_plan"]
     # Planned at step 20 (3 s in, 0.1 s for that validation, 5 s kept back) at 0.05 s a step; checked
-    # at the validation at 40: 3.3 s in, 0.1 s for this one's, the rest at 0.01 s a step (the
-    # milestones at 50% and 75% are still ahead, so the LR does not change: all of it).
+    # at the validation at 40: 3.3 s in, 0.1 s for this one's, the rest at 0.01 s a step.
     first = TL.plan_length(20.0 - 3.0 - 0.1 - 5.0, 20, TL.Costs(0.05, 0.1, 0.0), 20)
     lengthened = TL.plan_length(20.0 - 3.3 - 0.1 - 5.0, 40, TL.Costs(0.01, 0.1, 0.0), 20)
-    assert plan["planned_at_step"] == 20 and plan["shortened_at"] == [] and plan["lengthened_at"] == [40]
+    assert plan["planned_at_step"] == 20 and plan["changes"] == [[40, first, lengthened]]
     assert result.summary["iterations"] == plan["iterations"] == lengthened > 3 * first
     assert 2.0 + trainer.run_time.train_s + trainer.stand_in_val_s <= 20.0 - TL.margin_s(20.0)  # within the limit
     log = (run / "train.log").read_text()
     assert f"ahead of the time limit's plan (3,200 img/s since the last check, 640 planned): {lengthened} " in log
     assert f"instead of {first}" in log
+
+
+def test_a_shortening_for_a_slow_stretch_is_undone_when_the_pace_comes_back(tmp_path, stand_in_speed, monkeypatch):
+    """Twenty slow steps late in the run (another job for a moment) shorten it; at the next check,
+    at the plan's pace again, it is lengthened back to use its time, and the LR jumps at neither."""
+    cfg = resolve({**TIMED, "time_limit": 20, "schedule": "linear", "run_dir": str(tmp_path / "run")})
+    trainer = Trainer(cfg, tmp_path / "run")
+    after_step(trainer, monkeypatch, 601, lambda: stand_in_speed.update(step_s=0.05))  # steps 601-620
+    after_step(trainer, monkeypatch, 621, lambda: stand_in_speed.update(step_s=0.01))
+    result = trainer.fit()
+    plan = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["time_plan"]
+    # At 620: 2 + 7.0 s of steps + 30 validations = 12.0 s in, 0.1 s for this one's: 2.9 s left at 0.05 s
+    # a step. At 640: 12.3 s in, 2.6 s left at the slower of the last 20 steps' 0.01 s and the 7.0 s / 620
+    # steps since the plan.
+    first = TL.plan_length(20.0 - 2.3 - 5.0, 20, TL.Costs(0.01, 0.1, 0.0), 20)
+    shortened = TL.plan_length(20.0 - 12.0 - 0.1 - 5.0, 620, TL.Costs(0.05, 0.1, 0.0), 20)
+    back = TL.plan_length(20.0 - 12.3 - 0.1 - 5.0, 640, TL.Costs(7.0 / 620, 0.1, 0.0), 20)
+    assert plan["changes"] == [[620, first, shortened], [640, shortened, back]]
+    assert shortened < 0.8 * first and back > 1.15 * shortened and result.summary["iterations"] == back
+    # The LR at each change is the one the schedule before it had there.
+    for k, (at, before, after) in enumerate(plan["changes"]):
+        old = build_schedule(cfg, before, plan["changes"][:k])
+        new = build_schedule(cfg, after, plan["changes"][: k + 1])
+        assert new.lr(at) == pytest.approx(old.lr(at), rel=1e-12) and new.lr(after) == 0.0
+    # Within the limit less its margin, and nearly all of it used (the slow steps cost 0.8 s of steps).
+    used = 2.0 + trainer.run_time.train_s + trainer.stand_in_val_s
+    assert 20.0 - TL.margin_s(20.0) - 0.3 <= used <= 20.0 - TL.margin_s(20.0)
+
+
+def test_a_resume_after_a_change_of_length_keeps_its_schedule_and_is_bit_identical(
+    tmp_path, stand_in_speed, monkeypatch
+):
+    opts = {**TIMED, "time_limit": 10, "checkpoint_every": 5, "schedule": "linear"}
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    trainer = Trainer(resolve({**opts, "run_dir": str(straight)}), straight)
+    after_step(trainer, monkeypatch, 61, lambda: stand_in_speed.update(step_s=0.05))  # shortened at 80
+    trainer.fit()
+    stand_in_speed["step_s"] = 0.01
+    trainer = Trainer(resolve({**opts, "run_dir": str(split)}), split)
+    after_step(trainer, monkeypatch, 61, lambda: stand_in_speed.update(step_s=0.05))
+    crash_after(trainer, monkeypatch, 90)
+    with pytest.raises(RuntimeError):
+        trainer.fit()
+    plan = json.loads((split / "config.json").read_text())["resolved"]["time_plan"]
+    assert [at for at, before, after in plan["changes"]] == [80]
+    result = train(resume=split)
+    a, b = load_checkpoint(straight / "last.safetensors"), load_checkpoint(split / "last.safetensors")
+    assert a.state["step"] == b.state["step"] == result.summary["iterations"] == plan["iterations"]
+    assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
+    # Rebuilt for its length instead, the resumed steps would have run at another LR.
+    lrs = [json.loads(line)["lr"] for line in (split / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
+    cfg = resolve(opts)
+    assert lrs[-1] == pytest.approx(build_schedule(cfg, plan["iterations"], plan["changes"]).lr(plan["iterations"] - 1))
+    assert lrs[-1] != pytest.approx(build_schedule(cfg, plan["iterations"]).lr(plan["iterations"] - 1))
+
+
+def test_a_run_folder_whose_length_changes_do_not_add_up_is_one_line(tmp_path, stand_in_speed, monkeypatch):
+    run = tmp_path / "run"
+    trainer = Trainer(resolve({**TIMED, "time_limit": 10, "checkpoint_every": 5, "run_dir": str(run)}), run)
+    crash_after(trainer, monkeypatch, 30)
+    with pytest.raises(RuntimeError):
+        trainer.fit()
+    config = json.loads((run / "config.json").read_text())
+    config["resolved"]["time_plan"]["changes"] = [[25, 300, 250]]
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ResNetError, match=r"config.json: time_plan: the length changes \[\[25, 300, 250\]\] do not"):
+        train(resume=run)
 
 
 def test_a_run_slightly_behind_its_plan_keeps_its_length_within_the_limit(tmp_path, stand_in_speed, monkeypatch):
@@ -266,7 +304,7 @@ def test_a_run_slightly_behind_its_plan_keeps_its_length_within_the_limit(tmp_pa
     plan = json.loads((run / "config.json").read_text())["resolved"]["time_plan"]
     # 200 planned (as in the first test); at 0.0101 s a step 198 would fit in the limit less its margin.
     assert TL.plan_length(10.0 - 2.502 - 0.1 - 5.0, 40, TL.Costs(0.0101, 0.1, 0.0), 20) < 200
-    assert plan["shortened_at"] == plan["lengthened_at"] == [] and result.summary["iterations"] == 200
+    assert plan["changes"] == [] and result.summary["iterations"] == 200
     assert 2.0 + trainer.run_time.train_s + trainer.stand_in_val_s <= 10.0  # within the limit itself
 
 
@@ -288,6 +326,6 @@ def test_the_time_left_counts_the_pace_from_the_plan_not_the_slow_steps_before_i
     # plan, plus the validations still to come at this machine's real validation time (a few ms here).
     # Counted from step 0 the pace would be (13 x 0.05 + 7 x 0.01) / 20 = 0.036 s: 29 s for the steps.
     total = json.loads((run / "config.json").read_text())["resolved"]["iterations"]
-    assert total == result.summary["iterations"] and plan["lengthened_at"] == [20]
+    assert total == result.summary["iterations"] and [at for at, before, after in plan["changes"]] == [20]
     steps_s = (total - 20) * 0.01
     assert steps_s - 0.05 <= first["eta_s"] < 2 * steps_s

@@ -47,6 +47,7 @@ def test_toml_file_then_cli_override(tmp_path):
         ({"augment": "mixup"}, "choose from cifar, imagenet, flip, none"),
         ({"recipe": "fast"}, "choose from digits, cifar-paper, imagenet-paper"),
         ({"batch_size": 0}, "'batch-size': must be at least 1"),
+        ({"cutout": -1}, "'cutout': must not be negative"),
         ({"milestones": "0.75,0.5"}, "increasing fractions"),
         ({"data": "cifar10"}, "needs --data-dir"),
         ({"lr": "fast"}, "'lr' must be a number"),
@@ -79,6 +80,18 @@ def test_help_lists_every_option_with_its_default(monkeypatch):
     args = parser.parse_args(["--lr", "0.2", "--no-wd-bn-bias", "--milestones", "0.3,0.6"])
     cfg = C.resolve(train_options.given_options(args))
     assert (cfg.lr, cfg.wd_bn_bias, cfg.milestones, cfg.batch_size) == (0.2, False, (0.3, 0.6), 64)
+
+
+def test_cutout_from_the_command_line_reaches_the_training_loader(tmp_path):
+    from conftest import TINY_TRAIN
+    from resnet.train.trainer import Trainer
+
+    parser = argparse.ArgumentParser()
+    train_options.add_arguments(parser)
+    cfg = C.resolve({**TINY_TRAIN, **train_options.given_options(parser.parse_args(["--cutout", "4"]))})
+    assert cfg.cutout == 4 and C.resolve(TINY_TRAIN).cutout == 0  # off unless asked for
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert trainer.run.loader.cutout == 4
 
 
 def test_json_round_trip(tmp_path):

@@ -1,4 +1,4 @@
-"""Crops and flips of a whole batch at once: one gather, no per-image Python loop, any device.
+"""Crops, flips and cutout of a whole batch at once: one gather, no per-image Python loop, any device.
 
 For every image b the output is ``pad(x[b])[:, dy[b]:dy[b]+H, dx[b]:dx[b]+W]``, mirrored left-right
 where ``flip[b]``: exactly :func:`resnet.data.transforms.pad_crop_flip` applied image by image. The
@@ -34,6 +34,27 @@ def pad_crop_flip_batch(
     batch = torch.arange(b, device=dev)[:, None, None, None]
     chan = torch.arange(c, device=dev)[None, :, None, None]
     return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def cutout_params(n: int, h: int, w: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centres ``cy, cx`` of each image's cutout square, uniform over its pixels, drawn on the CPU."""
+    return torch.randint(0, h, (n,), generator=generator), torch.randint(0, w, (n,), generator=generator)
+
+
+def cutout_batch(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> torch.Tensor:
+    """``x`` [B, C, H, W] with a ``size`` x ``size`` square around (cy[b], cx[b]) set to 0 in every channel of
+    image b, clipped where it runs over the border (Cutout: DeVries & Taylor 2017, "Improved Regularization
+    of Convolutional Neural Networks with Cutout"; the square's centre may lie anywhere in the image, so
+    that part of it falls outside as often as in their code). On normalised images 0 is the mean pixel,
+    which is also what the padding of the crops holds. In place where ``x`` allows it."""
+    _, _, h, w = x.shape
+    dev = x.device
+    top, left = cy.to(dev)[:, None] - size // 2, cx.to(dev)[:, None] - size // 2
+    rows = torch.arange(h, device=dev)[None, :]
+    cols = torch.arange(w, device=dev)[None, :]
+    in_rows = (rows >= top) & (rows < top + size)  # [B, H]
+    in_cols = (cols >= left) & (cols < left + size)  # [B, W]
+    return x.masked_fill_((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0.0)
 
 
 def flip_batch(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from resnet.data import transforms as T
-from resnet.data.batched import PadCropFlipNormalize, flip_batch, random_crop_params
+from resnet.data.batched import PadCropFlipNormalize, cutout_batch, cutout_params, flip_batch, random_crop_params
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.images import decode_tensor
 from resnet.data.normalization import Normalization
@@ -37,6 +37,7 @@ from resnet.errors import ResNetError
 logger = logging.getLogger(__name__)
 
 AUGMENTS = ("cifar", "imagenet", "flip", "none")
+CUTOUT_STREAM = 1  # the last seed value of a batch's cutout squares: drawn apart from its crops and flips
 
 
 def mix_seed(*values: int) -> int:
@@ -58,13 +59,18 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 
 class TrainLoader(ABC):
     """Iterable of ``(images, labels)``; ``len()`` batches per epoch; ``set_epoch``/``start`` for resume."""
 
-    def __init__(self, n: int, batch_size: int, *, seed: int, rank: int, world_size: int, drop_last: bool):
+    def __init__(
+        self, n: int, batch_size: int, *, seed: int, rank: int, world_size: int, drop_last: bool, cutout: int = 0
+    ):
         if batch_size < 1:
             raise ResNetError(f"option 'batch-size': {batch_size} must be at least 1")
         if not 0 <= rank < world_size:
             raise ResNetError(f"rank {rank} is outside 0..{world_size - 1}")
+        if cutout < 0:
+            raise ResNetError(f"option 'cutout': {cutout} must not be negative (0 = off)")
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+        self.cutout = cutout
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -89,6 +95,17 @@ class TrainLoader(ABC):
     @abstractmethod
     def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches ``first``, ``first + 1``, ... of ``epoch``."""
+
+    def _cut(self, x: torch.Tensor, epoch: int, i: int) -> torch.Tensor:
+        """Batch ``i`` of ``epoch``, normalised, with its cutout squares (``--cutout``), from a stream of
+        its own: the crops and flips are those of the run without cutout."""
+        if not self.cutout:
+            return x
+        if self.cutout > min(x.shape[-2:]):
+            size = "x".join(map(str, x.shape[-2:]))
+            raise ResNetError(f"option 'cutout': {self.cutout} px is larger than the {size} training images")
+        g = generator(self.seed, epoch, self.rank, i, CUTOUT_STREAM)
+        return cutout_batch(x, *cutout_params(len(x), x.shape[-2], x.shape[-1], g), self.cutout)
 
 
 class TensorTrainLoader(TrainLoader):
@@ -129,7 +146,7 @@ class TensorTrainLoader(TrainLoader):
                 x = self.normalization.apply(self.images[idx])
                 if self.augment == "flip":
                     x = flip_batch(x, torch.rand(len(idx), generator=g) < 0.5)
-            yield x, self.labels[idx]
+            yield self._cut(x, epoch, i), self.labels[idx]
 
 
 def _collate(items: list[tuple[Any, int, str | None]]) -> tuple[Any, torch.Tensor, list[str]]:
@@ -222,7 +239,7 @@ class FileTrainLoader(TrainLoader):
             x = x.to(self.device, non_blocking=True).float()
             if self.augment == "imagenet":
                 x = T.lighting(x, generator(self.seed, epoch, self.rank, i))
-            yield self.normalization.apply(x), y.to(self.device, non_blocking=True)
+            yield self._cut(self.normalization.apply(x), epoch, i), y.to(self.device, non_blocking=True)
 
 
 def make_train_loader(
@@ -237,11 +254,14 @@ def make_train_loader(
     world_size: int = 1,
     workers: int = 0,
     drop_last: bool = True,
+    cutout: int = 0,
 ) -> TrainLoader:
-    """A training loader over ``bundle.train``; ``batch_size`` is per rank. See the module docstring."""
+    """A training loader over ``bundle.train``; ``batch_size`` is per rank; ``cutout``: the side of each
+    image's cutout square in pixels (0: none). See the module docstring."""
     if augment not in AUGMENTS:
         raise ResNetError(f"option 'augment': unknown {augment!r}; choose from {', '.join(AUGMENTS)}")
     kw: dict[str, Any] = dict(
+        cutout=cutout,
         augment=augment,
         normalization=normalization,
         device=torch.device(device),

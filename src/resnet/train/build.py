@@ -260,6 +260,7 @@ def build_run(
         world_size=dist.world_size,
         workers=cfg.workers,
         drop_last=True,
+        cutout=cfg.cutout,
     )
     steps_per_epoch = len(loader) // batches.accum
     if steps_per_epoch < 1:

@@ -96,6 +96,13 @@ class TrainConfig:
         AUGMENTS,
         group="data",
     )
+    cutout: int = _opt(
+        0,
+        "Cutout (beyond the paper; DeVries & Taylor 2017 use 16 on CIFAR-10): a square of this side in "
+        "pixels, at a random centre of each training image and clipped at its border, set to the mean "
+        "pixel after the crop and flip (0 = off)",
+        group="data",
+    )
     normalization: str = _opt(
         "pixel-mean",
         "input normalisation: pixel-mean = the paper's per-pixel mean "
@@ -374,6 +381,8 @@ def _validate(cfg: TrainConfig, source: str, final: bool) -> None:
             raise bad(name, "must not be negative")
     if cfg.dist_timeout <= 0:
         raise bad("dist_timeout", "must be a positive number of seconds")
+    if cfg.cutout < 0:
+        raise bad("cutout", "must not be negative (0 = off)")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise bad("label_smoothing", "must be in [0, 1)")
     if not 0.0 <= cfg.ema_decay < 1.0:

@@ -2,19 +2,26 @@
 
 ``Schedule.lr(step)`` is the LR of optimizer step ``step`` (0-based). The schedules that react to
 training (plateau, the ResNet-110 warm rule) keep their state in a JSON-serialisable dict, so a
-resumed run takes exactly the same LR path as an uninterrupted one.
+resumed run takes exactly the same LR path as an uninterrupted one. A time-limited run whose length
+changes on the way (:mod:`resnet.train.time_limit`) keeps the steps it has taken and spreads the rest
+of its schedule over the new length (:class:`Reaimed`), so that its LR never jumps.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+from resnet.errors import ResNetError
 from resnet.train.config import TrainConfig
+
+# The schedules whose LR at a step depends on the run's length (the others ignore a new length).
+LENGTH_SCHEDULES = ("multistep", "cosine", "linear")
 
 
 class _Base(Protocol):
-    def lr(self, step: int) -> float: ...
+    def lr(self, step: float) -> float: ...
 
 
 class MultiStep:
@@ -23,8 +30,11 @@ class MultiStep:
     def __init__(self, lr: float, milestones: list[int], gamma: float) -> None:
         self.base, self.milestones, self.gamma = lr, sorted(milestones), gamma
 
-    def lr(self, step: int) -> float:
+    def lr(self, step: float) -> float:
         return self.base * self.gamma ** sum(step >= m for m in self.milestones)
+
+    def milestone_steps(self) -> list[int]:
+        return list(self.milestones)
 
 
 class Cosine:
@@ -33,7 +43,7 @@ class Cosine:
     def __init__(self, lr: float, total: int, start: int = 0) -> None:
         self.base, self.total, self.start = lr, total, start
 
-    def lr(self, step: int) -> float:
+    def lr(self, step: float) -> float:
         t = min(max(step - self.start, 0) / max(self.total - self.start, 1), 1.0)
         return 0.5 * self.base * (1.0 + math.cos(math.pi * t))
 
@@ -45,16 +55,47 @@ class Linear:
     def __init__(self, lr: float, total: int, start: int = 0) -> None:
         self.base, self.total, self.start = lr, total, start
 
-    def lr(self, step: int) -> float:
+    def lr(self, step: float) -> float:
         t = min(max(step - self.start, 0) / max(self.total - self.start, 1), 1.0)
         return self.base * (1.0 - t)
+
+
+class Reaimed:
+    """``inner``, planned for ``before`` steps, as it was up to step ``at``; the rest of it spread
+    evenly over the steps from ``at`` to ``after``, a time-limited run's new length. The LR at ``at``
+    is the one it had and what follows keeps its shape, stretched or squeezed: a linear or cosine
+    decay goes on from there to 0 at ``after``; a milestone ahead moves in proportion, one passed
+    stays passed. (Rebuilding the schedule for the new length instead would move the LR at ``at``:
+    down where the run is shortened, up where it is lengthened, tenfold past a milestone.)"""
+
+    def __init__(self, inner: _Base, at: int, before: int, after: int) -> None:
+        self.inner, self.at = inner, at
+        self.scale = (before - at) / max(after - at, 1)  # inner steps per step from ``at`` on
+
+    def _inner_step(self, step: float) -> float:
+        return step if step <= self.at else self.at + (step - self.at) * self.scale
+
+    def lr(self, step: float) -> float:
+        return self.inner.lr(self._inner_step(step))
+
+    def milestone_steps(self) -> list[int]:
+        """The first step at or past each of the inner schedule's milestones, by :meth:`lr`'s own arithmetic."""
+        steps = []
+        for m in self.inner.milestone_steps() if isinstance(self.inner, (MultiStep, Reaimed)) else []:
+            s = m if m <= self.at else self.at + math.ceil((m - self.at) / self.scale)
+            while s - 1 > self.at and self._inner_step(s - 1) >= m:
+                s -= 1
+            while self._inner_step(s) < m:
+                s += 1
+            steps.append(s)
+        return steps
 
 
 class Constant:
     def __init__(self, lr: float) -> None:
         self.base = lr
 
-    def lr(self, step: int) -> float:
+    def lr(self, step: float) -> float:
         return self.base
 
 
@@ -66,7 +107,7 @@ class Plateau:
         self.gamma, self.patience, self.threshold = gamma, patience, threshold
         self.current, self.best, self.bad = lr, math.inf, 0
 
-    def lr(self, step: int) -> float:
+    def lr(self, step: float) -> float:
         return self.current
 
     def observe(self, val_error: float) -> bool:
@@ -124,6 +165,10 @@ class Schedule:
         scale = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
         return self.base.lr(step) * scale
 
+    def milestone_steps(self) -> list[int]:
+        """The steps at which a multistep schedule's LR drops (none for the others)."""
+        return self.base.milestone_steps() if isinstance(self.base, (MultiStep, Reaimed)) else []
+
     def observe_train_error(self, step: int, train_error: float) -> bool:
         return self.warm_rule.observe(step, train_error) if self.warm_rule is not None else False
 
@@ -148,17 +193,32 @@ def milestone_steps(milestones: tuple[float, ...], total: int) -> list[int]:
     return [round(m * total) for m in milestones]
 
 
-def build_schedule(cfg: TrainConfig, total: int) -> Schedule:
-    base: _Base
+def _base(cfg: TrainConfig, total: int) -> _Base:
     if cfg.schedule == "multistep":
-        base = MultiStep(cfg.lr, milestone_steps(cfg.milestones, total), cfg.gamma)
-    elif cfg.schedule == "cosine":
-        base = Cosine(cfg.lr, total, start=cfg.warmup_iterations)
-    elif cfg.schedule == "linear":
-        base = Linear(cfg.lr, total, start=cfg.warmup_iterations)
-    elif cfg.schedule == "plateau":
-        base = Plateau(cfg.lr, cfg.gamma, cfg.plateau_patience, cfg.plateau_threshold)
+        return MultiStep(cfg.lr, milestone_steps(cfg.milestones, total), cfg.gamma)
+    if cfg.schedule == "cosine":
+        return Cosine(cfg.lr, total, start=cfg.warmup_iterations)
+    if cfg.schedule == "linear":
+        return Linear(cfg.lr, total, start=cfg.warmup_iterations)
+    if cfg.schedule == "plateau":
+        return Plateau(cfg.lr, cfg.gamma, cfg.plateau_patience, cfg.plateau_threshold)
+    return Constant(cfg.lr)
+
+
+def build_schedule(cfg: TrainConfig, total: int, changes: Sequence[Sequence[int]] = ()) -> Schedule:
+    """The schedule of ``cfg`` for a run of ``total`` steps. ``changes``: ``(at, before, after)`` for
+    each change of a time-limited run's length, in order (its first plan ``before`` the first one,
+    ``total`` after the last): the schedule planned first, re-aimed at each (:class:`Reaimed`)."""
+    if not changes or cfg.schedule not in LENGTH_SCHEDULES:
+        base = _base(cfg, total)
     else:
-        base = Constant(cfg.lr)
+        lengths = [c[1] for c in changes] + [total]
+        if any(len(c) != 3 or c[2] != n for c, n in zip(changes, lengths[1:])) or any(
+            not 0 <= c[0] < c[1] for c in changes
+        ):
+            raise ResNetError(f"the length changes {list(map(list, changes))} do not lead to {total} iterations")
+        base = _base(cfg, lengths[0])
+        for at, before, after in changes:
+            base = Reaimed(base, at, before, after)
     warm = WarmRule(cfg.warm_lr, cfg.warm_until_error) if cfg.uses_warm_rule else None
     return Schedule(base, cfg.warmup_iterations, warm)

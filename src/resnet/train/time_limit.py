@@ -10,9 +10,10 @@ config.json, so a resumed run keeps it (it never measures again).
 
 At each validation the length is fitted again to the pace of the steps since the last one: shortened
 where they ran slower than planned (other work on the machine, a CPU that throttles), lengthened where
-they, and all the steps since the plan, ran faster (a new process's first steps are often slow), but
-only as far as the schedule's LR at that step rises by at most :data:`MAX_LR_RISE` (:func:`stretch`).
-A change of less than :data:`REPLAN_BAND` is not made, unless the run would overrun the limit itself.
+they, and all the steps since the plan, ran faster (a new process's first steps are often slow; a
+shortening for one slow epoch is undone). A change keeps the steps taken and spreads the rest of the
+schedule over the new length (:class:`resnet.train.schedule.Reaimed`): the LR never jumps. A change
+of less than :data:`REPLAN_BAND` is not made, unless the run would overrun the limit itself.
 
 The steps taken before the plan ran with the LR of a provisional length (:data:`PROVISIONAL_EPOCHS`).
 For the recipes this changes nothing (their first steps are a warm-up, or the LR is constant until
@@ -22,7 +23,6 @@ the first milestone); a decay without warm-up ran those few steps at an LR a fra
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,7 +38,6 @@ SAFETY_S = 5.0
 MEASURED_SHARE = 0.01  # of a long limit, timed before the plan (at most MAX_MEASURED_S): a steadier mean
 MAX_MEASURED_S = 30.0
 REPLAN_BAND = 0.02  # of the length: a smaller change is left alone (the pace varies by about as much)
-MAX_LR_RISE = 0.10  # a lengthened schedule's LR at this step, at most this much above the current one
 
 
 def measure_s(limit_s: float) -> float:
@@ -97,23 +96,6 @@ def plan_length(left_s: float, step: int, costs: Costs, eval_every: int) -> int:
     return low
 
 
-def stretch(total: int, fitted: int, lr_at: Callable[[int], float]) -> int:
-    """The longest length in ``total`` .. ``fitted`` whose schedule's LR at this step, ``lr_at(length)``,
-    is at most :data:`MAX_LR_RISE` above the current one, ``lr_at(total)``; ``total`` where a gain of
-    less than :data:`REPLAN_BAND` is all there is. A linear or cosine decay gains a little LR at this
-    step, more the later the step; a multistep schedule gains none while its milestones stay where
-    they were relative to this step, and a factor of ``1 / gamma`` where one would move past it (never
-    allowed). The LR at a step grows with the length in each: the longest allowed is found by bisection."""
-    if fitted < total * (1 + REPLAN_BAND):
-        return total
-    ceiling = lr_at(total) * (1 + MAX_LR_RISE)
-    low, high = total, fitted + 1
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if lr_at(middle) <= ceiling else (low, middle)
-    return low if low >= total * (1 + REPLAN_BAND) else total
-
-
 @dataclass(frozen=True)
 class TimePlan:
     """A run's length as its time limit fixed it, kept in config.json (``resolved["time_plan"]``)."""
@@ -127,8 +109,9 @@ class TimePlan:
     val_s: float
     validations: int
     final_s: float
-    shortened_at: list[int] = field(default_factory=list)  # steps at which the run fell behind and was shortened
-    lengthened_at: list[int] = field(default_factory=list)  # steps at which it was ahead and was lengthened
+    # [step, length before, length after] of each change at a validation (the schedule's, too):
+    # shorter where the run fell behind its plan, longer where it was ahead.
+    changes: list[list[int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +120,9 @@ class TimePlan:
     def from_dict(cls, d: Any) -> TimePlan | None:
         if not isinstance(d, dict):
             return None
+        # A run planned before the changes were recorded listed only their steps; its schedule was
+        # rebuilt for each new length, which is what no changes give.
+        d = {k: v for k, v in d.items() if k not in ("shortened_at", "lengthened_at")}
         try:
             return cls(**d)
         except TypeError:

@@ -42,7 +42,7 @@ from resnet.train.metrics import LogFile, MetricsStream, ProgressBar, TensorBoar
 from resnet.train.resume_state import MetricWindow, TrainState, check_new_length, read_resume_point, rng_state
 from resnet.train.run_folder import RunFolder, finished_summary, holds_run
 from resnet.train.run_time import RunTime
-from resnet.train.schedule import Schedule, build_schedule, milestone_steps
+from resnet.train.schedule import Schedule, build_schedule
 from resnet.train.step import train_step
 from resnet.train.time_limit import (
     REPLAN_BAND,
@@ -56,7 +56,6 @@ from resnet.train.time_limit import (
     margin_s,
     measure_s,
     plan_length,
-    stretch,
     validations,
 )
 from resnet.train.warm_start import init_network, init_summary
@@ -170,6 +169,11 @@ class Trainer:
         self.auto_compile = self._auto_compile() if compile_now == "auto" else None
         self._compiled_forward: Any = None  # --compile auto's compiled step, kept across its trials
         self.time_plan = TimePlan.from_dict(time_plan)
+        if self.time_plan is not None and self.time_plan.changes:  # a resumed run whose length changed
+            try:
+                self.run.schedule = self._schedule_for(self.run.total)
+            except ResNetError as e:
+                raise ResNetError(f"{Path(run_dir or '.') / 'config.json'}: time_plan: {e}") from None
         # A new time-limited run times its first steps, then plans its length (_plan_length).
         self.clock = StepClock(0, measure_s(cfg.time_limit)) if cfg.time_limit is not None and planned is None else None
         self.last_val_s = 0.0  # how long the latest validation took, for the ETA
@@ -550,11 +554,12 @@ class Trainer:
         """At a validation of a run planned in this session: its length fitted again to the pace of its steps.
         Slower since the last check than planned (other work on the machine, a CPU that throttles): shortened
         so that it still ends within the limit at that pace. Faster, since the last check and since the plan
-        (a new process's first steps, which the plan timed, are often slow): lengthened as far as the
-        schedule allows (:func:`time_limit.stretch`: the LR at this step at most 10% higher, no milestone
-        moved back past it). A change of less than :data:`time_limit.REPLAN_BAND` is left alone (a step's
-        pace varies by about as much from one epoch to the next), unless the run would then overrun the
-        limit itself. The schedule is recomputed and saved; one log line."""
+        (a new process's first steps, which the plan timed, are often slow; one slow epoch that shortened
+        it): lengthened to use the time, at the slower of the two paces (not for one fast epoch). A change
+        of less than :data:`time_limit.REPLAN_BAND` is left alone (a step's pace varies by about as much
+        from one epoch to the next), unless the run would then overrun the limit itself. The steps taken
+        keep their LR and the rest of the schedule is spread over the new length (``Reaimed``); saved,
+        one log line."""
         if self.pace is None or self.pace_since is None or self.time_plan is None or self.step >= self.total:
             return
         assert self.cfg.time_limit is not None  # a plan is made for a time limit
@@ -572,36 +577,39 @@ class Trainer:
         def fit(step_s: float, spare_s: float = 0.0) -> int:
             return plan_length(left + spare_s, self.step, Costs(step_s, val_s, plan.final_s), self.run.eval_every)
 
-        before, fitted = self.total, fit(step_s)
+        before, total = self.total, fit(step_s)
         pace = f"{self.cfg.batch_size / step_s:,.0f} img/s since the last check, {plan.images_per_s:,.0f} planned"
-        if fitted < before:
-            if fitted >= before * (1 - REPLAN_BAND) and fit(step_s, margin_s(self.cfg.time_limit)) >= before:
+        if total < before:
+            if total >= before * (1 - REPLAN_BAND) and fit(step_s, margin_s(self.cfg.time_limit)) >= before:
                 return  # within the band, and within the limit at this pace
-            total, what = fitted, "behind"
-            plan = dataclasses.replace(plan, shortened_at=[*plan.shortened_at, self.step])
+            what = "behind"
         else:
-            fitted = fit(max(step_s, overall_s))  # the slower of the two paces: not one fast epoch
-            total = stretch(before, fitted, lambda length: self._schedule_for(length).lr(self.step))
-            if total == before:
+            total = fit(max(step_s, overall_s))  # the slower of the two paces: not one fast epoch
+            if total < before * (1 + REPLAN_BAND):
                 return
             what = "ahead of"
-            plan = dataclasses.replace(plan, lengthened_at=[*plan.lengthened_at, self.step])
-        lr_before = self.run.schedule.lr(self.step)
-        valids = validations(plan.planned_at_step, total, self.run.eval_every)
-        self.time_plan = dataclasses.replace(plan, iterations=total, validations=valids)
+        plan = dataclasses.replace(
+            plan,
+            iterations=total,
+            validations=validations(plan.planned_at_step, total, self.run.eval_every),
+            changes=[*plan.changes, [self.step, before, total]],
+        )
+        self.time_plan = plan
         self._set_total(total)
         if self.dist.is_main:
             assert self.run_dir is not None
             config_mod.save_json(self.cfg, self.run_dir / "config.json", extra=self.resolved())
         self._say(
             f"{what} the time limit's plan ({pace}): {total} iterations instead of {before}, to end within "
-            f"{describe_duration(self.cfg.time_limit)}; LR {lr_before:.4g} -> {self.run.schedule.lr(self.step):.4g} "
-            f"at this step; {self._schedule_text()}"
+            f"{describe_duration(self.cfg.time_limit)}; the rest of the schedule spread over them from this "
+            f"step's LR {self.run.schedule.lr(self.step):.4g}: {self._schedule_text()}"
         )
 
     def _schedule_for(self, total: int) -> Schedule:
-        """The schedule for a run of ``total`` steps, with the current one's state (a plateau's, the warm rule's)."""
-        schedule = build_schedule(self.cfg, total)
+        """The schedule for a run of ``total`` steps, re-aimed at each change of a time-limited run's
+        length (``time_plan.changes``), with the current one's state (a plateau's, the warm rule's)."""
+        changes = self.time_plan.changes if self.time_plan is not None else []
+        schedule = build_schedule(self.cfg, total, changes)
         schedule.load_state_dict(self.run.schedule.state_dict())
         return schedule
 
@@ -922,9 +930,7 @@ class Trainer:
             "iterations": self.total,
             "steps_per_epoch": self.run.steps_per_epoch,
             "epochs": self.total / self.run.steps_per_epoch,
-            "milestone_steps": milestone_steps(self.cfg.milestones, self.total)
-            if self.cfg.schedule == "multistep"
-            else None,
+            "milestone_steps": self.run.schedule.milestone_steps() if self.cfg.schedule == "multistep" else None,
             "world_size": self.dist.world_size,
             "per_process_batch": self.run.batches.per_rank,
             "micro_batch": self.run.batches.micro,
@@ -1036,7 +1042,7 @@ class Trainer:
         if cfg.schedule == "multistep":
             return (
                 f"milestones {', '.join(f'{m:g}' for m in cfg.milestones)} of it: steps "
-                f"{', '.join(map(str, milestone_steps(cfg.milestones, self.total)))}"
+                f"{', '.join(map(str, self.run.schedule.milestone_steps()))}"
             )
         if cfg.schedule in ("cosine", "linear"):
             return f"{cfg.schedule} decay reaching 0 at step {self.total}"
