@@ -9,6 +9,11 @@ validation record carries the run's wall time, so the curve is validation error 
 
     python benchmarks/time_to_accuracy.py --data-dir cifar10-jpg/train --seeds 1,2
     python benchmarks/time_to_accuracy.py --data-dir cifar10-jpg/train --seeds 1 --only cifar-fast
+    python benchmarks/time_to_accuracy.py --data-dir cifar10-jpg/train --seeds 0 --only cifar-fast \
+        --time-limit 30m --train-args "--cutout 16"
+
+``--train-args`` adds options to every run (a lever tried against the recipe as it is): they name the
+run folders and the table's rows, so runs with and without them can share an ``--out``.
 
 Prints one Markdown table (final validation error, total wall time from the command to the prompt,
 minutes to reach each error in ``--targets``) and writes ``time_to_accuracy.png`` and ``.json`` to
@@ -23,6 +28,8 @@ import argparse
 import json
 import math
 import os
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -77,11 +84,21 @@ def flags_for(recipe: str, args: argparse.Namespace, seed: int) -> list[str]:
         "--quiet",
         *SPEED,
     ]
+    extra = shlex.split(getattr(args, "train_args", "") or "")
     if args.time_limit:  # each run plans its own length to end within the limit (docs/training.md)
-        return [*common, "--time-limit", args.time_limit]
+        return [*common, "--time-limit", args.time_limit, *extra]
     # The paper's recipe counts iterations (64k); here it gets the fast recipe's length in epochs.
     length = ["--epochs", str(args.epochs)] + (["--iterations", "none"] if recipe == "cifar-paper" else [])
-    return [*common, *length]
+    return [*common, *length, *extra]
+
+
+def row_name(recipe: str, train_args: str) -> str:
+    """A table row's and a run folder's name: the recipe and the options added to it (``--train-args``)."""
+    return f"{recipe} {' '.join(shlex.split(train_args))}" if train_args.strip() else recipe
+
+
+def folder_name(model: str, name: str, seed: int) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", f"{model}-{name}").strip("-") + f"-seed{seed}"
 
 
 def run(run_dir: Path, flags: list[str]) -> dict:
@@ -197,6 +214,12 @@ def main() -> None:
     )
     p.add_argument("--seeds", default="1,2", help="comma-separated seeds (the recipe was chosen with seed 0)")
     p.add_argument("--only", choices=RECIPES, default=None, help="run one recipe only")
+    p.add_argument(
+        "--train-args",
+        default="",
+        metavar="OPTIONS",
+        help='options added to every run\'s `resnet train` (e.g. "--cutout 16"); they name its folder and row',
+    )
     p.add_argument("--targets", default="0.2,0.15,0.12", help="validation errors to time (fractions)")
     p.add_argument("--out", type=Path, default=Path("time-to-accuracy"))
     args = p.parse_args()
@@ -206,13 +229,15 @@ def main() -> None:
     targets = [float(t) for t in args.targets.split(",") if t.strip()]
 
     recipes = [args.only] if args.only else list(RECIPES)
-    results: dict[str, dict[int, dict]] = {r: {} for r in recipes}
-    curves: dict[str, dict[int, list]] = {r: {} for r in recipes}
+    names = {r: row_name(r, args.train_args) for r in recipes}
+    results: dict[str, dict[int, dict]] = {names[r]: {} for r in recipes}
+    curves: dict[str, dict[int, list]] = {names[r]: {} for r in recipes}
     for seed in seeds:
         for recipe in recipes:
-            run_dir = args.out / "runs" / f"{args.model}-{recipe}-seed{seed}"
-            results[recipe][seed] = run(run_dir, flags_for(recipe, args, seed))
-            curves[recipe][seed] = val_curve(run_dir, results[recipe][seed])
+            name = names[recipe]
+            run_dir = args.out / "runs" / folder_name(args.model, name, seed)
+            results[name][seed] = run(run_dir, flags_for(recipe, args, seed))
+            curves[name][seed] = val_curve(run_dir, results[name][seed])
 
     text = table(results, curves, targets)
     length = f"--time-limit {args.time_limit} each" if args.time_limit else f"{args.epochs:g} epochs each"
@@ -223,7 +248,7 @@ def main() -> None:
         args.out / "time_to_accuracy.png",
         f"{args.model}: "
         + (
-            " vs ".join(recipes) + f", --time-limit {args.time_limit}"
+            " vs ".join(names.values()) + f", --time-limit {args.time_limit}"
             if args.time_limit
             else f"cifar-fast vs cifar-paper compressed to the same {args.epochs:g} epochs"
         ),

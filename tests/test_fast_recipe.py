@@ -178,6 +178,20 @@ def test_time_to_accuracy_gives_both_recipes_the_same_length():
         assert (timed.time_limit, timed.epochs, timed.iterations) == (1800.0, None, None)
 
 
+def test_time_to_accuracy_adds_a_lever_to_every_run_and_names_its_rows_and_folders_by_it():
+    bench = _bench()
+    options = {"model": "resnet20", "data": "imagefolder", "data_dir": "d", "epochs": 24.0, "time_limit": "30m"}
+    args = type("A", (), {**options, "train_args": "--cutout 16 --ema-decay 0.999"})()
+    cfg = C.resolve(_as_options(bench.flags_for("cifar-fast", args, 0)))
+    assert (cfg.cutout, cfg.ema_decay, cfg.time_limit, cfg.recipe) == (16, 0.999, 1800.0, "cifar-fast")
+    name = bench.row_name("cifar-fast", args.train_args)
+    assert name == "cifar-fast --cutout 16 --ema-decay 0.999"
+    assert bench.folder_name("resnet20", name, 0) == "resnet20-cifar-fast-cutout-16-ema-decay-0.999-seed0"
+    # Without one, the names the earlier runs have (their folders are reused).
+    plain = bench.row_name("cifar-fast", "")
+    assert (plain, bench.folder_name("resnet20", plain, 2)) == ("cifar-fast", "resnet20-cifar-fast-seed2")
+
+
 def _as_options(flags: list[str]) -> dict[str, str]:
     """``--key value`` pairs as config options (the flags the script passes are all valued)."""
     pairs = [f for f in flags if f != "--quiet"]
