@@ -9,7 +9,7 @@ from PIL import Image
 
 from resnet.data import Normalization, TensorSplit, fit_normalization, load_dataset, make_eval_loader, make_train_loader
 from resnet.data.batched import cutout_batch, cutout_params, pad_crop_flip_batch, random_crop_params
-from resnet.data.loaders import CUTOUT_STREAM, generator
+from resnet.data.loaders import CUTOUT_STREAM, BatchMixing, generator
 from resnet.data.splits import split_indices
 from resnet.errors import ResNetError
 
@@ -185,3 +185,73 @@ def test_cutout_batches_keep_the_crops_and_flips_of_the_run_without_it(digits):
     assert _same(list(again.start(1, 5)), _batches(cut, 1)[5:])
     with pytest.raises(ResNetError, match="option 'cutout': 9 px is larger than the 8x8 training images"):
         next(iter(make_train_loader(digits, 32, augment="none", normalization=norm, cutout=9)))
+
+
+def _mixed(mixing, key, b=16, h=8, w=8):
+    """A batch of ``b`` distinct random images of classes 0..b-1, mixed: the targets then say which
+    image each one was mixed with and by how much."""
+    x, y = torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(key)), torch.arange(b)
+    xm, t = mixing.apply(x.clone(), y, (7, 0, 0, key))
+    return x, xm, t
+
+
+def _partner_and_weight(t, i):
+    others = t[i].clone()
+    others[i] = -1
+    return int(others.argmax()), float(t[i, i])
+
+
+def test_mixup_blends_each_image_and_its_label_with_another_of_the_batch():
+    mixing = BatchMixing(mixup=1.0, num_classes=16)
+    x, xm, t = _mixed(mixing, 1)
+    assert t.shape == (16, 16) and torch.allclose(t.sum(1), torch.ones(16))
+    lams = set()
+    for i in range(16):
+        j, lam = _partner_and_weight(t, i)
+        if lam == 1.0:  # paired with itself
+            assert torch.equal(xm[i], x[i])
+            continue
+        assert t[i, j] == pytest.approx(1 - lam) and torch.allclose(xm[i], lam * x[i] + (1 - lam) * x[j], atol=1e-6)
+        lams.add(round(lam, 6))
+    assert len(lams) == 1  # one weight for the batch
+    # A pure function of its key: the same batch again, another one differently.
+    assert torch.equal(_mixed(mixing, 1)[1], xm) and not torch.equal(_mixed(mixing, 2)[2], t)
+
+
+def test_cutmix_pastes_a_box_of_another_image_and_weights_the_labels_by_its_area():
+    mixing = BatchMixing(cutmix=1.0, num_classes=16)
+    for key in range(5):
+        x, xm, t = _mixed(mixing, key)
+        for i in range(16):
+            j, kept = _partner_and_weight(t, i)
+            if j == i or kept == 1.0:
+                continue
+            mine = xm[i] == x[i]
+            assert (mine | (xm[i] == x[j])).all()  # each pixel its own or the partner's
+            assert mine.all(0).float().mean() == pytest.approx(kept)  # the label weight is the area kept
+            box = (~mine.all(0)).nonzero()
+            (y0, x0), (y1, x1) = box.min(0).values, box.max(0).values
+            assert (~mine.all(0))[y0 : y1 + 1, x0 : x1 + 1].all()  # one rectangle
+
+
+def test_with_mixup_and_cutmix_each_batch_takes_one_of_them():
+    mixing = BatchMixing(mixup=1.0, cutmix=1.0, num_classes=16)
+    kinds = set()
+    for key in range(20):
+        x, xm, t = _mixed(mixing, key)
+        mixed = [i for i in range(16) if _partner_and_weight(t, i)[1] < 1.0]
+        if mixed:  # (a CutMix box of a weight near 1 can be empty on 8 x 8 images)
+            kinds.add("cutmix" if (xm[mixed[0]] == x[mixed[0]]).any() else "mixup")
+    assert kinds == {"mixup", "cutmix"}
+    with pytest.raises(ResNetError, match="option 'mixup': -1.0 must not be negative"):
+        BatchMixing(mixup=-1.0, num_classes=10)
+
+
+def test_a_mixing_loader_mixes_the_batches_it_would_give_without_it(digits):
+    norm = fit_normalization(digits, "channel")
+    plain = make_train_loader(digits, 32, augment="cifar", normalization=norm, seed=3)
+    mixed = make_train_loader(digits, 32, augment="cifar", normalization=norm, seed=3, mixup=0.4, cutout=2)
+    for i, ((x, y), (xm, t)) in enumerate(zip(_batches(plain, 1), _batches(mixed, 1))):
+        want_x, want_t = BatchMixing(cutout=2, mixup=0.4, num_classes=10).apply(x, y, (3, 1, 0, i))
+        assert torch.equal(xm, want_x) and torch.equal(t, want_t) and t.shape == (32, 10)
+    assert _same(list(mixed.start(1, 5)), _batches(mixed, 1)[5:])  # resumes mid-epoch

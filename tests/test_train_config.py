@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import re
 
 import pytest
@@ -91,7 +93,24 @@ def test_cutout_from_the_command_line_reaches_the_training_loader(tmp_path):
     cfg = C.resolve({**TINY_TRAIN, **train_options.given_options(parser.parse_args(["--cutout", "4"]))})
     assert cfg.cutout == 4 and C.resolve(TINY_TRAIN).cutout == 0  # off unless asked for
     trainer = Trainer(cfg, tmp_path / "run")
-    assert trainer.run.loader.cutout == 4
+    assert trainer.run.loader.mixing.cutout == 4
+
+
+def test_a_run_with_mixup_and_cutmix_trains_on_class_probabilities(tmp_path):
+    from conftest import TINY_TRAIN
+    from resnet.train import train
+
+    parser = argparse.ArgumentParser()
+    train_options.add_arguments(parser)
+    given = train_options.given_options(parser.parse_args(["--mixup", "1", "--cutmix", "0.5"]))
+    cfg = C.resolve({**TINY_TRAIN, **given, "iterations": 10, "eval_every": 10, "run_dir": str(tmp_path / "run")})
+    assert (cfg.mixup, cfg.cutmix) == (1.0, 0.5)
+    result = train(cfg)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_records = [r for r in records if r["kind"] == "train"]
+    assert train_records and all(math.isfinite(r["loss"]) and 0 <= r["train_error"] <= 1 for r in train_records)
+    assert result.summary["iterations"] == 10
+    assert C.load_json(tmp_path / "run" / "config.json").mixup == 1.0
 
 
 def test_json_round_trip(tmp_path):

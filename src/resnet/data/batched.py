@@ -1,4 +1,4 @@
-"""Crops, flips and cutout of a whole batch at once: one gather, no per-image Python loop, any device.
+"""Crops, flips, cutout and mixing of a whole batch at once: no per-image Python loop, any device.
 
 For every image b the output is ``pad(x[b])[:, dy[b]:dy[b]+H, dx[b]:dx[b]+W]``, mirrored left-right
 where ``flip[b]``: exactly :func:`resnet.data.transforms.pad_crop_flip` applied image by image. The
@@ -9,6 +9,7 @@ gather, so the cost is one pass over the batch whatever its size.
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,39 @@ def cutout_batch(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int)
     in_rows = (rows >= top) & (rows < top + size)  # [B, H]
     in_cols = (cols >= left) & (cols < left + size)  # [B, W]
     return x.masked_fill_((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0.0)
+
+
+def mixup_batch(
+    x: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al. 2018, "mixup: Beyond Empirical Risk Minimization"): each image blended with
+    image ``partner[b]`` of the same batch, ``lam`` of it and ``1 - lam`` of the other, and its target
+    class probabilities ``targets`` [B, classes] the same way."""
+    partner = partner.to(x.device)
+    return torch.lerp(x[partner], x, lam), torch.lerp(targets[partner], targets, lam)
+
+
+def cutmix_box(h: int, w: int, lam: float, cy: int, cx: int) -> tuple[int, int, int, int]:
+    """CutMix's box (Yun et al. 2019, "CutMix"): ``1 - lam`` of the image's area, its sides in the image's
+    proportions, centred on (cy, cx) and clipped at the border, as rows ``y0:y1`` and columns ``x0:x1``."""
+    side = math.sqrt(1.0 - lam)
+    bh, bw = int(h * side), int(w * side)
+    y0, y1 = min(max(cy - bh // 2, 0), h), min(max(cy + bh // 2, 0), h)
+    x0, x1 = min(max(cx - bw // 2, 0), w), min(max(cx + bw // 2, 0), w)
+    return y0, y1, x0, x1
+
+
+def cutmix_batch(
+    x: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor, box: tuple[int, int, int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix: ``box`` of each image replaced by the same box of image ``partner[b]``, and its target
+    class probabilities weighted by the areas (the box clipped at the border counts as it is)."""
+    y0, y1, x0, x1 = box
+    partner = partner.to(x.device)
+    out = x.clone()
+    out[:, :, y0:y1, x0:x1] = x[partner, :, y0:y1, x0:x1]
+    kept = 1.0 - (y1 - y0) * (x1 - x0) / (x.shape[-2] * x.shape[-1])
+    return out, torch.lerp(targets[partner], targets, kept)
 
 
 def flip_batch(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:

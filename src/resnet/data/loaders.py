@@ -20,14 +20,25 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from resnet.data import transforms as T
-from resnet.data.batched import PadCropFlipNormalize, cutout_batch, cutout_params, flip_batch, random_crop_params
+from resnet.data.batched import (
+    PadCropFlipNormalize,
+    cutmix_batch,
+    cutmix_box,
+    cutout_batch,
+    cutout_params,
+    flip_batch,
+    mixup_batch,
+    random_crop_params,
+)
 from resnet.data.bundle import DataBundle, FileSplit, TensorSplit
 from resnet.data.images import decode_tensor
 from resnet.data.normalization import Normalization
@@ -38,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 AUGMENTS = ("cifar", "imagenet", "flip", "none")
 CUTOUT_STREAM = 1  # the last seed value of a batch's cutout squares: drawn apart from its crops and flips
+MIX_STREAM = 2  # and of its mixup or CutMix draws
 
 
 def mix_seed(*values: int) -> int:
@@ -56,21 +68,73 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 
     return perm[rank:usable:world_size]
 
 
+@dataclass(frozen=True)
+class BatchMixing:
+    """What is done to a normalised training batch beyond the paper's augmentation (all off by default).
+
+    ``cutout``: the side of each image's cutout square in pixels (DeVries & Taylor 2017). ``mixup`` and
+    ``cutmix``: the alpha of the Beta(alpha, alpha) that draws a batch's mixing weight (Zhang et al.
+    2018; Yun et al. 2019), each image mixed with another of the batch; with both, each batch takes one
+    of the two at random. Mixed batches carry class probabilities [B, classes] in place of labels.
+    Every draw comes from a stream of its own, keyed by the batch, so a run's crops and flips stay what
+    they are without these, and a resume mid-epoch sees the same batches."""
+
+    cutout: int = 0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    num_classes: int | None = None  # needed by mixup and CutMix
+
+    def __post_init__(self) -> None:
+        for name in ("cutout", "mixup", "cutmix"):
+            if getattr(self, name) < 0:
+                raise ResNetError(f"option '{name}': {getattr(self, name)} must not be negative (0 = off)")
+        if (self.mixup or self.cutmix) and not self.num_classes:
+            raise ResNetError("option 'mixup'/'cutmix': the number of classes is needed to mix labels")
+
+    def apply(self, x: torch.Tensor, y: torch.Tensor, key: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cutout:
+            if self.cutout > min(x.shape[-2:]):
+                size = "x".join(map(str, x.shape[-2:]))
+                raise ResNetError(f"option 'cutout': {self.cutout} px is larger than the {size} training images")
+            g = generator(*key, CUTOUT_STREAM)
+            x = cutout_batch(x, *cutout_params(len(x), x.shape[-2], x.shape[-1], g), self.cutout)
+        if not (self.mixup or self.cutmix):
+            return x, y
+        assert self.num_classes is not None  # checked in __post_init__
+        rng = np.random.default_rng(mix_seed(*key, MIX_STREAM))
+        use_cutmix = bool(self.cutmix) and (not self.mixup or rng.random() < 0.5)
+        alpha = self.cutmix if use_cutmix else self.mixup
+        lam = float(rng.beta(alpha, alpha))
+        partner = torch.from_numpy(rng.permutation(len(x)))
+        targets = F.one_hot(y, self.num_classes).float()
+        if not use_cutmix:
+            return mixup_batch(x, targets, partner, lam)
+        h, w = x.shape[-2:]
+        box = cutmix_box(h, w, lam, int(rng.integers(h)), int(rng.integers(w)))
+        return cutmix_batch(x, targets, partner, box)
+
+
 class TrainLoader(ABC):
     """Iterable of ``(images, labels)``; ``len()`` batches per epoch; ``set_epoch``/``start`` for resume."""
 
     def __init__(
-        self, n: int, batch_size: int, *, seed: int, rank: int, world_size: int, drop_last: bool, cutout: int = 0
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        seed: int,
+        rank: int,
+        world_size: int,
+        drop_last: bool,
+        mixing: BatchMixing | None = None,
     ):
         if batch_size < 1:
             raise ResNetError(f"option 'batch-size': {batch_size} must be at least 1")
         if not 0 <= rank < world_size:
             raise ResNetError(f"rank {rank} is outside 0..{world_size - 1}")
-        if cutout < 0:
-            raise ResNetError(f"option 'cutout': {cutout} must not be negative (0 = off)")
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
-        self.cutout = cutout
+        self.mixing = mixing or BatchMixing()
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -96,16 +160,9 @@ class TrainLoader(ABC):
     def _batches(self, epoch: int, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches ``first``, ``first + 1``, ... of ``epoch``."""
 
-    def _cut(self, x: torch.Tensor, epoch: int, i: int) -> torch.Tensor:
-        """Batch ``i`` of ``epoch``, normalised, with its cutout squares (``--cutout``), from a stream of
-        its own: the crops and flips are those of the run without cutout."""
-        if not self.cutout:
-            return x
-        if self.cutout > min(x.shape[-2:]):
-            size = "x".join(map(str, x.shape[-2:]))
-            raise ResNetError(f"option 'cutout': {self.cutout} px is larger than the {size} training images")
-        g = generator(self.seed, epoch, self.rank, i, CUTOUT_STREAM)
-        return cutout_batch(x, *cutout_params(len(x), x.shape[-2], x.shape[-1], g), self.cutout)
+    def _finish(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``i`` of ``epoch``, normalised, with what ``self.mixing`` adds (each from its own stream)."""
+        return self.mixing.apply(x, y, (self.seed, epoch, self.rank, i))
 
 
 class TensorTrainLoader(TrainLoader):
@@ -146,7 +203,7 @@ class TensorTrainLoader(TrainLoader):
                 x = self.normalization.apply(self.images[idx])
                 if self.augment == "flip":
                     x = flip_batch(x, torch.rand(len(idx), generator=g) < 0.5)
-            yield self._cut(x, epoch, i), self.labels[idx]
+            yield self._finish(x, self.labels[idx], epoch, i)
 
 
 def _collate(items: list[tuple[Any, int, str | None]]) -> tuple[Any, torch.Tensor, list[str]]:
@@ -239,7 +296,7 @@ class FileTrainLoader(TrainLoader):
             x = x.to(self.device, non_blocking=True).float()
             if self.augment == "imagenet":
                 x = T.lighting(x, generator(self.seed, epoch, self.rank, i))
-            yield self._cut(self.normalization.apply(x), epoch, i), y.to(self.device, non_blocking=True)
+            yield self._finish(self.normalization.apply(x), y.to(self.device, non_blocking=True), epoch, i)
 
 
 def make_train_loader(
@@ -255,13 +312,15 @@ def make_train_loader(
     workers: int = 0,
     drop_last: bool = True,
     cutout: int = 0,
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
 ) -> TrainLoader:
-    """A training loader over ``bundle.train``; ``batch_size`` is per rank; ``cutout``: the side of each
-    image's cutout square in pixels (0: none). See the module docstring."""
+    """A training loader over ``bundle.train``; ``batch_size`` is per rank; ``cutout``, ``mixup`` and
+    ``cutmix``: see :class:`BatchMixing` (0: off). See the module docstring."""
     if augment not in AUGMENTS:
         raise ResNetError(f"option 'augment': unknown {augment!r}; choose from {', '.join(AUGMENTS)}")
     kw: dict[str, Any] = dict(
-        cutout=cutout,
+        mixing=BatchMixing(cutout, mixup, cutmix, bundle.num_classes),
         augment=augment,
         normalization=normalization,
         device=torch.device(device),

@@ -261,6 +261,8 @@ def build_run(
         workers=cfg.workers,
         drop_last=True,
         cutout=cfg.cutout,
+        mixup=cfg.mixup,
+        cutmix=cfg.cutmix,
     )
     steps_per_epoch = len(loader) // batches.accum
     if steps_per_epoch < 1:

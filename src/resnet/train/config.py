@@ -103,6 +103,20 @@ class TrainConfig:
         "pixel after the crop and flip (0 = off)",
         group="data",
     )
+    mixup: float = _opt(
+        0.0,
+        "mixup (beyond the paper; Zhang et al. 2018 use 1 on CIFAR-10): each training image blended with "
+        "another of its batch, and its label with the other's, by a weight drawn from Beta(X, X) for "
+        "each batch (0 = off)",
+        group="data",
+    )
+    cutmix: float = _opt(
+        0.0,
+        "CutMix (beyond the paper; Yun et al. 2019 use 1 on CIFAR): a box of another image of the batch "
+        "pasted into each training image, its area 1 - w with w drawn from Beta(X, X) for each batch, the "
+        "labels weighted by area; with --mixup too, each batch takes one of the two at random (0 = off)",
+        group="data",
+    )
     normalization: str = _opt(
         "pixel-mean",
         "input normalisation: pixel-mean = the paper's per-pixel mean "
@@ -381,8 +395,9 @@ def _validate(cfg: TrainConfig, source: str, final: bool) -> None:
             raise bad(name, "must not be negative")
     if cfg.dist_timeout <= 0:
         raise bad("dist_timeout", "must be a positive number of seconds")
-    if cfg.cutout < 0:
-        raise bad("cutout", "must not be negative (0 = off)")
+    for name in ("cutout", "mixup", "cutmix"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "must not be negative (0 = off)")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise bad("label_smoothing", "must be in [0, 1)")
     if not 0.0 <= cfg.ema_decay < 1.0:

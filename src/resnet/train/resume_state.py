@@ -41,6 +41,10 @@ class MetricWindow:
         return cls(torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long))
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """``labels``: class indices, or class probabilities [B, classes] (mixup, CutMix: an error is
+        then a prediction other than the class of largest weight)."""
+        if labels.ndim == 2:
+            labels = labels.argmax(1)
         self.loss += loss * len(labels)
         self.errors += (logits.argmax(1) != labels).sum()
         self.count += len(labels)
