@@ -329,3 +329,15 @@ def test_the_time_left_counts_the_pace_from_the_plan_not_the_slow_steps_before_i
     assert total == result.summary["iterations"] and [at for at, before, after in plan["changes"]] == [20]
     steps_s = (total - 20) * 0.01
     assert steps_s - 0.05 <= first["eta_s"] < 2 * steps_s
+
+
+def test_a_plan_saved_before_changes_were_recorded_still_loads():
+    """Such a run rebuilt its schedule for each new length: with no changes, so is the resumed one's."""
+    old = {
+        "limit_s": 1800.0, "iterations": 16031, "planned_at_step": 100, "elapsed_s": 30.0, "step_s": 0.1,
+        "images_per_s": 1280.0, "val_s": 1.0, "validations": 46, "final_s": 2.0,
+        "shortened_at": [15093], "lengthened_at": [351, 702],
+    }  # fmt: skip
+    plan = TL.TimePlan.from_dict(old)
+    assert plan is not None and plan.changes == [] and plan.iterations == 16031
+    assert TL.TimePlan.from_dict({**old, "bogus": 1}) is None
