@@ -111,7 +111,9 @@ net = resnet.create_model("{model}", weights="cifar10")
 ```
 
 **JPEG, not the original pixels.** Every image this network was trained and validated on went
-through a JPEG round trip. JPEG shifts CIFAR-10's distribution a lot: a published ResNet-20 trained
+through a JPEG round trip: baseline JPEG at quality 75 (the standard tables at half scale) with 4:2:0
+chroma subsampling, so each 32x32 image keeps its colour at 16x16 only (read from the files' headers
+with Pillow). JPEG shifts CIFAR-10's distribution a lot: a published ResNet-20 trained
 on the original pixels scores about 91.5% on the original test images but about 81% on the same
 images after the round trip (the data's README). This network is the reverse case, and how it scores
 on the original PNG pixels is **not measured** (no sample of the original-format data was available
