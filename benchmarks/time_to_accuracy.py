@@ -250,7 +250,8 @@ def main() -> None:
         + (
             " vs ".join(names.values()) + f", --time-limit {args.time_limit}"
             if args.time_limit
-            else f"cifar-fast vs cifar-paper compressed to the same {args.epochs:g} epochs"
+            else f"{' vs '.join(names.values())}, {args.epochs:g} epochs"
+            + (" each (cifar-paper compressed to them)" if len(recipes) > 1 else "")
         ),
     )
     (args.out / "time_to_accuracy.json").write_text(
