@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,9 +212,11 @@ def build_run(
     resume_from: ck.Checkpoint | None,
     quiet: bool,
     planned: int | None = None,
+    length_changes: Sequence[Sequence[int]] = (),
 ) -> Run:
     """``quiet``: no progress bars while data is prepared (--quiet, or a DDP rank other than 0);
-    ``planned``: the length a time-limited run planned (a resume keeps it)."""
+    ``planned``: the length a time-limited run planned (a resume keeps it); ``length_changes``: how its
+    plan changed on the way (``time_plan.changes``), which its schedule follows."""
     batches = split_batch(cfg, dist.world_size)
     # Read --init before the data, so a wrong file fails at once; a resumed run never reads it again.
     init = resolve_init(cfg.init, cfg.model) if cfg.init and resume_from is None else None
@@ -314,7 +317,7 @@ def build_run(
         eval_view=eval_view,
         steps_per_epoch=steps_per_epoch,
         total=total,
-        schedule=build_schedule(cfg, total),
+        schedule=build_schedule(cfg, total, length_changes),
         eval_every=eval_every,
         checkpoint_every=cfg.checkpoint_every or eval_every,
     )

@@ -25,6 +25,7 @@ from resnet.checkpoints.meta import MetaProblem, bounded_int, short_repr
 from resnet.errors import ResNetError
 from resnet.train import config as config_mod
 from resnet.train.config import TrainConfig
+from resnet.train.schedule import LENGTH_SCHEDULES, check_length_changes
 
 
 @dataclass
@@ -202,6 +203,11 @@ def read_resume_point(
         time_plan = None
     elif cfg.time_limit is not None and not isinstance(planned, int):
         raise ResNetError(f"--resume {run_dir}: config.json holds no planned length of its --time-limit run")
+    if isinstance(time_plan, dict) and isinstance(planned, int) and cfg.schedule in LENGTH_SCHEDULES:
+        try:  # the schedule of a plan that changed follows its changes: they must add up to its length
+            check_length_changes(time_plan.get("changes", []), planned)
+        except (ResNetError, TypeError) as e:
+            raise ResNetError(f"{run_dir / 'config.json'}: time_plan: {e}") from None
     if quiet is not None:
         cfg = cfg.replace(quiet=quiet)
     compiled = resolved.get("compile_auto") if resolved.get("compile_auto") in ("on", "off") else None

@@ -205,6 +205,14 @@ def _base(cfg: TrainConfig, total: int) -> _Base:
     return Constant(cfg.lr)
 
 
+def check_length_changes(changes: Sequence[Sequence[int]], total: int) -> None:
+    """One line unless each of ``changes`` (``at, before, after``) ends at the next one's ``before``, the
+    last at ``total``, each made at a step before the length it changed."""
+    nexts = [c[1] if len(c) > 1 else None for c in changes[1:]] + [total]
+    if any(len(c) != 3 or c[2] != n or not 0 <= c[0] < c[1] for c, n in zip(changes, nexts)):
+        raise ResNetError(f"the length changes {list(map(list, changes))} do not lead to {total} iterations")
+
+
 def build_schedule(cfg: TrainConfig, total: int, changes: Sequence[Sequence[int]] = ()) -> Schedule:
     """The schedule of ``cfg`` for a run of ``total`` steps. ``changes``: ``(at, before, after)`` for
     each change of a time-limited run's length, in order (its first plan ``before`` the first one,
@@ -212,12 +220,8 @@ def build_schedule(cfg: TrainConfig, total: int, changes: Sequence[Sequence[int]
     if not changes or cfg.schedule not in LENGTH_SCHEDULES:
         base = _base(cfg, total)
     else:
-        lengths = [c[1] for c in changes] + [total]
-        if any(len(c) != 3 or c[2] != n for c, n in zip(changes, lengths[1:])) or any(
-            not 0 <= c[0] < c[1] for c in changes
-        ):
-            raise ResNetError(f"the length changes {list(map(list, changes))} do not lead to {total} iterations")
-        base = _base(cfg, lengths[0])
+        check_length_changes(changes, total)
+        base = _base(cfg, changes[0][1])
         for at, before, after in changes:
             base = Reaimed(base, at, before, after)
     warm = WarmRule(cfg.warm_lr, cfg.warm_until_error) if cfg.uses_warm_rule else None

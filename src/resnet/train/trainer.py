@@ -164,16 +164,19 @@ class Trainer:
         )
         self.compiled = compiled
         distributed.init_process_group(self.dist, self.speed.device, cfg.dist_timeout)
-        self.run: Run = build_run(cfg, self.dist, self.speed, resume_from, quiet=self.quiet_bars, planned=planned)
+        self.time_plan = TimePlan.from_dict(time_plan)
+        self.run: Run = build_run(
+            cfg,
+            self.dist,
+            self.speed,
+            resume_from,
+            quiet=self.quiet_bars,
+            planned=planned,
+            length_changes=self.time_plan.changes if self.time_plan is not None else (),
+        )
         # --compile auto, undecided: eager first steps, then compile where it pays (compile_choice).
         self.auto_compile = self._auto_compile() if compile_now == "auto" else None
         self._compiled_forward: Any = None  # --compile auto's compiled step, kept across its trials
-        self.time_plan = TimePlan.from_dict(time_plan)
-        if self.time_plan is not None and self.time_plan.changes:  # a resumed run whose length changed
-            try:
-                self.run.schedule = self._schedule_for(self.run.total)
-            except ResNetError as e:
-                raise ResNetError(f"{Path(run_dir or '.') / 'config.json'}: time_plan: {e}") from None
         # A new time-limited run times its first steps, then plans its length (_plan_length).
         self.clock = StepClock(0, measure_s(cfg.time_limit)) if cfg.time_limit is not None and planned is None else None
         self.last_val_s = 0.0  # how long the latest validation took, for the ETA
