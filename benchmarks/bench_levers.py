@@ -8,6 +8,7 @@ rounds), and prints images/s with the ratio to the eager fp32 NCHW baseline.
     python benchmarks/bench_levers.py                       # resnet20, batch 128, 32x32
     python benchmarks/bench_levers.py --model resnet50 --batch 16 --side 224
     python benchmarks/bench_levers.py --profile "+ torch.compile"   # where that variant's time goes
+    python benchmarks/bench_levers.py --batches 64,128,256,512      # one variant at several batch sizes
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ VARIANTS = {
     "compile without channels_last": (False, True, True, False),
     "+ bf16 autocast (all on)": (True, True, True, True),
     "eager + bf16 autocast": (False, True, False, True),
+    "channels_last + bf16, eager": (True, True, False, True),  # the step of an eager cifar-fast run
 }
 
 
@@ -54,6 +56,38 @@ def make_step(
     return step
 
 
+def batch_sweep(args: argparse.Namespace, batches: list[int]) -> None:
+    """Images/s of one variant at each batch size, in interleaved rounds (same weights, one process)."""
+    torch.manual_seed(0)
+    reference = create_model(args.model)
+    steps = {}
+    for batch in batches:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(batch, 3, args.side, args.side, generator=gen)
+        y = torch.randint(0, reference.fc.out_features, (batch,), generator=gen)
+        model = create_model(args.model)
+        model.load_state_dict(reference.state_dict())
+        steps[batch] = make_step(model.train(), x, y, *VARIANTS[args.variant])
+        for _ in range(3):
+            steps[batch]()
+    per_image: dict[int, list[float]] = {b: [] for b in batches}
+    for _ in range(args.rounds):
+        for batch, step in steps.items():
+            t = time.perf_counter()
+            for _ in range(args.iters):
+                step()
+            per_image[batch].append((time.perf_counter() - t) / (args.iters * batch))
+    first = statistics.median(per_image[batches[0]])
+    print(
+        f"\n{args.model} training step ({args.variant}), {args.side}x{args.side}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}; median of {args.rounds} rounds\n"
+    )
+    print(f"| batch | images/s | vs batch {batches[0]} |\n| ---: | ---: | ---: |")
+    for batch, ts in per_image.items():
+        t = statistics.median(ts)
+        print(f"| {batch} | {1 / t:,.1f} | {first / t:.2f}x |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet20")
@@ -68,7 +102,16 @@ def main() -> None:
         default=None,
         help="also print torch.profiler's table of the most expensive operators of one variant",
     )
+    p.add_argument(
+        "--batches",
+        default=None,
+        help="comma-separated batch sizes: time --variant at each, interleaved, instead of every variant at --batch",
+    )
+    p.add_argument("--variant", choices=list(VARIANTS), default="channels_last + bf16, eager")
     args = p.parse_args()
+    if args.batches:
+        batch_sweep(args, [int(b) for b in args.batches.split(",")])
+        return
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, args.side, args.side, generator=gen)
     torch.manual_seed(0)

@@ -11,6 +11,7 @@ that the ratios hold even on a busy machine (the absolute numbers only on an idl
 
     python benchmarks/profile_step.py                       # resnet20, batch 128
     python benchmarks/profile_step.py --model resnet56 --steps 3
+    python benchmarks/profile_step.py --precision bf16      # the bf16 autocast step's breakdown
 """
 
 from __future__ import annotations
@@ -138,6 +139,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=5, help="profiled steps, and timed steps per round")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    p.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32", help="the profiled step's precision (default: fp32)"
+    )
     args = p.parse_args()
     threads = torch.get_num_threads()
     bf16 = cpu_has_native_bf16()
@@ -146,11 +150,11 @@ def main() -> None:
         f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if bf16 else 'no'}\n"
     )
 
-    totals = profile_kinds(*make_step(args.model, args.batch, True, "fp32", parts=True), args.steps)
+    totals = profile_kinds(*make_step(args.model, args.batch, True, args.precision, parts=True), args.steps)
     augment = augmentation_ms(args.batch)
     totals["augmentation (batched crop, flip, normalise)"] = augment
     whole = sum(totals.values())
-    print("| kind of work (fp32, channels-last) | ms per step | share |\n| --- | --- | --- |")
+    print(f"| kind of work ({args.precision}, channels-last) | ms per step | share |\n| --- | --- | --- |")
     for kind, ms in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"| {kind} | {ms:.1f} | {100 * ms / whole:.1f}% |")
     print(f"| all | {whole:.1f} | 100% |\n")
