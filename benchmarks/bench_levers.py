@@ -56,6 +56,22 @@ def make_step(
     return step
 
 
+def interleaved_medians(steps: dict, rounds: int, iters: int) -> dict:
+    """Seconds per step of each step function: 3 warm-up calls each (compiling included), then
+    ``rounds`` rounds of ``iters`` calls of every one in turn; the median round counts."""
+    for step in steps.values():
+        for _ in range(3):
+            step()
+    times: dict = {key: [] for key in steps}
+    for _ in range(rounds):
+        for key, step in steps.items():
+            t = time.perf_counter()
+            for _ in range(iters):
+                step()
+            times[key].append((time.perf_counter() - t) / iters)
+    return {key: statistics.median(ts) for key, ts in times.items()}
+
+
 def batch_sweep(args: argparse.Namespace, batches: list[int]) -> None:
     """Images/s of one variant at each batch size, in interleaved rounds (same weights, one process)."""
     torch.manual_seed(0)
@@ -68,23 +84,15 @@ def batch_sweep(args: argparse.Namespace, batches: list[int]) -> None:
         model = create_model(args.model)
         model.load_state_dict(reference.state_dict())
         steps[batch] = make_step(model.train(), x, y, *VARIANTS[args.variant])
-        for _ in range(3):
-            steps[batch]()
-    per_image: dict[int, list[float]] = {b: [] for b in batches}
-    for _ in range(args.rounds):
-        for batch, step in steps.items():
-            t = time.perf_counter()
-            for _ in range(args.iters):
-                step()
-            per_image[batch].append((time.perf_counter() - t) / (args.iters * batch))
-    first = statistics.median(per_image[batches[0]])
+    step_s = interleaved_medians(steps, args.rounds, args.iters)
+    per_image = {batch: s / batch for batch, s in step_s.items()}
+    first = per_image[batches[0]]
     print(
         f"\n{args.model} training step ({args.variant}), {args.side}x{args.side}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}; median of {args.rounds} rounds\n"
     )
     print(f"| batch | images/s | vs batch {batches[0]} |\n| ---: | ---: | ---: |")
-    for batch, ts in per_image.items():
-        t = statistics.median(ts)
+    for batch, t in per_image.items():
         print(f"| {batch} | {1 / t:,.1f} | {first / t:.2f}x |")
 
 
@@ -122,23 +130,14 @@ def main() -> None:
         model = create_model(args.model)
         model.load_state_dict(reference.state_dict())
         steps[name] = make_step(model.train(), x, y, *levers)
-        for _ in range(3):  # warm-up, compiling included
-            steps[name]()
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            t = time.perf_counter()
-            for _ in range(args.iters):
-                step()
-            times[name].append((time.perf_counter() - t) / args.iters)
-    base = statistics.median(times[next(iter(VARIANTS))])
+    times = interleaved_medians(steps, args.rounds, args.iters)
+    base = times[next(iter(VARIANTS))]
     print(
         f"\n{args.model} training step, batch {args.batch}, {args.side}x{args.side}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}; median of {args.rounds} rounds\n"
     )
     print("| variant | images/s | vs baseline |\n| --- | ---: | ---: |")
-    for name, ts in times.items():
-        t = statistics.median(ts)
+    for name, t in times.items():
         print(f"| {name} | {args.batch / t:,.1f} | {base / t:.2f}x |")
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
