@@ -21,9 +21,10 @@ from resnet.train.time_limit import StepClock, describe_duration
 
 # (device type, precision) -> (fraction of the step time compiling saves, seconds it takes), for the
 # paper's CIFAR networks: what decides whether compiling is worth trying. Measured (benchmarks/RESULTS.md):
-# bf16 autocast on 2 AVX-512 BF16 cores, +17% on an AMD EPYC Zen 5 (benchmarks/bench_levers.py,
-# 2026-11-23) and +24% on an Intel Sapphire Rapids, about a minute of compiling, but 0.98x in the
-# trainer's own step on the Zen 5 on 2026-12-01 (a 30-minute ResNet-20 run); float32 on 2 cores, +5%
+# bf16 autocast on 2 AVX-512 BF16 cores, +24% on an Intel Sapphire Rapids, about a minute of compiling;
+# on an AMD EPYC Zen 5 +17% against eager NCHW but 1.02x against the eager channels-last step the
+# trainer takes (benchmarks/bench_levers.py, 2026-11-23 and 2026-12-02), and 0.98x in the trainer's
+# own step (a 30-minute ResNet-20 run, 2026-12-01); float32 on 2 cores, +5%
 # on both an AVX2-only Zen 1 and the Zen 5, minutes of compiling. CUDA was not measured here; its
 # figure is a guess. Whatever the table says, the compiled step is kept only where it is measured faster.
 MEASURED: dict[tuple[str, str], tuple[float, float]] = {
