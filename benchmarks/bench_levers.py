@@ -56,6 +56,20 @@ def make_step(
     return step
 
 
+SWEPT = "channels_last + bf16, eager"
+
+
+def batch_list(text: str) -> list[int]:
+    """``--batches``: comma-separated positive batch sizes."""
+    try:
+        batches = [int(b) for b in text.split(",")]
+    except ValueError:
+        batches = []
+    if not batches or min(batches) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return batches
+
+
 def interleaved_medians(steps: dict, rounds: int, iters: int) -> dict:
     """Seconds per step of each step function: 3 warm-up calls each (compiling included), then
     ``rounds`` rounds of ``iters`` calls of every one in turn; the median round counts."""
@@ -112,13 +126,17 @@ def main() -> None:
     )
     p.add_argument(
         "--batches",
+        type=batch_list,
         default=None,
         help="comma-separated batch sizes: time --variant at each, interleaved, instead of every variant at --batch",
     )
-    p.add_argument("--variant", choices=list(VARIANTS), default="channels_last + bf16, eager")
+    p.add_argument("--variant", choices=list(VARIANTS), default=None, help="with --batches (default: " + SWEPT + ")")
     args = p.parse_args()
+    if args.variant and not args.batches:
+        p.error("--variant is only used with --batches")
     if args.batches:
-        batch_sweep(args, [int(b) for b in args.batches.split(",")])
+        args.variant = args.variant or SWEPT
+        batch_sweep(args, args.batches)
         return
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, args.side, args.side, generator=gen)
